@@ -1,0 +1,36 @@
+"""Errors whose message is meant for the user: the CLI prints them and the app shows them as is."""
+
+
+class LabError(Exception):
+    """Base class: a problem the user can fix, described in plain words."""
+
+
+class ConfigError(LabError, ValueError):
+    """An invalid configuration value; the message names the field and the allowed range."""
+
+
+class DataError(LabError):
+    """A data set that cannot be found, downloaded, read or unpacked."""
+
+
+class ModelError(LabError):
+    """A model that cannot be built (unknown name, weights that cannot be fetched...)."""
+
+
+class CheckpointError(LabError):
+    """A checkpoint that is missing, corrupt or unsafe to load."""
+
+
+class RunNotFound(LabError, KeyError):
+    """An unknown or malformed run id."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else "run not found"
+
+
+class TrainingError(LabError):
+    """Training stopped for a reason the user should see (non-finite loss, out of memory...)."""
+
+
+class Cancelled(Exception):
+    """Raised inside a worker when the user asked for the run to stop."""
