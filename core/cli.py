@@ -1,0 +1,251 @@
+"""`python -m core ...`: the app's operations from a terminal (train, runs, resume, cancel, registries)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from core.errors import LabError
+
+# CLI flag -> config field; flags left unset keep the preset's (or the default) value
+TRAIN_FLAGS = {
+    "dataset": "data.name", "data_path": "data.path", "image_size": "data.image_size", "limit": "data.limit",
+    "model": "model.name", "pretrained": "model.pretrained", "freeze_backbone": "model.freeze_backbone",
+    "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr",
+    "optimizer": "optim.optimizer", "schedule": "optim.schedule", "device": "device", "amp": "amp",
+    "compile": "compile", "channels_last": "channels_last", "seed": "seed", "name": "name",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Deep Learning Lab from the terminal")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model (in this terminal, or --detach as a background job)")
+    train.add_argument("--preset", help="start from a named preset (see `presets`)")
+    train.add_argument("--dataset")
+    train.add_argument("--data-path", help="folder data set: a directory or .zip with train/<class>/ images")
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--limit", type=int, help="use at most this many training samples")
+    train.add_argument("--model")
+    train.add_argument("--pretrained", action="store_true", default=None, help="start from ImageNet weights")
+    train.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the new head")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--optimizer")
+    train.add_argument("--schedule")
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    train.add_argument("--amp", help="off, bf16 or fp16 (CUDA only)")
+    train.add_argument("--compile", action="store_true", default=None)
+    train.add_argument("--channels-last", action="store_true", default=None)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--name")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config field, e.g. --set optim.weight_decay=5e-4 (repeatable)")
+    train.add_argument("--detach", action="store_true", help="submit as a background job and return")
+
+    runs = sub.add_parser("runs", help="list, show, export or delete recorded runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    listing = runs_sub.add_parser("list")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--status")
+    show = runs_sub.add_parser("show")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    export = runs_sub.add_parser("export", help="tidy metrics of runs as CSV: run_id, step, epoch, key, value, time")
+    export.add_argument("run_ids", nargs="+")
+    export.add_argument("--csv", required=True)
+    delete = runs_sub.add_parser("delete")
+    delete.add_argument("run_ids", nargs="+")
+    delete.add_argument("--yes", action="store_true", help="really delete (runs and their artifacts)")
+
+    resume = sub.add_parser("resume", help="continue an interrupted or cancelled run from its last checkpoint")
+    resume.add_argument("run_id")
+    resume.add_argument("--detach", action="store_true")
+    cancel = sub.add_parser("cancel", help="stop a queued or running run (gracefully, then by force)")
+    cancel.add_argument("run_id")
+    cancel.add_argument("--wait", type=float, default=30.0, help="seconds to wait before killing the worker")
+
+    for name in ("presets", "models", "datasets"):
+        registry = sub.add_parser(name, help=f"list the {name} the registry holds")
+        registry.add_argument("--json", action="store_true")
+    return parser
+
+
+def config_from_args(args) -> Any:
+    from core.config import RunConfig, apply_overrides, parse_set_args, preset
+    config = preset(args.preset) if args.preset else RunConfig()
+    if args.preset and args.dataset and args.dataset != config.data.name:
+        config.data.path = None
+    overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items() if getattr(args, flag) is not None}
+    overrides.update(parse_set_args(args.set))
+    config = apply_overrides(config, overrides)
+    if not args.name and not args.preset:
+        config.name = ""
+    return config.validate()
+
+
+def cmd_train(args) -> int:
+    from core import jobs
+    from core.jobs.runner import execute_run
+    from core.paths import run_dir
+    config = config_from_args(args)
+    if args.detach:
+        run_id = jobs.submit(config)
+        print(f"submitted run {run_id} ({config.display_name()}); log: {run_dir(run_id) / 'log.txt'}")
+        return 0
+    run_id = jobs.create(config)
+    folder = run_dir(run_id)
+    print(f"run {run_id} ({config.display_name()}): {folder}")
+    status = execute_run(run_id, progress=True)
+    return _report_end(run_id, status, folder)
+
+
+def _report_end(run_id: str, status: str, folder) -> int:
+    from core.store import RunStore
+    run = RunStore().get_run(run_id)
+    best = run.summary.get("best_val_acc")
+    line = f"run {run_id} {status}"
+    if best is not None:
+        line += f": best val_acc {best:.4f} at epoch {run.summary.get('best_epoch')}"
+    print(line)
+    if status == "failed":
+        print(f"error: {run.error}", file=sys.stderr)
+    checkpoints = [p.name for p in sorted(folder.glob("*.pt"))]
+    if checkpoints:
+        print(f"checkpoints: {', '.join(str(folder / c) for c in checkpoints)}")
+    if status in ("cancelled", "interrupted"):
+        print(f"continue it with: python -m core resume {run_id}")
+    return 0 if status in ("completed", "cancelled") else 1
+
+
+def cmd_runs(args) -> int:
+    from core.store import RunStore
+    store = RunStore()
+    if args.runs_command == "list":
+        frame = store.list_runs(status=args.status)
+        if args.json:
+            print(frame.to_json(orient="records", indent=2))
+        elif frame.empty:
+            print("no runs yet: try `python -m core train --preset digits-cnn`")
+        else:
+            print(format_runs_table(frame))
+        return 0
+    if args.runs_command == "show":
+        return show_run(store, args.run_id, as_json=args.json)
+    if args.runs_command == "export":
+        frame = store.metrics(args.run_ids)
+        for run_id in args.run_ids:
+            store.get_run(run_id)  # unknown ids are an error, not an empty export
+        frame.to_csv(args.csv, index=False)
+        print(f"wrote {len(frame):,} metric rows of {len(args.run_ids)} run(s) to {args.csv}")
+        return 0
+    if args.runs_command == "delete":
+        if not args.yes:
+            raise LabError("deleting removes the runs and their checkpoints; add --yes to confirm")
+        for run_id in args.run_ids:
+            store.delete_run(run_id)
+            print(f"deleted {run_id}")
+        return 0
+    return 2
+
+
+def format_runs_table(frame) -> str:
+    table = frame[["id", "name", "status", "dataset", "model", "best_val_acc", "duration_s"]].copy()
+    table["best_val_acc"] = table["best_val_acc"].map(lambda v: "" if v != v else f"{v:.4f}")
+    table["duration"] = table.pop("duration_s").map(_duration)
+    return table.to_string(index=False)
+
+
+def _duration(seconds) -> str:
+    if seconds is None or seconds != seconds:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def show_run(store, run_id: str, *, as_json: bool) -> int:
+    from core.paths import run_dir
+    run = store.get_run(run_id)
+    folder = run_dir(run_id)
+    artifacts = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    info = {"id": run.id, "name": run.name, "status": run.status, "device": run.device, "error": run.error,
+            "duration_s": run.duration_s, "summary": run.summary, "last_metrics": store.last_metrics(run_id),
+            "config": run.config, "tags": run.tags, "notes": run.notes, "versions": run.versions,
+            "folder": str(folder), "artifacts": artifacts}
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"{run.id}  {run.name}  [{run.status}]  {run.device or ''}")
+    if run.error:
+        print(f"error: {run.error}")
+    print(f"folder: {folder}   artifacts: {', '.join(artifacts) or 'none'}")
+    print("summary:")
+    for key, value in run.summary.items():
+        if key != "last":
+            print(f"  {key}: {value}")
+    print("last metrics:")
+    for key, value in sorted(info["last_metrics"].items()):
+        print(f"  {key}: {value:.6g}")
+    print("config:")
+    print("  " + json.dumps(run.config, indent=2, sort_keys=True).replace("\n", "\n  "))
+    return 0
+
+
+def cmd_registry(args) -> int:
+    rows = registry_rows(args.command)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max(len(row["name"]) for row in rows)
+        for row in rows:
+            print(f"{row['name']:<{width}}  {row['description']}")
+    return 0
+
+
+def registry_rows(kind: str) -> list[dict]:
+    if kind == "presets":
+        from core.config import PRESETS
+        return [{"name": name, "description": text, "config": cfg.to_dict()} for name, (text, cfg) in PRESETS.items()]
+    if kind == "models":
+        from core.models import list_models, model_info
+        return [{"name": n, "description": model_info(n).description, "family": model_info(n).family,
+                 "min_image_size": model_info(n).min_image_size,
+                 "pretrained_available": model_info(n).pretrained_available} for n in list_models()]
+    from core.data import dataset_info, list_datasets
+    rows = []
+    for name in list_datasets():
+        info = dataset_info(name)
+        rows.append({"name": name, "description": info.description, "channels": info.channels,
+                     "image_size": info.image_size, "classes": list(info.classes) if info.classes else None,
+                     "offline": info.offline, "needs_path": info.needs_path})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "runs":
+            return cmd_runs(args)
+        if args.command == "resume":
+            from core import jobs
+            status = jobs.resume(args.run_id, detach=args.detach)
+            if args.detach:
+                print(f"resuming run {args.run_id} in the background")
+                return 0
+            from core.paths import run_dir
+            return _report_end(args.run_id, status, run_dir(args.run_id))
+        if args.command == "cancel":
+            from core import jobs
+            print(f"run {args.run_id}: {jobs.cancel(args.run_id, wait_s=args.wait)}")
+            return 0
+        return cmd_registry(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

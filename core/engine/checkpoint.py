@@ -1,0 +1,64 @@
+"""The one checkpoint module: atomic writes, and loads restricted to tensors and plain data.
+
+A checkpoint holds model, optimiser and scheduler state, epoch and step counters, RNG states,
+the run config, class names and preprocessing. It is loaded only with weights_only=True, so a
+file carrying a malicious pickle is refused instead of executed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from core.errors import CheckpointError
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+def save_checkpoint(payload: dict, path: Path) -> Path:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"refused to load {path.name}: it is not a plain-weights checkpoint or it is corrupt "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise CheckpointError(f"{path.name} is not a lab checkpoint (no model state)")
+    return payload
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,51 @@
+"""Optimisers and learning-rate schedules (with linear warm-up), stepped once per batch."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def build_optimizer(model: torch.nn.Module, optim_cfg) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optim_cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=optim_cfg.lr, momentum=optim_cfg.momentum,
+                               nesterov=optim_cfg.nesterov, weight_decay=optim_cfg.weight_decay)
+    if optim_cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
+
+
+def lr_factor(step: int, optim_cfg, steps_per_epoch: int) -> float:
+    """Multiplier of the base rate at a global step (0-based), warm-up included."""
+    total = max(1, optim_cfg.epochs * steps_per_epoch)
+    warmup = int(optim_cfg.warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return (step + 1) / warmup
+    kind = optim_cfg.schedule
+    if kind == "constant":
+        return 1.0
+    if kind == "step":
+        return optim_cfg.gamma ** ((step // steps_per_epoch) // optim_cfg.step_size)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    # one-cycle (Smith & Topin 2017): without its own warm-up, rise over the first 30% from lr/25
+    # to lr, then cosine down to lr/10^4
+    if warmup == 0:
+        rise = 0.3
+        if progress < rise:
+            return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * progress / rise))
+        progress = (progress - rise) / (1 - rise)
+    return 1e-4 + (1 - 1e-4) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer, optim_cfg, steps_per_epoch: int):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, optim_cfg, steps_per_epoch))
+
+
+def lr_curve(optim_cfg, steps_per_epoch: int) -> list[float]:
+    """The learning rate at every step of the run: for charts of the schedule before training."""
+    total = optim_cfg.epochs * steps_per_epoch
+    return [optim_cfg.lr * lr_factor(step, optim_cfg, steps_per_epoch) for step in range(total)]

@@ -1,0 +1,158 @@
+"""The training loop. It knows no model and no data set: the task says what a step computes,
+the config says how to run it (device, precision, schedule), callbacks do everything else."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from core.engine.callbacks import is_better
+from core.engine.checkpoint import restore_rng_state, rng_state
+from core.engine.devices import autocast_context
+from core.engine.optim import build_optimizer, build_scheduler
+from core.errors import Cancelled, TrainingError
+
+
+class Trainer:
+    def __init__(self, *, config, model, task, train_batches, val_batches, device, callbacks=(),
+                 stop_event=None, metadata: dict | None = None):
+        self.config, self.task, self.device = config, task, device
+        self.train_batches, self.val_batches = train_batches, val_batches
+        self.callbacks = list(callbacks)
+        self.stop_event = stop_event
+        self.metadata = metadata or {}
+        self.model = model.to(device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # the compiled wrapper shares parameters with self.model, whose state dict stays un-prefixed
+        self.forward_model = torch.compile(self.model) if config.compile else self.model
+        self.optimizer = build_optimizer(self.model, config.optim)
+        self.steps_per_epoch = len(train_batches)
+        self.scheduler = build_scheduler(self.optimizer, config.optim, self.steps_per_epoch)
+        self.autocast = autocast_context(device, config.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16" and device.type == "cuda")
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.step = 0  # optimiser steps done, over the whole run
+        self.epoch = 0  # epochs completed
+        self.batch_in_epoch = 0  # batches of the current epoch already done (non-zero after a mid-epoch resume)
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.should_stop = False
+        self.stop_reason = ""
+        self.last_metrics: dict[str, float] = {}
+        self.lr = config.optim.lr
+
+    # ---- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "best_value": self.best_value, "best_epoch": self.best_epoch, "rng": rng_state(),
+                "config": self.config.to_dict(), **self.metadata}
+
+    def load_state_dict(self, payload: dict) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        self.step, self.epoch, self.batch_in_epoch = payload["step"], payload["epoch"], payload["batch_in_epoch"]
+        self.best_value, self.best_epoch = payload["best_value"], payload["best_epoch"]
+        restore_rng_state(payload["rng"])
+
+    def summary(self) -> dict:
+        metric = self.task.best_metric
+        return {f"best_{metric}": self.best_value, "best_metric": metric, "best_epoch": self.best_epoch,
+                "epochs_done": self.epoch, "steps": self.step, "steps_per_epoch": self.steps_per_epoch,
+                "last": self.last_metrics, "stop_reason": self.stop_reason,
+                **{k: v for k, v in self.metadata.items() if k in ("params", "trainable_params")}}
+
+    # ---- loop ------------------------------------------------------------------------------
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def fit(self) -> dict:
+        try:
+            self._call("on_fit_start")
+            while self.epoch < self.config.optim.epochs and not self.should_stop:
+                started = time.perf_counter()
+                epoch_sums = self._train_epoch()
+                metrics = {}
+                if epoch_sums:
+                    metrics.update({f"epoch_train_{k}": v for k, v in self.task.summarize(epoch_sums).items()})
+                metrics.update(self.task.evaluate(self.forward_model, self.val_batches.epoch(0), self.autocast))
+                metrics["epoch_time_s"] = time.perf_counter() - started
+                if self.device.type == "cuda":
+                    metrics["gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                if is_better(metrics.get(self.task.best_metric), self.best_value, self.task.best_mode):
+                    self.best_value, self.best_epoch = metrics[self.task.best_metric], self.epoch
+                self.last_metrics = metrics
+                self._call("on_epoch_end", metrics)
+            self._call("on_fit_end")
+        except BaseException as exc:
+            exc = _explain(exc, self.config)
+            self._call("on_exception", exc)
+            raise exc from None
+        return self.summary()
+
+    def _train_epoch(self) -> dict:
+        self.model.train()
+        epoch_sums: dict = {}
+        window: dict = {}
+        window_start, window_samples = time.perf_counter(), 0
+        clip = self.config.optim.grad_clip
+        log_every = self.config.log_every
+        for inputs, targets in self.train_batches.epoch(self.epoch, start_batch=self.batch_in_epoch):
+            if self.config.channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                loss, sums = self.task.training_step(self.forward_model, inputs, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.params, clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step()
+            self.step += 1
+            self.batch_in_epoch += 1
+            _accumulate(window, sums)
+            window_samples += targets.shape[0]
+            self._call("on_train_batch_end")
+            if self.step % log_every == 0 or self.batch_in_epoch == self.steps_per_epoch:
+                summary = self.task.summarize(window)  # synchronises with the device
+                elapsed = time.perf_counter() - window_start
+                if not math.isfinite(summary["loss"]):
+                    raise TrainingError(
+                        f"the training loss became {summary['loss']} at step {self.step}: training diverged. "
+                        f"Try a lower learning rate (now {self.lr:g}), gradient clipping (optim.grad_clip=1.0)"
+                        + (" or amp off" if self.config.amp != "off" else ""))
+                metrics = {f"train_{k}": v for k, v in summary.items()}
+                metrics.update(lr=self.lr, samples_per_s=window_samples / max(elapsed, 1e-9))
+                self._call("on_train_log", metrics)
+                _accumulate(epoch_sums, window)
+                window, window_start, window_samples = {}, time.perf_counter(), 0
+            if self.stop_event is not None and self.stop_event.is_set():
+                self._call("on_cancel")
+                raise Cancelled(f"cancelled at step {self.step}")
+        return epoch_sums
+
+
+def _accumulate(total: dict, sums: dict) -> None:
+    for key, value in sums.items():
+        total[key] = total[key] + value if key in total else value
+
+
+def _explain(exc: BaseException, config) -> BaseException:
+    """Turn errors a user can act on into messages that say what to do."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        smaller = max(1, config.optim.batch_size // 2)
+        return TrainingError(f"the GPU ran out of memory with batch size {config.optim.batch_size}; "
+                             f"try optim.batch_size={smaller}, amp bf16 or a smaller image size")
+    return exc

@@ -1,0 +1,108 @@
+"""Running one recorded run to its end, in whichever process calls it (a worker or the CLI)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import traceback
+
+from core.engine.checkpoint import LAST, load_checkpoint
+from core.jobs.errors import describe_exception
+from core.paths import run_dir
+
+HEARTBEAT_S = float(os.environ.get("LAB_HEARTBEAT_S", "2"))
+
+
+class Heartbeat(threading.Thread):
+    """Marks the run alive every few seconds and turns a cancel request into the stop event."""
+
+    def __init__(self, run_id: str, stop_event: threading.Event):
+        super().__init__(daemon=True, name=f"heartbeat-{run_id}")
+        self.run_id, self.stop_event, self.done = run_id, stop_event, threading.Event()
+
+    def run(self) -> None:
+        from core.store import RunStore
+        store = RunStore()
+        while not self.done.is_set():
+            try:
+                if store.heartbeat(self.run_id):
+                    self.stop_event.set()
+            except Exception:  # a busy or briefly unreadable db must not kill the run
+                pass
+            self.done.wait(HEARTBEAT_S)
+
+    def stop(self) -> None:
+        self.done.set()
+
+
+def _install_signal_handlers(stop_event: threading.Event) -> None:
+    """Ctrl-C and SIGTERM finish the current step and save a checkpoint instead of dying mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop_event.set())
+
+
+def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) -> str:
+    """Wait for a device slot, train, and record the outcome; returns the final status."""
+    from core.config import RunConfig
+    from core.engine.assemble import assemble
+    from core.engine.callbacks import Checkpointer, EarlyStopping, ProgressBar, StoreLogger
+    from core.engine.devices import describe, library_versions, resolve_device, slot_name
+    from core.errors import Cancelled
+    from core.jobs.slots import device_slot
+    from core.store import RunStore
+
+    store = RunStore()
+    run = store.get_run(run_id)
+    config = RunConfig.from_dict(run.config)
+    folder = run_dir(run_id, create=True)
+    stop_event = threading.Event()
+    _install_signal_handlers(stop_event)
+    store.set_pid(run_id, os.getpid())
+    heartbeat = Heartbeat(run_id, stop_event)
+    heartbeat.start()
+    fitting = False
+    try:
+        device = resolve_device(config.device)
+        with device_slot(slot_name(device), while_waiting=lambda: not stop_event.is_set()) as acquired:
+            if not acquired:
+                store.finish(run_id, "cancelled")
+                return "cancelled"
+            store.mark_running(run_id, pid=os.getpid(), device=describe(device), versions=library_versions())
+            callbacks = [StoreLogger(store, run_id), Checkpointer(folder)]
+            if config.early_stopping_patience:
+                callbacks.append(EarlyStopping(config.early_stopping_patience))
+            if progress:
+                callbacks.append(ProgressBar())
+            trainer = assemble(config, device=device, callbacks=callbacks, stop_event=stop_event)
+            if resume:
+                _restore(trainer, store, run_id, folder)
+            fitting = True
+            try:
+                trainer.fit()  # the store logger records completed / failed / cancelled
+            except Cancelled:
+                pass
+            except Exception:
+                traceback.print_exc()
+    except Exception as exc:
+        if not fitting:
+            traceback.print_exc()
+            store.finish(run_id, "failed", error=describe_exception(exc))
+    finally:
+        heartbeat.stop()
+    return store.get_run(run_id).status
+
+
+def _restore(trainer, store, run_id: str, folder) -> None:
+    """Continue from last.pt; history past the checkpoint is dropped so no step appears twice."""
+    checkpoint = folder / LAST
+    if not checkpoint.exists():
+        store.delete_metrics_after(run_id, -1)
+        store.log_event(run_id, "no checkpoint was saved before the run stopped: restarting from step 0")
+        return
+    trainer.load_state_dict(load_checkpoint(checkpoint, map_location=trainer.device))
+    store.delete_metrics_after(run_id, trainer.step)
+    store.log_event(run_id, f"resumed from step {trainer.step} (epoch {trainer.epoch}, "
+                            f"batch {trainer.batch_in_epoch} of that epoch)")

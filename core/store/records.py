@@ -1,0 +1,134 @@
+"""What a run looks like outside the database: statuses, the `Run` record and run ids."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import LabError
+from core.paths import RUN_ID_PATTERN
+
+QUEUED = "queued"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+INTERRUPTED = "interrupted"
+
+ACTIVE_STATUSES = (QUEUED, RUNNING)
+FINAL_STATUSES = (COMPLETED, FAILED, CANCELLED, INTERRUPTED)
+STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
+
+# Shown to the user on a run whose worker vanished; it says what happened and what to do next.
+INTERRUPTED_MESSAGE = (
+    "the worker process stopped without finishing (killed or the machine restarted); "
+    "resume it to continue from its last checkpoint"
+)
+
+
+class InvalidStatus(LabError, ValueError):
+    """A run status that is not one of STATUSES (a programming error or a bad CLI argument)."""
+
+
+def check_status(status: str, allowed: tuple[str, ...] = STATUSES) -> str:
+    if status not in allowed:
+        raise InvalidStatus(f"'{status}' is not a run status here; use one of: {', '.join(allowed)}")
+    return status
+
+
+def new_run_id() -> str:
+    """A sortable, readable id: UTC 'YYMMDD-HHMMSS-xxxx'.
+
+    The time prefix makes ids sort like creation order in folder listings; the 4 random hex
+    characters separate runs submitted within the same second (the store retries on a clash).
+    """
+    run_id = time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    assert RUN_ID_PATTERN.match(run_id), run_id
+    return run_id
+
+
+def dumps(value: Any) -> str:
+    # allow_nan keeps NaN/inf summaries (a diverged run) readable by Python's json.loads.
+    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+
+
+def loads(text: str | None, default: Any) -> Any:
+    """Decode a JSON column; a NULL or damaged value reads as `default` rather than breaking listings."""
+    if text is None or text == "":
+        return default
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
+@dataclass
+class Run:
+    """One row of the runs table as Python values (JSON columns decoded)."""
+
+    id: str
+    name: str
+    status: str
+    dataset: str | None = None
+    model: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    tags: list = field(default_factory=list)
+    notes: str = ""
+    error: str | None = None
+    device: str | None = None
+    versions: dict = field(default_factory=dict)
+    pid: int | None = None
+    heartbeat: float | None = None
+    cancel_requested: bool = False
+
+    @property
+    def duration_s(self) -> float | None:
+        """Wall time from start to end (or to now while it runs); None if it never started."""
+        if self.started_at is None:
+            return None
+        end = self.ended_at if self.ended_at is not None else time.time()
+        return max(0.0, end - self.started_at)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def best_val_acc(self) -> float:
+        return best_val_acc(self.summary)
+
+
+def best_val_acc(summary: dict) -> float:
+    value = summary.get("best_val_acc") if isinstance(summary, dict) else None
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# The column order used by every SELECT of whole runs, so rows map onto Run without sqlite3.Row.
+RUN_COLUMNS = (
+    "id", "name", "status", "dataset", "model", "created_at", "started_at", "ended_at",
+    "config", "summary", "tags", "notes", "error", "device", "versions", "pid", "heartbeat",
+    "cancel_requested",
+)
+
+
+def run_from_row(row: tuple) -> Run:
+    values = dict(zip(RUN_COLUMNS, row))
+    values["config"] = loads(values["config"], {})
+    values["summary"] = loads(values["summary"], {})
+    values["versions"] = loads(values["versions"], {})
+    values["tags"] = loads(values["tags"], [])
+    values["notes"] = values["notes"] or ""
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Run(**values)

@@ -1,0 +1,21 @@
+"""Worker entry point: `python -m core.worker RUN_ID [--resume]`, started by core.jobs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.worker")
+    parser.add_argument("run_id")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    from core.jobs.runner import execute_run
+    status = execute_run(args.run_id, resume=args.resume)
+    print(f"run {args.run_id} finished: {status}", flush=True)
+    return 0 if status in ("completed", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
