@@ -32,49 +32,27 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def engine_rate(config, splits, device, steps, warmup):
+def engine_rate(config, splits, device, steps):
+    """The engine's own epoch loop (store logging on) over exactly `steps` batches; the first epoch warms up."""
+    from dataclasses import replace
     from core.engine.assemble import assemble
     from core.engine.callbacks import StoreLogger
     from core.store import RunStore
     store = RunStore()
     run_id = store.create_run(config.to_dict(), name="bench")
-    config = config.replace(**{"data.limit": (steps + warmup) * BATCH})
-    trainer = assemble(config, device=device, splits=splits, callbacks=[StoreLogger(store, run_id)])
-    trainer.train_batches.x, trainer.train_batches.y = trainer.train_batches.x[: (steps + warmup) * BATCH], \
-        trainer.train_batches.y[: (steps + warmup) * BATCH]
-    # warm-up epoch of `warmup` steps (allocator, cudnn autotune, compile), then time `steps` steps
-    trainer.steps_per_epoch = warmup
-    _run_steps(trainer, warmup)
+    subset = replace(splits, train_x=splits.train_x[: steps * BATCH], train_y=splits.train_y[: steps * BATCH])
+    trainer = assemble(config, device=device, splits=subset, callbacks=[StoreLogger(store, run_id)])
+    assert trainer.steps_per_epoch == steps
+    trainer._train_epoch()  # warm-up: allocator, cudnn autotuning, compilation
+    trainer.epoch += 1
     sync(device)
     started = time.perf_counter()
-    _run_steps(trainer, steps)
+    trainer._train_epoch()
     sync(device)
     elapsed = time.perf_counter() - started
-    assert store.metrics(run_id).shape[0] > 0, "the engine logged nothing"
+    trainer.callbacks[0].buffer.flush()
+    assert len(store.metrics(run_id)) > 0, "the engine logged nothing"
     return steps * BATCH / elapsed
-
-
-def _run_steps(trainer, steps):
-    """Run exactly `steps` optimiser steps through the engine's own epoch loop."""
-    trainer.steps_per_epoch = steps
-    full = trainer.train_batches.__len__
-    trainer.train_batches.__class__.__len__ = lambda self: steps  # noqa: E731  (engine reads it per epoch)
-    try:
-        trainer.batch_in_epoch = len(trainer.train_batches) - steps if False else 0
-        it = trainer.train_batches.epoch
-        trainer.train_batches.epoch = lambda epoch, start_batch=0: _take(it(epoch, start_batch), steps)
-        trainer._train_epoch()
-        trainer.epoch += 1
-    finally:
-        trainer.train_batches.__class__.__len__ = full.__func__ if hasattr(full, "__func__") else full
-        del trainer.train_batches.epoch
-
-
-def _take(iterator, count):
-    for index, item in enumerate(iterator):
-        if index == count:
-            return
-        yield item
 
 
 def bare_rate(model_name, splits, device, steps, warmup, mean, std, amp):
@@ -168,7 +146,7 @@ def main() -> int:
             steps = args.steps or (gpu_steps if device.type == "cuda" else cpu_steps)
             warmup = max(2, steps // 10)
             config = base.replace(**{"model.name": model_name, "name": f"bench-{model_name}"}).validate()
-            a = engine_rate(config, splits, device, steps, warmup)
+            a = engine_rate(config, splits, device, steps)
             b = bare_rate(model_name, splits, device, steps, warmup, mean, std, args.amp)
             c = tutorial_rate(model_name, str(train_folder), device, steps, warmup, mean, std, args.amp)
             print(f"{model_name} engine samples/s {a:.1f}")

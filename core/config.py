@@ -245,7 +245,9 @@ _STR_NONE = {"path"}  # optional string fields: keep the text as is
 def _resolve_key(config: RunConfig, key: str):
     parts = key.split(".")
     if len(parts) == 1:
-        matches = [(config, key)] if key in {f.name for f in fields(config)} else []
+        if key in {f.name for f in fields(config)} and key not in ("data", "model", "optim"):
+            return config, key  # top-level fields win: "name" is the run's name
+        matches = []
         for section in ("data", "model", "optim"):
             sub = getattr(config, section)
             if key in {f.name for f in fields(sub)}:

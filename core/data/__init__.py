@@ -29,7 +29,7 @@ _REGISTRY: dict[str, DatasetInfo] = {}
 
 def register_dataset(name: str, *, description: str, classes, channels: int, image_size: int,
                      needs_path: bool = False, offline: bool = True):
-    """Decorator: register `builder(cfg: DataConfig) -> ImageSplits` under `name`."""
+    """Decorator: register `builder(cfg: DataConfig, *, seed: int) -> ImageSplits` under `name`."""
     def wrap(builder):
         _REGISTRY[name] = DatasetInfo(name, description, tuple(classes) if classes else None, channels,
                                       image_size, needs_path, offline, builder)
@@ -37,9 +37,18 @@ def register_dataset(name: str, *, description: str, classes, channels: int, ima
     return wrap
 
 
+_LOADED = False
+
+
 def _ensure_loaded() -> None:
-    if not _REGISTRY:
-        from core.data import digits, folder, shapes, torchvision_sets  # noqa: F401  (registers)
+    # A flag, not `if not _REGISTRY`: importing one data set module first (say core.data.digits)
+    # must not hide the others. The modules import no torch at import time, so this stays cheap.
+    global _LOADED
+    if not _LOADED:
+        # Import order is listing order (what the UI shows): built-in sets first, your own folder last.
+        from core.data import digits, shapes, torchvision_sets  # noqa: F401, I001  (registers)
+        from core.data import folder  # noqa: F401, E402
+        _LOADED = True
 
 
 def list_datasets() -> list[str]:

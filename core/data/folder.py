@@ -1,0 +1,313 @@
+"""Your own images: a folder or a .zip laid out like torchvision's ImageFolder.
+
+Accepted layouts (class names are sorted like ImageFolder's, so label i means the same thing):
+
+    root/train/<class>/*.jpg  [root/val|valid|validation|test/<class>/*.jpg]   official split
+    root/<one folder>/train/<class>/...                                       e.g. a zipped folder
+    root/<class>/*.jpg                                                        seeded val_fraction split
+
+Images of any size and mode become (3, S, S) uint8 (S = data.image_size, default 64), decoded once
+by a thread pool and cached; unreadable files are counted in `skipped`, never fatal. Zips are
+checked member by member before anything is written (no absolute names, no `..`), then unpacked
+once under LAB_HOME/cache/folders/<sha1 of path, size, mtime>.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from core.data import register_dataset
+from core.errors import DataError
+from core.paths import cache_dir
+
+DEFAULT_SIZE = 64
+_VAL_NAMES = ("val", "valid", "validation", "test")  # first one present is the validation split
+_IGNORED_DIRS = ("__MACOSX",)  # macOS zip resource forks
+_MAX_UNZIPPED_BYTES = 8 * 1024**3  # refuse zip bombs before unpacking
+_MAX_DECODED_BYTES = 8 * 1024**3  # the uint8 tensors must fit in memory (and on the device)
+# Reading one member can fail in these ways when its bytes are bad (CRC, zlib stream, password,
+# unknown compression); the file is then skipped like any undecodable image.
+_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, ValueError, NotImplementedError, EOFError)
+_SMALL_FILE = 16 * 1024  # bytes; below this mean file size decoding runs on one thread (see _decode)
+_CHUNK = 64  # files per thread-pool task: amortises the per-task overhead on tiny images
+
+
+@register_dataset("folder", description="Your own images: a folder or .zip with train/<class>/ (and val/ or test/)",
+                  classes=None, channels=3, image_size=DEFAULT_SIZE, needs_path=True)
+def build_folder(cfg, *, seed: int):
+    from core.data.cache import cached_tensors
+    from core.data.images import IMAGE_EXTENSIONS
+    from core.data.splits import ImageSplits, shuffle_pairs, split_train_val
+
+    size = int(cfg.image_size or DEFAULT_SIZE)
+    root = open_source(cfg.path)
+    train_dir, val_dir = find_splits(root)
+    classes = class_names(train_dir)
+    if not classes:
+        where, kinds = _shown(cfg.path, root, train_dir), ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
+        if _visible_dirs(train_dir):
+            raise DataError(f"no images ({kinds}) in the class folders of {where}")
+        raise DataError(f"no class folders in {where}: put the images in train/<class>/ folders "
+                        "(and optionally val/<class>/), or in <class>/ folders")
+    train_files, train_newest = _list_images(train_dir, classes, "train")
+    val_files, val_newest = _list_images(val_dir, classes, val_dir.name) if val_dir else ([], 0)
+    if val_dir is not None and not val_files:
+        val_dir = None  # an empty val/ folder: hold out val_fraction of train/ instead
+    total = len(train_files) + len(val_files)
+    if total * 3 * size * size > _MAX_DECODED_BYTES:
+        raise DataError(f"{total:,} images at {size}x{size} need {total * 3 * size * size / 1e9:.1f} GB of memory; "
+                        "lower data.image_size")
+
+    # Cheap identity of the content: adding, removing or re-saving a file changes count or newest mtime.
+    newest = max(train_newest, val_newest)
+    key = f"folder:{train_dir}:{val_dir or ''}:{total}:{newest}:{size}"
+
+    def build():
+        train_x, train_y, bad_train = _decode(train_files, size)
+        val_x, val_y, bad_val = _decode(val_files, size)
+        return {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y,
+                "classes": classes, "skipped": bad_train + bad_val}
+
+    data = cached_tensors(key, build)
+    if val_dir is not None:
+        train_x, train_y = shuffle_pairs(data["train_x"], data["train_y"], seed)
+        val_x, val_y = data["val_x"], data["val_y"]
+        how = f"{train_dir.name}/ and {val_dir.name}/"
+    else:
+        train_x, train_y, val_x, val_y = split_train_val(data["train_x"], data["train_y"], cfg.val_fraction, seed)
+        how = f"{train_dir.name}/, {cfg.val_fraction:g} of it held out for validation"
+    return ImageSplits(train_x, train_y, val_x, val_y, classes=list(data["classes"]), channels=3, image_size=size,
+                       skipped=int(data["skipped"]), source=f"folder {cfg.path} ({how})")
+
+
+# ---- where the images are ---------------------------------------------------------------------
+
+def open_source(path_text: str | None) -> Path:
+    """The folder to read: the path itself, or where its zip was unpacked."""
+    if not path_text:
+        raise DataError("data.path is empty: name a folder of images or a .zip file")
+    path = Path(path_text).expanduser()
+    if not path.exists():
+        raise DataError(f"data path not found: {path_text}")
+    if path.is_dir():
+        return path.resolve()
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return extract_zip(path.resolve())
+    raise DataError(f"data path {path_text} is neither a folder nor a .zip file")
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    """Sub-folders, sorted, without hidden ones, macOS debris or symlinks (which could point anywhere)."""
+    try:
+        with os.scandir(path) as entries:
+            found = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)
+                     and not e.name.startswith(".") and e.name not in _IGNORED_DIRS]
+    except OSError as exc:
+        raise DataError(f"cannot read folder {path}: {exc.strerror or exc}") from None
+    return sorted(found, key=lambda p: p.name)
+
+
+def find_splits(root: Path) -> tuple[Path, Path | None]:
+    """(train folder, validation folder or None) for any of the accepted layouts."""
+    base = root
+    for _ in range(3):  # step through wrapping folders such as the top folder of a zip
+        if _child(base, "train") is not None:
+            break
+        subdirs = _visible_dirs(base)
+        if len(subdirs) == 1 and _visible_dirs(subdirs[0]) and not _has_images(base):
+            base = subdirs[0]
+        else:
+            break
+    train = _child(base, "train")
+    if train is None:
+        return base, None  # class folders directly: split by val_fraction
+    val = next((v for v in (_child(base, n) for n in _VAL_NAMES) if v is not None), None)
+    return train, val
+
+
+def _child(base: Path, name: str) -> Path | None:
+    return next((d for d in _visible_dirs(base) if d.name.lower() == name), None)
+
+
+def _has_images(path: Path) -> bool:
+    from core.data.images import is_image_name
+
+    with os.scandir(path) as entries:
+        return any(e.is_file() and is_image_name(e.name) for e in entries)
+
+
+def class_names(split_dir: Path) -> list[str]:
+    """Sorted names of the class folders that hold at least one image file (at any depth)."""
+    return [d.name for d in _visible_dirs(split_dir) if _walk_images(d, first_only=True)]
+
+
+def _walk_images(top: Path, first_only: bool = False) -> list[tuple[Path, int]]:
+    """(path, mtime_ns) of image files under `top`, sorted; hidden files and symlinks are left out."""
+    from core.data.images import is_image_name
+
+    found, stack = [], [top]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.name.startswith(".") or e.is_symlink():
+                    continue
+                if e.is_dir():
+                    if e.name not in _IGNORED_DIRS:
+                        stack.append(Path(e.path))
+                elif is_image_name(e.name):
+                    found.append((Path(e.path), e.stat().st_mtime_ns))
+                    if first_only:
+                        return found
+    return sorted(found)
+
+
+def _list_images(split_dir: Path, classes: list[str], split: str) -> tuple[list[tuple[Path, int]], int]:
+    """[(path, label)] for one split, and the newest modification time among its files."""
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = [d.name for d in _visible_dirs(split_dir) if d.name not in index and _walk_images(d, first_only=True)]
+    if unknown:
+        raise DataError(f"{split}/ has class folders that train/ lacks: {', '.join(unknown[:5])}; "
+                        "every validation class needs training images")
+    files, newest = [], 0
+    for name in classes:
+        class_dir = split_dir / name
+        if not class_dir.is_dir():
+            continue  # a class missing from the validation split is fine
+        for path, mtime in _walk_images(class_dir):
+            files.append((path, index[name]))
+            newest = max(newest, mtime)
+    return files, newest
+
+
+def _shown(user_path, root: Path, folder: Path) -> str:
+    """The folder as the user knows it: relative to their path, not to a cache folder they never saw."""
+    try:
+        relative = folder.relative_to(root).as_posix()
+    except ValueError:
+        return str(folder)
+    return f"{user_path}" + (f" (in {relative}/)" if relative != "." else "")
+
+
+# ---- decoding ---------------------------------------------------------------------------------
+
+def _decode(files: list[tuple[Path, int]], size: int):
+    """Decode in a thread pool (Pillow releases the GIL while decoding and resizing).
+
+    Returns images (N, 3, size, size) uint8, labels (N,) int64 for the files that decoded, and the
+    number that did not (empty, corrupt, unsupported, decompression bombs).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import torch
+
+    from core.data.images import decode_image
+
+    n = len(files)
+    out = np.zeros((n, size, size, 3), dtype=np.uint8)  # (N, S, S, 3): Pillow's layout
+    ok = np.zeros(n, dtype=bool)
+
+    def work(start: int) -> None:
+        for i in range(start, min(start + _CHUNK, n)):
+            try:
+                out[i] = decode_image(files[i][0], size)
+                ok[i] = True
+            except Exception:  # noqa: BLE001  a bad file is skipped and counted, whatever went wrong
+                pass
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    if _mean_size(files[:32]) < _SMALL_FILE:
+        workers = 1  # thumbnails are Python-bound (parsing, not decoding): threads only contend for the GIL
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        list(pool.map(work, range(0, n, _CHUNK)))
+    labels = np.fromiter((label for _, label in files), dtype=np.int64, count=n)
+    x = torch.from_numpy(out[ok]).permute(0, 3, 1, 2).contiguous()  # (N, S, S, 3) -> (N, 3, S, S)
+    return x, torch.from_numpy(labels[ok]), int(n - ok.sum())
+
+
+def _mean_size(files: list[tuple[Path, int]]) -> float:
+    sizes = []
+    for path, _ in files:
+        try:
+            sizes.append(os.path.getsize(path))
+        except OSError:
+            pass  # vanished since listing: the decoder will count it as skipped
+    return sum(sizes) / len(sizes) if sizes else 0.0
+
+
+# ---- zips -------------------------------------------------------------------------------------
+
+def _safe_member_name(name: str) -> str | None:
+    """The member's relative POSIX path, or None when it is absolute or climbs out with `..`."""
+    clean = name.replace("\\", "/")
+    if clean.startswith("/") or (len(clean) > 1 and clean[1] == ":"):  # /etc/x, C:/x, C:x
+        return None
+    parts = PurePosixPath(clean).parts
+    if ".." in parts:
+        return None
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def extract_zip(zip_path: Path) -> Path:
+    """Unpack the zip's image files once; later calls (same path, size and mtime) reuse the folder."""
+    from core.data.images import is_image_name
+    from core.paths import safe_join
+
+    stat = zip_path.stat()
+    digest = hashlib.sha1(f"{zip_path}|{stat.st_size}|{stat.st_mtime_ns}".encode("utf-8")).hexdigest()
+    parent = cache_dir("folders")
+    dest = parent / digest
+    if (dest / ".complete").is_file():
+        return dest
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{zip_path.name} is not a readable zip file ({exc})") from None
+    with archive:
+        # Check every member before writing anything: one bad name rejects the whole archive.
+        wanted = []
+        for info in archive.infolist():
+            clean = _safe_member_name(info.filename)
+            if clean is None:
+                raise DataError(f"{zip_path.name} was refused: member '{info.filename}' would be written outside "
+                                "the folder it is unpacked into")
+            if not info.is_dir() and clean and is_image_name(clean):
+                wanted.append((info, clean))
+        if sum(info.file_size for info, _ in wanted) > _MAX_UNZIPPED_BYTES:
+            raise DataError(f"{zip_path.name} unpacks to more than {_MAX_UNZIPPED_BYTES / 1024**3:.0f} GB of images")
+        # Unpack into a private folder and rename it into place: a crash never leaves a half folder
+        # that a later call would take for a whole one.
+        tmp = Path(tempfile.mkdtemp(prefix=f"{digest}.", suffix=".part", dir=parent))
+        try:
+            made = set()
+            for info, clean in wanted:
+                folder, _, name = clean.rpartition("/")
+                if folder not in made:  # resolve each folder once: resolving per file costs seconds
+                    safe_join(tmp, folder or ".").mkdir(parents=True, exist_ok=True)
+                    made.add(folder)
+                target = tmp / folder / name
+                try:
+                    with archive.open(info) as src, open(target, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                except _MEMBER_ERRORS:
+                    target.write_bytes(b"")  # corrupt or encrypted member: an empty file, counted as skipped
+            (tmp / ".complete").touch()
+            if (dest / ".complete").is_file():
+                shutil.rmtree(tmp)  # another process finished the same unpack first
+                return dest
+            if dest.exists():
+                shutil.rmtree(dest)  # an unfinished unpack from a crashed process
+            os.replace(tmp, dest)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(f"could not unpack {zip_path.name} into {parent}: {exc.strerror or exc}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return dest
