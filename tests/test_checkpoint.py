@@ -28,18 +28,19 @@ def test_round_trip_keeps_tensors_and_plain_data(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file left behind
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_malicious_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
+    path = tmp_path / "hostile.pt"
     with open(path, "wb") as handle:
         pickle.dump({"model": _Exploit(marker)}, handle)
-    with pytest.raises(CheckpointError, match="refused to load evil.pt"):
+    with pytest.raises(CheckpointError, match="refused to load hostile.pt"):
         load_checkpoint(path)
     assert not marker.exists()
     # the same file in torch's own zip format is refused too
-    torch.save({"model": _Exploit(marker)}, tmp_path / "evil2.pt")
+    torch.save({"model": _Exploit(marker)}, tmp_path / "hostile2.pt")
     with pytest.raises(CheckpointError):
-        load_checkpoint(tmp_path / "evil2.pt")
+        load_checkpoint(tmp_path / "hostile2.pt")
     assert not marker.exists()
 
 
