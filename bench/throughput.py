@@ -44,12 +44,13 @@ def engine_rate(config, splits, device, steps):
     trainer = assemble(config, device=device, splits=subset, callbacks=[StoreLogger(store, run_id)])
     assert trainer.steps_per_epoch == steps
     trainer._train_epoch()  # warm-up: allocator, cudnn autotuning, compilation
-    trainer.epoch += 1
+    trainer.epoch, trainer.batch_in_epoch = trainer.epoch + 1, 0
     sync(device)
     started = time.perf_counter()
     trainer._train_epoch()
     sync(device)
     elapsed = time.perf_counter() - started
+    assert trainer.step == 2 * steps, "the timed epoch did not run every step"
     trainer.callbacks[0].buffer.flush()
     assert len(store.metrics(run_id)) > 0, "the engine logged nothing"
     return steps * BATCH / elapsed

@@ -84,15 +84,22 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
                 trainer.fit()  # the store logger records completed / failed / cancelled
             except Cancelled:
                 pass
-            except Exception:
-                traceback.print_exc()
+            except Exception as exc:
+                _print_unexpected(exc)
     except Exception as exc:
         if not fitting:
-            traceback.print_exc()
+            _print_unexpected(exc)
             store.finish(run_id, "failed", error=describe_exception(exc))
     finally:
         heartbeat.stop()
     return store.get_run(run_id).status
+
+
+def _print_unexpected(exc: Exception) -> None:
+    """A traceback for bugs (it lands in the run's log.txt); user-fixable errors are recorded as messages."""
+    from core.errors import LabError
+    if not isinstance(exc, LabError):
+        traceback.print_exception(exc)
 
 
 def _restore(trainer, store, run_id: str, folder) -> None:

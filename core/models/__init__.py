@@ -35,7 +35,7 @@ def register_model(name: str, *, description: str, family: str, min_image_size: 
 
 def _ensure_loaded() -> None:
     if not _REGISTRY:
-        from core.models import imagenet, resnet_small, small  # noqa: F401  (registers)
+        from core.models import small, resnet_small, imagenet  # noqa: F401  (registers, in listing order)
 
 
 def list_models() -> list[str]:
