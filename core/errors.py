@@ -34,3 +34,7 @@ class TrainingError(LabError):
 
 class Cancelled(Exception):
     """Raised inside a worker when the user asked for the run to stop."""
+
+
+class InputError(LabError):
+    """Uploaded media that cannot be used: empty, not an image, truncated, too large, undecodable."""
