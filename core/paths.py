@@ -9,6 +9,7 @@ from pathlib import Path
 from core.errors import LabError, RunNotFound
 
 RUN_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{5,63}$")
+LAST_CHECKPOINT, BEST_CHECKPOINT = "last.pt", "best.pt"  # in each run's folder
 
 
 def lab_home() -> Path:

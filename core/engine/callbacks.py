@@ -67,6 +67,10 @@ class StoreLogger(Callback):
         self.store, self.run_id = store, run_id
         self.buffer = MetricBuffer(store, run_id)
 
+    def on_fit_start(self, trainer):
+        # steps per epoch, parameter counts and data sizes: what a live view needs for progress and ETA
+        self.store.update_summary(self.run_id, {**trainer.summary(), "data": trainer.metadata.get("data")})
+
     def on_train_log(self, trainer, metrics):
         epoch = trainer.epoch + trainer.batch_in_epoch / max(1, trainer.steps_per_epoch)
         for key, value in metrics.items():

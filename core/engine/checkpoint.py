@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 
 from core.errors import CheckpointError
-
-LAST, BEST = "last.pt", "best.pt"
+from core.paths import BEST_CHECKPOINT as BEST, LAST_CHECKPOINT as LAST  # noqa: F401  (re-exported)
 
 
 def save_checkpoint(payload: dict, path: Path) -> Path:

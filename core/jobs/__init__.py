@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.engine.checkpoint import LAST
 from core.errors import LabError
-from core.paths import lab_home, run_dir
+from core.paths import LAST_CHECKPOINT as LAST, lab_home, run_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = ("queued", "running")

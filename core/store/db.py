@@ -136,6 +136,17 @@ class RunStore:
             raise RunNotFound(f"no run with id '{run_id}'")
         return run_from_row(rows[0])
 
+    def get_runs(self, run_ids: list[str] | None = None) -> dict[str, Run]:
+        """Many runs (all when run_ids is None) in one query, newest first; unknown ids are left out."""
+        self.reap_stale()
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+        params: tuple = ()
+        if run_ids is not None:
+            sql += " WHERE id IN (SELECT value FROM json_each(?))"
+            params = (dumps([check_run_id(r) for r in run_ids]),)
+        rows = self._read(sql + " ORDER BY created_at DESC, id DESC", params)
+        return {run.id: run for run in map(run_from_row, rows)}
+
     def list_runs(self, status: str | None = None) -> pd.DataFrame:
         """One row per run, newest first (see LIST_COLUMNS); an empty frame when there are none."""
         self.reap_stale()

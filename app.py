@@ -1,0 +1,23 @@
+"""Deep Learning Lab: the router and the frame (page config, navigation, sidebar with device and queue)."""
+
+import streamlit as st
+
+from ui.sidebar import render_sidebar
+
+st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/neurology:", layout="wide")
+
+PAGES = {
+    "Lab": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/stacked_line_chart:", url_path="runs"),
+        st.Page("pages/media.py", title="Media", icon=":material/image_search:", url_path="media"),
+    ],
+    "Learn": [
+        st.Page("pages/concepts.py", title="Concepts", icon=":material/school:", url_path="concepts"),
+    ],
+}
+
+page = st.navigation(PAGES)
+render_sidebar()
+page.run()

@@ -1,0 +1,42 @@
+"""Media: classify uploaded images and videos with a trained run or a pretrained ImageNet model."""
+
+import streamlit as st
+
+from core.errors import LabError
+from ui.resources import TRAIN_PAGE, show_error
+
+st.title("Media")
+st.caption("Classify your own pictures and videos with one of your runs or a pretrained ImageNet model.")
+
+from core.inference import list_model_sources  # noqa: E402
+from ui.media_view import compare_tab, images_tab, load_predictor, video_tab  # noqa: E402
+
+sources = list_model_sources()
+if not sources:
+    st.info("No model to use yet.")
+    st.page_link(TRAIN_PAGE, label="Train one first", icon=":material/model_training:")
+    st.stop()
+
+labels = [s["label"] for s in sources]
+index = st.selectbox("Model", range(len(sources)), format_func=lambda i: labels[i], key="media_source",
+                     help="Completed runs (best or last checkpoint) and pretrained ImageNet models")
+try:
+    predictor = load_predictor(sources[index])
+except LabError as exc:
+    st.error(str(exc), icon=":material/cloud_off:")
+    st.page_link(TRAIN_PAGE, label="Train a model of your own instead (no download needed)",
+                 icon=":material/model_training:")
+    st.stop()
+except Exception as exc:
+    show_error(exc)
+    st.stop()
+st.caption(f"{len(predictor.classes)} classes · input {predictor.image_size}px · "
+           + ", ".join(predictor.classes[:12]) + ("…" if len(predictor.classes) > 12 else ""))
+
+images, compare, video = st.tabs(["Images", "Compare models", "Video"])
+with images:
+    images_tab(predictor)
+with compare:
+    compare_tab(sources)
+with video:
+    video_tab(predictor)

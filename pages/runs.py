@@ -1,0 +1,52 @@
+"""Runs: every run in a table; select several to overlay their metrics, diff configs and export."""
+
+import streamlit as st
+
+from ui.resources import TRAIN_PAGE, duration, store
+
+st.title("Runs")
+runs = store().list_runs()
+if runs.empty:
+    st.info("No runs yet. Start one from Home or Train.", icon=":material/lightbulb:")
+    st.stop()
+
+from core.analysis import config_diff, filter_runs, runs_table  # noqa: E402  (after the cheap empty check)
+from ui.runs_view import compare_section, manage_section  # noqa: E402
+
+details = store().get_runs()
+table = runs_table(runs, {i: r.config for i, r in details.items()}, {i: r.summary for i, r in details.items()})
+
+with st.container(border=True):
+    c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
+    text = c1.text_input("Search", placeholder="name, id, model, data set, tag", key="runs_search")
+    statuses = c2.multiselect("Status", sorted(table.status.unique()), key="runs_status")
+    datasets = c3.multiselect("Data set", sorted(table.dataset.dropna().unique()), key="runs_dataset")
+    models = c4.multiselect("Model", sorted(table.model.dropna().unique()), key="runs_model")
+    all_tags = sorted({t for tags in runs.tags for t in (tags or [])})
+    tags = c5.multiselect("Tag", all_tags, key="runs_tags")
+shown = filter_runs(table, text=text, statuses=statuses, datasets=datasets, models=models, tags=tags)
+
+st.caption(f"{len(shown)} of {len(table)} runs · select rows to compare them")
+event = st.dataframe(
+    shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
+    column_config={
+        "id": st.column_config.TextColumn("id", width="small"),
+        "best_val_acc": st.column_config.ProgressColumn("best val acc", min_value=0, max_value=1, format="%.3f"),
+        "last_val_acc": st.column_config.NumberColumn("last val acc", format="%.3f"),
+        "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+        "lr": st.column_config.NumberColumn("lr", format="%.2e"),
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    })
+selected = [shown.iloc[i]["id"] for i in event.selection.rows] if event and event.selection else []
+
+if not selected:
+    st.info("Select one or more runs in the table to compare their curves, configs and statistics.",
+            icon=":material/touch_app:")
+    st.stop()
+
+names = {run_id: f"{details[run_id].name} ({run_id[-4:]})" for run_id in selected}
+for run_id in selected[:6]:
+    st.page_link(TRAIN_PAGE, label=f"Open {names[run_id]} · {details[run_id].status} · "
+                 f"{duration(details[run_id].duration_s)}", query_params={"run": run_id}, icon=":material/open_in_new:")
+compare_section(selected, names, {i: details[i].config for i in selected})
+manage_section(selected, details)

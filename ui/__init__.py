@@ -1,0 +1,1 @@
+"""Streamlit-only helpers shared by the pages: cached resources, forms, charts and state keys."""

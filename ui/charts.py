@@ -1,0 +1,137 @@
+"""Plotly figures for the pages. Long series are downsampled before they reach the browser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+MAX_POINTS = 1000
+TRAIN_COLOUR, VAL_COLOUR, OTHER_COLOUR = "#4f46e5", "#f97316", "#0ea5e9"
+
+
+def _layout(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
+def _series(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
+    from core.analysis import lttb
+    part = frame[frame.key == key]
+    x, y = part.step.to_numpy(dtype=float), part.value.to_numpy(dtype=float)
+    return lttb(x, y, MAX_POINTS)
+
+
+def live_figure(frame: pd.DataFrame) -> go.Figure:
+    """Loss, accuracy, learning rate and throughput of one run: train per log window, validation per epoch."""
+    fig = make_subplots(rows=2, cols=2, subplot_titles=("Loss", "Accuracy", "Learning rate", "Samples / s"),
+                        vertical_spacing=0.16, horizontal_spacing=0.08)
+    panels = [(1, 1, "train_loss", "train", TRAIN_COLOUR, "lines"), (1, 1, "val_loss", "validation", VAL_COLOUR,
+               "lines+markers"), (1, 2, "train_acc", "train", TRAIN_COLOUR, "lines"),
+              (1, 2, "val_acc", "validation", VAL_COLOUR, "lines+markers"),
+              (2, 1, "lr", "learning rate", OTHER_COLOUR, "lines"),
+              (2, 2, "samples_per_s", "samples/s", OTHER_COLOUR, "lines")]
+    shown = set()
+    for row, col, key, label, colour, mode in panels:
+        x, y = _series(frame, key)
+        if len(x) == 0:
+            continue
+        fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=label, line=dict(color=colour, width=2),
+                                 legendgroup=label, showlegend=label not in shown), row=row, col=col)
+        shown.add(label)
+    fig.update_xaxes(title_text="step", row=2)
+    return _layout(fig, 560)
+
+
+def schedule_figure(lrs: list[float], steps_per_epoch: int) -> go.Figure:
+    steps = np.arange(len(lrs))
+    x, y = steps.astype(float), np.asarray(lrs, dtype=float)
+    if len(x) > MAX_POINTS:
+        from core.analysis import lttb
+        x, y = lttb(x, y, MAX_POINTS)
+    fig = go.Figure(go.Scatter(x=x / max(1, steps_per_epoch), y=y, mode="lines", line=dict(color=TRAIN_COLOUR),
+                               fill="tozeroy", name="learning rate"))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="learning rate", exponentformat="e")
+    return _layout(fig, 220)
+
+
+def class_counts_figure(classes: list[str], train: list[int], val: list[int]) -> go.Figure:
+    fig = go.Figure([go.Bar(x=classes, y=train, name="train", marker_color=TRAIN_COLOUR),
+                     go.Bar(x=classes, y=val, name="validation", marker_color=VAL_COLOUR)])
+    fig.update_layout(barmode="stack")
+    return _layout(fig, 240)
+
+
+def confusion_figure(classes: list[str], matrix: np.ndarray) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix,
+                               texttemplate="%{text}", hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
+    fig.update_xaxes(title_text="predicted", type="category")
+    fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+    return _layout(fig, 460 if len(classes) <= 12 else 700)
+
+
+def top_k_figure(pairs: list[tuple[str, float]]) -> go.Figure:
+    labels = [name for name, _ in pairs][::-1]
+    values = [p for _, p in pairs][::-1]
+    fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=TRAIN_COLOUR,
+                           text=[f"{v:.1%}" for v in values], textposition="auto"))
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, 60 + 34 * len(pairs))
+
+
+PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#eab308", "#14b8a6", "#64748b",
+           "#db2777"]
+
+
+def overlay_figure(curves: pd.DataFrame, best: pd.DataFrame, names: dict[str, str], *, key: str, x: str,
+                   log_y: bool, smoothed: bool) -> go.Figure:
+    """Several runs' curves of one metric: smoothed lines over faint raw ones, best point marked."""
+    fig = go.Figure()
+    for index, (run_id, part) in enumerate(curves.groupby("run_id", sort=False)):
+        colour = PALETTE[index % len(PALETTE)]
+        label = names.get(run_id, run_id)
+        if smoothed:
+            fig.add_trace(go.Scatter(x=part["x"], y=part["value"], mode="lines", line=dict(color=colour, width=1),
+                                     opacity=0.25, legendgroup=run_id, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=part["x"], y=part["smoothed" if smoothed else "value"], mode="lines",
+                                 name=label, legendgroup=run_id, line=dict(color=colour, width=2)))
+        top = best[best.run_id == run_id]
+        if not top.empty and x in top.columns:
+            fig.add_trace(go.Scatter(x=top[x], y=top["value"], mode="markers", legendgroup=run_id, showlegend=False,
+                                     marker=dict(color=colour, size=11, symbol="star", line=dict(color="white", width=1)),
+                                     hovertemplate=f"best {key} %{{y:.4g}} ({label})<extra></extra>"))
+    fig.update_xaxes(title_text={"step": "step", "epoch": "epoch", "time": "wall time (s)"}[x])
+    fig.update_yaxes(title_text=key, type="log" if log_y else "linear")
+    return _layout(fig, 460)
+
+
+def parallel_figure(table: pd.DataFrame, metric: str) -> go.Figure:
+    dims = []
+    for column in table.columns:
+        if column in ("run_id", "name"):
+            continue
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values):
+            dims.append(dict(label=column, values=values))
+        else:
+            codes, labels = pd.factorize(values.astype(str))
+            dims.append(dict(label=column, values=codes, tickvals=list(range(len(labels))), ticktext=list(labels)))
+    colour = table[metric] if metric in table else None
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=colour, colorscale="Viridis", showscale=True)))
+    return _layout(fig, 420)
+
+
+def timeline_figure(per_frame: pd.DataFrame) -> go.Figure:
+    """Top class of each sampled frame over time; marker opacity follows the confidence."""
+    fig = go.Figure(go.Scatter(
+        x=per_frame["time_s"], y=per_frame["top1"], mode="markers+lines", line=dict(color="#cbd5e1", width=1),
+        marker=dict(size=14, color=per_frame["p1"], colorscale="Blues", cmin=0, cmax=1, showscale=True,
+                    colorbar=dict(title="p")),
+        customdata=np.arange(len(per_frame)),
+        hovertemplate="%{x:.1f}s: %{y} (%{marker.color:.0%})<extra></extra>"))
+    fig.update_xaxes(title_text="time (s)")
+    fig.update_yaxes(type="category")
+    return _layout(fig, 300)

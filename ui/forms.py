@@ -1,0 +1,142 @@
+"""The run-configuration form: widgets bound to dotted config fields in session state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from core.config import AMP_MODES, OPTIMIZERS, SCHEDULES, RunConfig, apply_overrides, list_presets, preset
+
+PREFIX = "cfg."
+# optional numeric fields shown as numbers where 0 means "off / native / all"
+OPTIONAL_ZERO = {"data.image_size", "data.limit", "optim.grad_clip", "early_stopping_patience"}
+
+
+def _fields(config: RunConfig) -> dict[str, object]:
+    flat = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            flat.update({f"{f.name}.{g.name}": getattr(value, g.name) for g in dataclasses.fields(value)})
+        else:
+            flat[f.name] = value
+    return flat
+
+
+def load_into_form(config: RunConfig) -> None:
+    """Put a config's values into the widgets' session-state keys (a preset, a cloned run)."""
+    for key, value in _fields(config).items():
+        if key in OPTIONAL_ZERO and value is None:
+            value = 0.0 if key == "optim.grad_clip" else 0
+        elif key == "optim.grad_clip":
+            value = float(value)
+        st.session_state[PREFIX + key] = value
+
+
+def _on_preset_change() -> None:
+    load_into_form(preset(st.session_state["preset_choice"]))
+
+
+def form_config() -> RunConfig:
+    """The config the widgets currently describe (not yet validated)."""
+    values = {}
+    for key in _fields(RunConfig()):
+        if PREFIX + key in st.session_state:
+            value = st.session_state[PREFIX + key]
+            if key in OPTIONAL_ZERO and not value:
+                value = None
+            values[key] = value
+    return apply_overrides(RunConfig(), values)
+
+
+def ensure_initialised(initial_preset: str = "digits-cnn") -> None:
+    if PREFIX + "data.name" not in st.session_state:
+        st.session_state["preset_choice"] = initial_preset
+        load_into_form(preset(initial_preset))
+
+
+def preset_picker() -> None:
+    names = list_presets()
+    st.selectbox("Start from a preset", names, key="preset_choice", on_change=_on_preset_change,
+                 help="Fills the form with a tried configuration; change anything afterwards.")
+
+
+def data_section(datasets: list[str]) -> None:
+    k = PREFIX
+    st.selectbox("Data set", datasets, key=k + "data.name")
+    if st.session_state[k + "data.name"] == "folder":
+        st.text_input("Folder or .zip on the server", key=k + "data.path",
+                      placeholder="/data/photos  (with train/<class>/*.jpg inside)")
+        upload = st.file_uploader("…or upload a .zip with train/<class>/ images", type=["zip"], key="folder_zip")
+        if upload is not None:
+            from core.paths import cache_dir
+            import hashlib
+            data = upload.getvalue()
+            target = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}.zip"
+            if not target.exists():
+                target.write_bytes(data)
+            st.session_state[k + "data.path"] = str(target)
+    c1, c2, c3 = st.columns(3)
+    c1.number_input("Image size (px, 0 = native)", step=8, key=k + "data.image_size")
+    c2.number_input("Validation fraction", step=0.05, format="%.2f", key=k + "data.val_fraction",
+                    help="Used when the data set has no validation split of its own")
+    c3.number_input("Limit training samples (0 = all)", step=100, key=k + "data.limit")
+    if st.session_state[k + "data.name"] == "shapes":
+        st.number_input("Generated samples", step=500, key=k + "data.num_samples")
+    c1, c2, c3 = st.columns(3)
+    c1.toggle("Random crop", key=k + "data.augment_crop", help="Pad, then crop a random window each batch")
+    c2.number_input("Crop padding (px)", step=1, key=k + "data.crop_padding")
+    c3.toggle("Horizontal flip", key=k + "data.augment_flip", help="Good for photos, wrong for digits")
+
+
+def model_section(models: list[str], pretrained_ok: bool) -> None:
+    k = PREFIX
+    st.selectbox("Model", models, key=k + "model.name")
+    c1, c2 = st.columns(2)
+    c1.toggle("Pretrained ImageNet weights", key=k + "model.pretrained", disabled=not pretrained_ok)
+    c2.toggle("Freeze the backbone (train the head only)", key=k + "model.freeze_backbone",
+              disabled=not pretrained_ok)
+    c1, c2 = st.columns(2)
+    c1.number_input("Hidden width (mlp, cnn)", step=32, key=k + "model.hidden")
+    c2.number_input("Dropout", step=0.1, format="%.2f", key=k + "model.dropout")
+
+
+def optim_section() -> None:
+    k = PREFIX
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox("Optimiser", OPTIMIZERS, key=k + "optim.optimizer")
+    c2.number_input("Learning rate", step=1e-4, format="%.5f", key=k + "optim.lr")
+    c3.number_input("Weight decay", step=1e-4, format="%.5f", key=k + "optim.weight_decay")
+    if st.session_state[k + "optim.optimizer"] == "sgd":
+        c1, c2 = st.columns(2)
+        c1.number_input("Momentum", step=0.05, format="%.3f", key=k + "optim.momentum")
+        c2.toggle("Nesterov", key=k + "optim.nesterov")
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox("Schedule", SCHEDULES, key=k + "optim.schedule")
+    c2.number_input("Warm-up (epochs)", step=0.5, format="%.1f", key=k + "optim.warmup_epochs")
+    if st.session_state[k + "optim.schedule"] == "step":
+        c3.number_input("Step every (epochs)", step=1, key=k + "optim.step_size")
+        st.number_input("Step factor (gamma)", step=0.05, format="%.2f", key=k + "optim.gamma")
+    c1, c2, c3 = st.columns(3)
+    c1.number_input("Batch size", step=16, key=k + "optim.batch_size")
+    c2.number_input("Epochs", step=1, key=k + "optim.epochs")
+    c3.number_input("Label smoothing", step=0.05, format="%.2f", key=k + "optim.label_smoothing")
+    c1, c2 = st.columns(2)
+    c1.number_input("Gradient clipping (max norm, 0 = off)", step=0.5, format="%.2f", key=k + "optim.grad_clip")
+    c2.number_input("Early stopping patience (epochs, 0 = off)", step=1, key=k + "early_stopping_patience")
+
+
+def compute_section(has_cuda: bool) -> None:
+    k = PREFIX
+    c1, c2, c3 = st.columns(3)
+    devices = ["auto", "cpu"] + (["cuda"] if has_cuda else [])
+    if st.session_state.get(k + "device") not in devices:
+        st.session_state[k + "device"] = "auto"
+    c1.selectbox("Device", devices, key=k + "device")
+    c2.selectbox("Precision (CUDA autocast)", AMP_MODES, key=k + "amp", disabled=not has_cuda)
+    c3.number_input("Seed", step=1, key=k + "seed")
+    c1, c2, c3 = st.columns(3)
+    c1.toggle("torch.compile", key=k + "compile", help="Faster steps after a slow first one (GPU)")
+    c2.toggle("channels_last", key=k + "channels_last")
+    c3.text_input("Run name (optional)", key=k + "name")

@@ -1,0 +1,163 @@
+"""The Media page's tabs: images (with Grad-CAM), model comparison and video."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from core.errors import LabError
+from ui.charts import timeline_figure, top_k_figure
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv"]
+MANY = 6  # more images than this are shown as a table
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the model…")
+def _predictor(kind: str, ident: str, which: str):
+    from core.inference import load_pretrained_predictor, load_run_predictor
+    return load_run_predictor(ident, which) if kind == "run" else load_pretrained_predictor(ident)
+
+
+def load_predictor(source: dict):
+    if source["kind"] == "run":
+        return _predictor("run", source["run_id"], source["which"])
+    return _predictor("pretrained", source["name"], "")
+
+
+def _expand_uploads(files) -> list[tuple[str, object]]:
+    """(name, PIL image or InputError) for every uploaded image, zips unpacked in memory."""
+    from core.inference import images_from_zip, open_image
+    items = []
+    for upload in files:
+        data = upload.getvalue()
+        if upload.name.lower().endswith(".zip"):
+            try:
+                items.extend(images_from_zip(data, upload.name))
+            except LabError as exc:
+                items.append((upload.name, exc))
+            continue
+        try:
+            items.append((upload.name, open_image(data, upload.name)))
+        except LabError as exc:
+            items.append((upload.name, exc))
+    return items
+
+
+def images_tab(predictor) -> None:
+    files = st.file_uploader("Images, or a .zip of images", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
+                             key="media_images")
+    if st.toggle("Use the camera", key="media_camera"):
+        shot = st.camera_input("Take a photo", key="media_shot")
+        files = list(files or []) + ([shot] if shot is not None else [])
+    if not files:
+        st.info("Upload one or more pictures (jpg, png, webp, bmp, gif) or a zip of them.", icon=":material/upload:")
+        return
+    items = _expand_uploads(files)
+    good = [(name, img) for name, img in items if not isinstance(img, Exception)]
+    for name, err in items:
+        if isinstance(err, Exception):
+            st.error(f"**{name}**: {err}", icon=":material/broken_image:")
+    if not good:
+        return
+    if len(good) > MANY:
+        from core.inference import classify_images
+        with st.spinner(f"Classifying {len(good)} images…"):
+            table = classify_images(predictor, good, k=3)
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.ProgressColumn(c, min_value=0, max_value=1, format="%.2f")
+                                    for c in ("p1", "p2", "p3")})
+        st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode(), "predictions.csv",
+                           "text/csv", icon=":material/download:")
+        good = good[:MANY]
+        st.caption(f"The first {MANY} in detail:")
+    cam = st.toggle("Show Grad-CAM (where the model looked)", key="media_gradcam")
+    for name, image in good:
+        with st.container(border=True):
+            left, middle, right = st.columns([1, 2, 1])
+            left.image(image, caption=name, width="stretch")
+            pairs = predictor.top_k(image, k=min(5, len(predictor.classes)))
+            middle.markdown(f"**{pairs[0][0]}** ({pairs[0][1]:.1%})")
+            middle.plotly_chart(top_k_figure(pairs), key=f"topk-{name}-{id(image)}")
+            if cam:
+                from core.inference import grad_cam, overlay
+                try:
+                    right.image(overlay(image, grad_cam(predictor, image)), caption="Grad-CAM", width="stretch")
+                except LabError as exc:
+                    right.info(str(exc))
+
+
+def compare_tab(sources: list[dict]) -> None:
+    labels = [s["label"] for s in sources]
+    chosen = st.multiselect("Models to compare", range(len(sources)), format_func=lambda i: labels[i],
+                            default=list(range(min(2, len(sources)))), key="media_compare_models")
+    upload = st.file_uploader("One image", type=IMAGE_TYPES, key="media_compare_image")
+    if not upload or not chosen:
+        st.info("Pick two or more models and upload an image to see how they disagree.", icon=":material/compare:")
+        return
+    from core.inference import open_image
+    try:
+        image = open_image(upload.getvalue(), upload.name)
+    except LabError as exc:
+        st.error(f"**{upload.name}**: {exc}")
+        return
+    st.image(image, width=220)
+    results = []
+    for index in chosen:
+        try:
+            predictor = load_predictor(sources[index])
+            results.append((labels[index], predictor.top_k(image, k=3)))
+        except LabError as exc:
+            results.append((labels[index], exc))
+    tops = {r[1][0][0] for r in results if not isinstance(r[1], Exception)}
+    if len(tops) > 1:
+        st.warning(f"The models disagree: {', '.join(sorted(tops))}", icon=":material/call_split:")
+    elif tops:
+        st.success(f"All models agree: {tops.pop()}", icon=":material/check_circle:")
+    columns = st.columns(len(results))
+    for column, (label, result) in zip(columns, results):
+        with column.container(border=True):
+            st.markdown(f"**{label}**")
+            if isinstance(result, Exception):
+                st.error(str(result))
+            else:
+                st.plotly_chart(top_k_figure(result), key=f"cmp-{label}")
+
+
+@st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
+def _frames(digest: str, data: bytes, every_s: float, max_frames: int):
+    from core.inference import sample_frames
+    return sample_frames(data, every_s=every_s, max_frames=max_frames)
+
+
+def video_tab(predictor) -> None:
+    upload = st.file_uploader("A video", type=VIDEO_TYPES, key="media_video")
+    c1, c2 = st.columns(2)
+    every_s = c1.slider("Sample a frame every (s)", 0.25, 10.0, 1.0, 0.25, key="media_every")
+    max_frames = c2.slider("At most this many frames", 10, 300, 120, 10, key="media_max_frames")
+    if not upload:
+        st.info("Upload an mp4, webm, mov, avi or mkv clip: sampled frames are classified one by one.",
+                icon=":material/movie:")
+        return
+    data = upload.getvalue()
+    try:
+        frames = _frames(hashlib.sha1(data).hexdigest(), data, every_s, max_frames)
+    except LabError as exc:
+        st.error(f"**{upload.name}**: {exc}", icon=":material/videocam_off:")
+        return
+    from core.inference import classify_video
+    per_frame, summary = classify_video(predictor, frames, k=3)
+    top = summary.iloc[0]
+    st.markdown(f"**Clip: {top['class']}** (mean probability {top['mean_probability']:.1%}, top class in "
+                f"{int(top['frames_top1'])} of {len(frames)} frames)")
+    st.caption("Click a point to see its frame.")
+    event = st.plotly_chart(timeline_figure(per_frame), key="timeline", on_select="rerun", selection_mode="points")
+    points = (event.selection.points if event and event.selection else []) or []
+    frame_index = points[0].get("customdata", points[0].get("point_index", 0)) if points else 0
+    if isinstance(frame_index, list):
+        frame_index = frame_index[0]
+    left, right = st.columns([1, 1])
+    time_s, image = frames[int(frame_index)]
+    left.image(image, caption=f"frame at {time_s:.1f}s: {per_frame.iloc[int(frame_index)]['top1']}", width="stretch")
+    right.dataframe(summary, hide_index=True, width="stretch")
