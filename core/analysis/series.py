@@ -72,7 +72,7 @@ def metric_curves(frame: pd.DataFrame, key: str, *, x: str = "step", smoothing: 
     if int(max_points) < 2:
         raise ValueError(f"max_points must be at least 2, got {max_points}")
     ema(np.zeros(0), smoothing)  # validates the weight even when there is nothing to smooth
-    rows, codes, run_ids = _key_rows(frame, key)
+    rows, codes, run_ids = _key_rows(frame, key, with_run_id=False)
     if rows.empty:
         return _empty(CURVE_COLUMNS, {"run_id": "str", "x": "float64", "value": "float64", "smoothed": "float64"})
 
@@ -87,7 +87,8 @@ def metric_curves(frame: pd.DataFrame, key: str, *, x: str = "step", smoothing: 
     xs, value, codes = xs[keep], value[keep], codes[keep]
 
     pieces_x, pieces_v, pieces_s, lengths = [], [], [], []
-    for start, stop in _run_bounds(codes):
+    bounds = _run_bounds(codes)
+    for start, stop in bounds:
         seg_x, seg_v = xs[start:stop], value[start:stop]
         seg_s = ema(seg_v, smoothing) if smoothing > 0 else seg_v
         if seg_x.size > max_points:
@@ -97,7 +98,7 @@ def metric_curves(frame: pd.DataFrame, key: str, *, x: str = "step", smoothing: 
         pieces_v.append(seg_v)
         pieces_s.append(seg_s)
         lengths.append(seg_x.size)
-    present = np.unique(codes)  # runs left with at least one plottable row, in sorted order
+    present = codes[[start for start, _ in bounds]]  # runs left with a plottable row
     return pd.DataFrame({
         "run_id": np.repeat(np.asarray(run_ids, dtype=object)[present], lengths),
         "x": _concat(pieces_x),
@@ -110,7 +111,7 @@ def best_point(frame: pd.DataFrame, key: str, mode: str | None = None) -> pd.Dat
     """Per run, the row with the best value of `key`: columns run_id, step, epoch, value.
 
     `mode` is "max" or "min"; None picks it from the key (`metric_mode`). Ties go to the earliest
-    step, the moment the run first reached that value.
+    step, the moment the run first reached that value. Runs with no finite value of `key` are left out.
     """
     mode = _check_mode(key, mode)
     rows, _, _ = _key_rows(frame, key, finite_only=True)
@@ -155,8 +156,11 @@ def sparkline(frame: pd.DataFrame, run_id: str, key: str, n: int = 40) -> list[f
 
 # ---- helpers -----------------------------------------------------------------------------------
 
-def _key_rows(frame: pd.DataFrame, key: str, *, finite_only: bool = False):
+def _key_rows(frame: pd.DataFrame, key: str, *, finite_only: bool = False, with_run_id: bool = True):
     """Rows of `key` sorted by (run_id, step), with a fresh index; plus run codes and run ids.
+
+    The key column is dropped (it is `key` throughout), and so is run_id unless `with_run_id`:
+    gathering half a million strings costs more than everything else here together.
 
     Sorting is by integer codes of the run ids (pd.factorize with sort=True), which is far cheaper
     than sorting half a million strings; the sort is stable, so rows logged at the same step keep
@@ -165,10 +169,14 @@ def _key_rows(frame: pd.DataFrame, key: str, *, finite_only: bool = False):
     missing = {"run_id", "step", "key", "value"} - set(frame.columns)
     if missing:
         raise ValueError(f"the metrics frame lacks the column(s) {', '.join(sorted(missing))}")
-    rows = frame[frame["key"] == key]
+    columns = [c for c in frame.columns if c != "key" and (with_run_id or c != "run_id")]
+    mask = (frame["key"] == key).to_numpy(dtype=bool)
+    run_column = frame["run_id"][mask]
+    rows = frame.loc[mask, columns]
     if finite_only and not rows.empty:
-        rows = rows[np.isfinite(rows["value"].to_numpy(np.float64))]
-    codes, run_ids = pd.factorize(rows["run_id"], sort=True)
+        finite = np.isfinite(rows["value"].to_numpy(np.float64))
+        rows, run_column = rows[finite], run_column[finite]
+    codes, run_ids = pd.factorize(run_column, sort=True)
     steps = rows["step"].to_numpy()
     if codes.size > 1:
         ordered = np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (steps[1:] >= steps[:-1])))

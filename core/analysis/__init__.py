@@ -1,0 +1,23 @@
+"""Comparing runs: metric curves (smoothed, downsampled), best and summary values, config
+differences, the Runs-page table and its filters, and export of runs as CSV and JSON.
+
+Pure pandas and numpy on what the run store returns; imports neither torch nor streamlit, so the
+Runs page renders without waiting for torch.
+"""
+
+from core.analysis.configs import (
+    MISSING, RUNS_TABLE_COLUMNS, config_diff, differing_fields, display_value, filter_runs, flatten,
+    hparam_table, runs_table,
+)
+from core.analysis.export import export_runs
+from core.analysis.series import (
+    BEST_COLUMNS, CURVE_COLUMNS, STATS_COLUMNS, X_AXES, best_point, ema, lttb, lttb_indices,
+    metric_curves, metric_mode, sparkline, summary_stats,
+)
+
+__all__ = [
+    "BEST_COLUMNS", "CURVE_COLUMNS", "MISSING", "RUNS_TABLE_COLUMNS", "STATS_COLUMNS", "X_AXES",
+    "best_point", "config_diff", "differing_fields", "display_value", "ema", "export_runs",
+    "filter_runs", "flatten", "hparam_table", "lttb", "lttb_indices", "metric_curves", "metric_mode",
+    "runs_table", "sparkline", "summary_stats",
+]
