@@ -8,13 +8,13 @@ st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/neurolog
 
 PAGES = {
     "Lab": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/stacked_line_chart:", url_path="runs"),
-        st.Page("pages/media.py", title="Media", icon=":material/image_search:", url_path="media"),
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+        st.Page("app_pages/runs.py", title="Runs", icon=":material/stacked_line_chart:", url_path="runs"),
+        st.Page("app_pages/media.py", title="Media", icon=":material/image_search:", url_path="media"),
     ],
     "Learn": [
-        st.Page("pages/concepts.py", title="Concepts", icon=":material/school:", url_path="concepts"),
+        st.Page("app_pages/concepts.py", title="Concepts", icon=":material/school:", url_path="concepts"),
     ],
 }
 

@@ -42,7 +42,11 @@ def live_figure(frame: pd.DataFrame) -> go.Figure:
                                  legendgroup=label, showlegend=label not in shown), row=row, col=col)
         shown.add(label)
     fig.update_xaxes(title_text="step", row=2)
-    return _layout(fig, 560)
+    fig.update_yaxes(rangemode="tozero", exponentformat="e", row=2, col=1)
+    fig.update_yaxes(rangemode="tozero", row=2, col=2)
+    _layout(fig, 580)
+    fig.update_layout(legend=dict(y=1.12), margin=dict(t=70))
+    return fig
 
 
 def schedule_figure(lrs: list[float], steps_per_epoch: int) -> go.Figure:

@@ -84,7 +84,7 @@ def configure_view() -> None:
                            f"{sum(data_preview.val_counts):,} validation images · {data_preview.image_size}px · "
                            f"{'grey' if data_preview.channels == 1 else 'RGB'}"
                            + (f" · {data_preview.skipped} unreadable files skipped" if data_preview.skipped else ""))
-                st.image(grid, caption="one row per class: " + ", ".join(data_preview.classes[:20]),
+                st.image(grid, caption="one column per class: " + ", ".join(data_preview.classes[:20]),
                          width="stretch")
                 st.plotly_chart(class_counts_figure(data_preview.classes, data_preview.train_counts,
                                                     data_preview.val_counts), key="counts")
@@ -148,16 +148,16 @@ def watch_view(run_id: str) -> None:
 
 def _actions(run) -> None:
     from core import jobs
-    cols = st.columns([1, 1, 1, 4])
-    if run.status in ACTIVE and cols[0].button("Cancel", icon=":material/stop:"):
+    bar = st.container(horizontal=True)
+    if run.status in ACTIVE and bar.button("Cancel", icon=":material/stop:"):
         with st.spinner("Stopping after the current step…"):
             jobs.cancel(run.id, wait_s=15)
         st.rerun()
-    if run.status in ("interrupted", "cancelled") and cols[0].button("Resume", icon=":material/play_arrow:",
-                                                                    type="primary"):
+    if run.status in ("interrupted", "cancelled") and bar.button("Resume", icon=":material/play_arrow:",
+                                                                type="primary"):
         jobs.resume(run.id)
         st.rerun()
-    if cols[1].button("Clone into form", icon=":material/content_copy:"):
+    if bar.button("Clone into form", icon=":material/content_copy:"):
         from core.config import RunConfig
         load_into_form(RunConfig.from_dict(run.config).replace(name=""))
         st.session_state["train_mode"] = "Configure"
@@ -176,7 +176,8 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     if run.status == "completed":
         done = total or done
     if run.status == "queued":
-        st.info("Waiting for a free device slot…", icon=":material/schedule:")
+        st.info("Starting the worker, or waiting for a free device slot (one run at a time per device)…",
+                icon=":material/schedule:")
     elif run.status == "failed":
         st.error(run.error or "the run failed", icon=":material/error:")
     if total:

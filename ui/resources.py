@@ -6,9 +6,9 @@ import streamlit as st
 
 from core.errors import LabError
 
-TRAIN_PAGE = "pages/train.py"
-RUNS_PAGE = "pages/runs.py"
-MEDIA_PAGE = "pages/media.py"
+TRAIN_PAGE = "app_pages/train.py"
+RUNS_PAGE = "app_pages/runs.py"
+MEDIA_PAGE = "app_pages/media.py"
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "completed": ":material/check_circle:", "failed": ":material/error:",
                 "cancelled": ":material/cancel:", "interrupted": ":material/pause_circle:"}

@@ -40,18 +40,18 @@ def preview(data_cfg, *, seed: int = 0, per_class: int = 6) -> DataPreview:
                        samples, splits.skipped, splits.source)
 
 
-def mosaic(samples: list[list[np.ndarray]], *, cell: int = 48, max_rows: int = 20) -> np.ndarray:
-    """One (rows*cell, cols*cell, 3) uint8 image: a row of samples per class, enlarged without blurring."""
-    rows = samples[:max_rows]
-    cols = max((len(r) for r in rows), default=0)
-    grid = np.full((len(rows) * cell, max(cols, 1) * cell, 3), 255, dtype=np.uint8)
-    for r, images in enumerate(rows):
-        for c, img in enumerate(images):
+def mosaic(samples: list[list[np.ndarray]], *, cell: int = 40, max_classes: int = 20) -> np.ndarray:
+    """One (rows*cell, classes*cell, 3) uint8 image: a column of samples per class, enlarged without blurring."""
+    columns = samples[:max_classes]
+    rows = max((len(c) for c in columns), default=0)
+    grid = np.full((max(rows, 1) * cell, len(columns) * cell, 3), 255, dtype=np.uint8)
+    for c, images in enumerate(columns):
+        for r, img in enumerate(images):
             if img.ndim == 2:
                 img = np.repeat(img[:, :, None], 3, axis=2)
             h, w = img.shape[:2]
-            scale = max(1, cell // max(h, w))
-            big = img.repeat(scale, axis=0).repeat(scale, axis=1)[:cell, :cell]  # nearest-neighbour
+            scale = max(1, (cell - 2) // max(h, w))
+            big = img.repeat(scale, axis=0).repeat(scale, axis=1)[:cell - 2, :cell - 2]  # nearest-neighbour
             top, left = r * cell + (cell - big.shape[0]) // 2, c * cell + (cell - big.shape[1]) // 2
             grid[top:top + big.shape[0], left:left + big.shape[1]] = big
     return grid

@@ -32,7 +32,7 @@ _UNSUPPORTED_EXTENSIONS = {
     ".jxl": "JPEG XL", ".raw": "RAW", ".cr2": "RAW", ".nef": "RAW", ".dng": "RAW",
 }
 _MAGIC = (
-    (b"\x00\x00\x01\x00", "ICO"), (b"\x00\x00\x02\x00", "ICO"), (b"8BPS", "PSD"), (b"%PDF", "PDF"),
+    (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"), (b"%PDF", "PDF"),
     (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\xff\x0a", "JPEG XL"),
     (b"icns", "ICNS"), (b"DDS ", "DDS"), (b"<svg", "SVG"), (b"%!PS", "EPS"),
 )
@@ -44,14 +44,20 @@ def supported_formats_text() -> str:
 
 
 def _format_hint(data: bytes, name: str) -> str | None:
-    """The name of a known but unsupported picture format, from magic bytes or the extension."""
+    """The name of a known but unsupported picture format, from the extension or magic bytes.
+
+    The extension goes first: a few magic numbers are short (ICO's 00 00 01 00 also starts TGA files).
+    """
+    by_extension = _UNSUPPORTED_EXTENSIONS.get(PurePosixPath(name.lower()).suffix)
+    if by_extension:
+        return by_extension
     head = data[:16]
     for magic, label in _MAGIC:
         if head.startswith(magic):
             return label
     if head[4:8] == b"ftyp" and head[8:12] in _ISO_BRANDS:  # ISO media: HEIC/AVIF phone photos
         return _ISO_BRANDS[head[8:12]]
-    return _UNSUPPORTED_EXTENSIONS.get(PurePosixPath(name.lower()).suffix)
+    return None
 
 
 def _megabytes(n: int) -> str:
@@ -86,7 +92,7 @@ def open_image(data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES) -> 
     except UnidentifiedImageError:
         hint = _format_hint(data, name)
         if hint:
-            raise InputError(f"{name} is a {hint} file, which is not supported; "
+            raise InputError(f"{name}: {hint} images are not supported; "
                              f"upload one of: {supported_formats_text()}") from None
         raise InputError(f"{name} is not an image in a supported format ({supported_formats_text()})") from None
     except Exception as exc:  # a header so broken that the plugin itself fails (struct.error, SyntaxError...)

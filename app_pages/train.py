@@ -20,8 +20,9 @@ ensure_initialised()
 if run_id and st.session_state.get("_watched") != run_id:  # a new run in the URL: show it
     st.session_state["_watched"] = run_id
     st.session_state["train_mode"] = "Watch"
+st.session_state.setdefault("train_mode", "Watch" if run_id else "Configure")
 mode = st.segmented_control("View", ["Configure", "Watch"], key="train_mode", label_visibility="collapsed",
-                            default="Watch" if run_id else "Configure", required=True)
+                            required=True)
 
 if mode == "Watch" and run_id:
     watch_view(run_id)

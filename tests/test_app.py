@@ -1,0 +1,100 @@
+"""The app's pages driven without a browser (streamlit.testing.v1.AppTest)."""
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core.store import RunStore
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/media.py",
+         "app_pages/concepts.py"]
+
+
+def open_page(page: str, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    if page != "app_pages/home.py":
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [i.value for i in at.info]
+    parts += [s.value for s in at.subheader] + [c.value for c in at.caption] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_lab(lab_home, page):
+    at = open_page(page)
+    assert at.title[0].value
+
+
+def test_train_form_rejects_a_bad_value_with_the_message_from_core(lab_home):
+    at = open_page("app_pages/train.py")
+    at.number_input(key="cfg.optim.batch_size").set_value(0).run()
+    assert any("optim.batch_size: 0 is out of range; allowed 1 to 65,536" in e.value for e in at.error)
+    launch = next(b for b in at.button if b.label == "Launch")
+    assert launch.disabled
+    assert RunStore().list_runs().empty
+
+
+def _digit_png(label: int) -> tuple[bytes, Image.Image]:
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    index = int((digits.target == label).nonzero()[0][0])
+    image = Image.fromarray((digits.images[index] * 255 / 16).astype("uint8"), mode="L").resize((64, 64))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue(), image
+
+
+def test_launch_from_train_page_then_see_it_on_runs_and_classify_an_upload_on_media(lab_home):
+    at = open_page("app_pages/train.py")
+    at.selectbox(key="preset_choice").set_value("digits-mlp").run()
+    at.number_input(key="cfg.optim.epochs").set_value(4).run()
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert not at.exception
+    run_id = at.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    deadline = time.time() + 120
+    while RunStore().get_run(run_id).status != "completed" and time.time() < deadline:
+        time.sleep(0.5)
+    assert RunStore().get_run(run_id).status == "completed"
+
+    runs = open_page("app_pages/runs.py")
+    table = runs.dataframe[0].value
+    assert run_id in set(table["id"]) and table.loc[table["id"] == run_id, "status"].item() == "completed"
+
+    media = open_page("app_pages/media.py")
+    assert media.selectbox(key="media_source").value == 0  # the newest run comes first
+    png, image = _digit_png(3)
+    media.file_uploader(key="media_images").set_value(("three.png", png, "image/png")).run()
+    assert not media.exception
+    from core.inference import load_run_predictor
+    expected = load_run_predictor(run_id, "best").top_k(image, k=1)[0][0]
+    assert f"**{expected}**" in texts(media)
+
+    media.file_uploader(key="media_images").set_value(
+        [("broken.png", b"this is not an image", "image/png"), ("three.png", png, "image/png")]).run()
+    assert not media.exception
+    assert any("broken.png" in e.value for e in media.error)
+    assert f"**{expected}**" in texts(media)  # the good file in the same batch still works
+
+
+def test_concepts_link_to_presets_that_exist(lab_home):
+    from core.config import PRESETS
+    at = open_page("app_pages/concepts.py")
+    assert len(at.subheader) >= 12
+    at.text_input[0].set_value("residual").run()
+    assert [s.value for s in at.subheader] == ["Residual networks (ResNet)"]
+    for concept in __import__("core.concepts", fromlist=["list_concepts"]).list_concepts():
+        assert concept.preset is None or concept.preset in PRESETS

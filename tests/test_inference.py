@@ -1,0 +1,475 @@
+"""core.inference: predictors against the training pipeline, untrusted media, video in a child, Grad-CAM,
+and evaluation reports against scikit-learn. Three tiny real runs are trained once for the module."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import struct
+import sys
+import urllib.error
+import warnings
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.errors import CheckpointError, InputError, LabError, ModelError, RunNotFound
+
+# ---- fixtures ----------------------------------------------------------------------------------------
+
+
+def _train(name: str, overrides: dict) -> str:
+    from core import jobs
+    from core.config import preset
+    from core.jobs.runner import execute_run
+
+    run_id = jobs.create(preset(name).replace(**overrides))
+    # execute_run takes over Ctrl-C for the run; give it back to pytest afterwards.
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert execute_run(run_id) == "completed"
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{"digits": id, "shapes": id, "mlp": id}, all under one module-wide LAB_HOME."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAB_HOME", str(tmp_path_factory.mktemp("lab")))
+        patch.setenv("LAB_HEARTBEAT_S", "0.2")
+        yield {
+            "digits": _train("digits-cnn", {"optim.epochs": 3}),
+            "shapes": _train("shapes-cnn", {"data.num_samples": 1500, "optim.epochs": 3}),
+            "mlp": _train("digits-mlp", {"optim.epochs": 1}),
+        }
+        from core.inference import clear_caches
+        clear_caches()
+
+
+def _summary(run_id: str) -> dict:
+    from core.store import RunStore
+    return RunStore().get_run(run_id).summary
+
+
+def _val_pictures(run_id: str, count: int | None = None) -> tuple[list[Image.Image], np.ndarray]:
+    """The run's validation images rendered as PIL pictures, and their labels."""
+    from core.inference.evaluation import _validation_split
+    from core.store import RunStore
+    import json
+    val_x, val_y, _ = _validation_split(json.dumps(RunStore().get_run(run_id).config, sort_keys=True))
+    count = len(val_y) if count is None else count
+    pictures = []
+    for chw in val_x[:count]:
+        hwc = chw.permute(1, 2, 0).numpy()
+        pictures.append(Image.fromarray(hwc[:, :, 0] if hwc.shape[2] == 1 else hwc))
+    return pictures, val_y[:count].numpy()
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
+
+
+def _encode(img: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _noise(size=(48, 40), mode="RGB", seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4}.get(mode)
+    shape = (size[1], size[0], channels) if channels else (size[1], size[0])
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+
+
+# ---- predictors ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["digits", "shapes"])
+def test_run_predictor_reproduces_the_recorded_validation_accuracy(runs, kind):
+    from core.inference import load_run_predictor
+    run_id = runs[kind]
+    predictor = load_run_predictor(run_id, "best")
+    assert predictor.source == "run" and predictor.run_id == run_id and not predictor.model.training
+    assert predictor.label.startswith(("digits-cnn · best (val_acc", "shapes-cnn · best (val_acc"))
+    pictures, labels = _val_pictures(run_id)
+    probs = predictor.predict(pictures, batch_size=100)
+    assert probs.shape == (len(labels), len(predictor.classes))
+    assert torch.allclose(probs.sum(dim=1), torch.ones(len(labels)), atol=1e-5)
+    accuracy = float((probs.argmax(dim=1).numpy() == labels).mean())
+    assert accuracy == pytest.approx(_summary(run_id)["best_val_acc"], abs=0.05)
+
+    top = predictor.top_k(pictures[0], k=3)
+    assert len(top) == 3 and [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+    assert top[0][0] == predictor.classes[int(probs[0].argmax())]
+    # An arbitrary upload (any size, RGBA) is squashed to the training size.
+    x = predictor.prepare(_noise((100, 37), "RGBA"))
+    assert x.shape == (predictor.channels, predictor.image_size, predictor.image_size) and x.dtype == torch.float32
+
+
+def test_run_predictor_is_cached_until_the_checkpoint_changes(runs):
+    from core.inference import checkpoint_path, load_run_predictor
+    run_id = runs["digits"]
+    first = load_run_predictor(run_id, "last")
+    assert load_run_predictor(run_id, "last") is first
+    path = checkpoint_path(run_id, "last")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert load_run_predictor(run_id, "last") is not first
+
+
+def test_run_predictor_errors_say_what_to_do(runs):
+    from core import jobs
+    from core.config import preset
+    from core.inference import load_run_predictor
+    fresh = jobs.create(preset("digits-cnn"))  # recorded, never trained: no checkpoint yet
+    with pytest.raises(CheckpointError, match=f"run {fresh} has no best.pt yet; wait for its first epoch or pick last"):
+        load_run_predictor(fresh, "best")
+    with pytest.raises(CheckpointError, match="no last.pt"):
+        load_run_predictor(fresh, "last")
+    with pytest.raises(RunNotFound):
+        load_run_predictor("999999-999999-ffff")
+    with pytest.raises(LabError, match="not one of"):
+        load_run_predictor(runs["digits"], "middle")
+
+
+def test_pretrained_predictor_loads_from_the_hub_cache(runs, torch_home):
+    from torchvision.models import get_model
+    from core.inference import list_model_sources, load_pretrained_predictor
+    from core.models.imagenet import hub_checkpoint_dir, weights_for
+
+    assert all(not s["cached"] for s in list_model_sources() if s["kind"] == "pretrained")
+    torch.manual_seed(0)
+    reference = get_model("mobilenet_v3_small", weights=None)
+    hub_checkpoint_dir().mkdir(parents=True)
+    torch.save(reference.state_dict(), hub_checkpoint_dir() / weights_for("mobilenet_v3_small").url.rsplit("/", 1)[-1])
+
+    predictor = load_pretrained_predictor("mobilenet_v3_small")
+    assert predictor.source == "pretrained" and predictor.label == "mobilenet_v3_small (ImageNet)"
+    assert len(predictor.classes) == 1000 and predictor.classes[0] == "tench"
+    assert torch.equal(predictor.model.state_dict()["features.0.0.weight"], reference.state_dict()["features.0.0.weight"])
+    # Shorter side to 256, centre crop 224, whatever the picture's shape.
+    assert predictor.view(_noise((640, 300))).size == (224, 224)
+    probs = predictor.predict([_noise((300, 200)), _noise((90, 120), seed=1)])
+    assert probs.shape == (2, 1000) and torch.allclose(probs.sum(dim=1), torch.ones(2), atol=1e-5)
+
+    sources = list_model_sources()
+    cached = {s["name"]: s["cached"] for s in sources if s["kind"] == "pretrained"}
+    assert cached == {"resnet18": False, "resnet50": False, "mobilenet_v3_small": True, "efficientnet_b0": False}
+    run_entries = [s for s in sources if s["kind"] == "run"]
+    assert {s["run_id"] for s in run_entries} >= set(runs.values())
+    digits = next(s for s in run_entries if s["run_id"] == runs["digits"] and s["which"] == "best")
+    assert digits["metric"] == pytest.approx(_summary(runs["digits"])["best_val_acc"])
+    assert "digits-cnn · best (val_acc" in digits["label"]
+
+
+def test_pretrained_predictor_offline_names_the_file_to_place(torch_home, monkeypatch):
+    from core.inference import load_pretrained_predictor
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(ModelError) as err:
+        load_pretrained_predictor("resnet18")
+    assert str(torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in str(err.value)
+    with pytest.raises(ModelError, match="not a pretrained model"):
+        load_pretrained_predictor("vgg1000")
+
+
+# ---- media -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt,options", [("PNG", {}), ("JPEG", {"quality": 95}), ("WEBP", {"lossless": True}),
+                                         ("GIF", {}), ("BMP", {}), ("TIFF", {})])
+def test_common_formats_open_as_rgb(fmt, options):
+    from core.inference import open_image
+    img = open_image(_encode(_noise(), fmt, **options), f"photo.{fmt.lower()}")
+    assert img.mode == "RGB" and img.size == (48, 40)
+
+
+def test_transparent_and_animated_images():
+    from core.inference import open_image
+    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert open_image(_encode(clear, "PNG"), "clear.png").getpixel((0, 0)) == (255, 255, 255)
+    frames = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    first = open_image(buffer.getvalue(), "anim.gif")
+    assert first.getpixel((5, 5)) == (255, 0, 0)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG header (valid CRCs) declaring a huge size, with no pixel data behind it."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_bad_uploads_get_specific_messages(monkeypatch):
+    from core.inference import open_image
+    cases = [
+        (b"", "photo.png", "photo.png is empty"),
+        (b"just some text, not pixels", "notes.png", "notes.png is not an image in a supported format (JPEG, PNG"),
+        (_encode(_noise((64, 64)), "PNG")[:2000], "cut.png", "cut.png is truncated or corrupt"),
+        (_png_claiming(100_000, 100_000), "bomb.png", "bomb.png has too many pixels (10,000,000,000 pixels)"),
+        (_encode(Image.new("RGB", (16, 16)), "ICO"), "icon.ico", "icon.ico: ICO images are not supported; upload one of: JPEG"),
+        (_encode(Image.new("RGB", (16, 16)), "ICO"), "favicon.png", "favicon.png: ICO images are not supported"),
+        (_encode(Image.new("RGB", (16, 16)), "TGA"), "pic.tga", "pic.tga: TGA images are not supported"),
+    ]
+    for data, name, message in cases:
+        with pytest.raises(InputError) as err:
+            open_image(data, name)
+        assert message in str(err.value), (name, str(err.value))
+    with pytest.raises(InputError, match=r"big.png is 0.0 MB; images may be at most"):
+        open_image(_encode(_noise(), "PNG"), "big.png", max_bytes=100)
+
+    # Both sides of Pillow's guard: over the limit (a warning in Pillow) and over twice it (an error).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for side, warnings_as in ((40, "ignore"), (40, "error"), (100, "default")):  # 1,600 and 10,000 pixels
+        with warnings.catch_warnings(), pytest.raises(InputError) as err:
+            warnings.simplefilter(warnings_as, Image.DecompressionBombWarning)
+            open_image(_encode(Image.new("RGB", (side, side)), "PNG"), "large.png")
+        assert f"large.png has too many pixels ({side * side:,} pixels)" in str(err.value)
+        assert "the limit is 1,000 pixels" in str(err.value)
+    assert open_image(_encode(Image.new("RGB", (30, 30)), "PNG"), "ok.png").size == (30, 30)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_members_are_decoded_one_by_one(runs):
+    from core.inference import classify_images, images_from_zip, load_run_predictor
+    data = _zip({
+        "a.png": _encode(_noise(), "PNG"), "sub/b.jpg": _encode(_noise(seed=2), "JPEG"),
+        "bad.png": b"not an image", "../evil.png": _encode(_noise(), "PNG"), "/abs.png": _encode(_noise(), "PNG"),
+        "readme.txt": b"hello", "__MACOSX/._a.png": b"\x00\x05\x16\x07",
+    })
+    results = images_from_zip(data, "photos.zip")
+    assert [name for name, _ in results] == ["a.png", "sub/b.jpg", "bad.png"]
+    assert isinstance(results[0][1], Image.Image) and isinstance(results[1][1], Image.Image)
+    assert isinstance(results[2][1], InputError) and "bad.png is not an image" in str(results[2][1])
+
+    table = classify_images(load_run_predictor(runs["digits"]), results, k=3)
+    assert list(table.columns) == ["file", "top1", "p1", "top2", "p2", "top3", "p3", "error"]
+    assert table["file"].tolist() == ["a.png", "sub/b.jpg", "bad.png"]
+    assert (table["p1"][:2] >= table["p2"][:2]).all() and table["top1"][:2].isin([str(d) for d in range(10)]).all()
+    assert table["error"].tolist()[:2] == ["", ""] and "not an image" in table["error"][2]
+
+    with pytest.raises(InputError, match="not a valid zip"):
+        images_from_zip(b"PK\x03\x04 garbage", "broken.zip")
+    with pytest.raises(InputError, match="holds 3 images; at most 1 can be classified"):
+        images_from_zip(data, "photos.zip", max_files=1)
+    with pytest.raises(InputError, match="holds no images"):
+        images_from_zip(_zip({"readme.txt": b"x"}), "text.zip")
+
+
+# ---- video -------------------------------------------------------------------------------------------
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+
+
+def _make_video(path, seconds: int = 3, fps: int = 10, size=(64, 48)) -> None:
+    """A real clip: each second a different solid colour."""
+    import av
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(seconds * fps):
+            pixels = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+            pixels[:] = COLOURS[(index // fps) % len(COLOURS)]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    _make_video(path)
+    return path
+
+
+def _dominant(image: Image.Image) -> int:
+    return int(np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0).argmax())
+
+
+def test_sample_frames_keeps_one_frame_per_second(clip):
+    from core.inference import sample_frames
+    frames = sample_frames(clip.read_bytes(), name="clip.mp4", every_s=1.0, size=32)
+    assert [round(t, 2) for t, _ in frames] == [0.0, 1.0, 2.0]
+    assert [_dominant(img) for _, img in frames] == [0, 1, 2]  # red, green, blue
+    assert all(img.mode == "RGB" and img.size == (32, 24) for _, img in frames)
+    assert len(sample_frames(clip, every_s=0.1, max_frames=7)) == 7  # a path works too
+
+
+def test_sparse_sampling_seeks_to_each_time(clip, monkeypatch):
+    from core.inference import video_worker
+    monkeypatch.setattr(video_worker, "SEEK_GAP_S", 0.5)
+    frames, times = video_worker.decode(str(clip), every_s=1.0, max_frames=10, size=64)
+    assert [round(t, 2) for t in times] == [0.0, 1.0, 2.0]
+    assert [int(f.reshape(-1, 3).mean(axis=0).argmax()) for f in frames] == [0, 1, 2]
+
+
+def test_bad_videos_get_clear_errors(monkeypatch):
+    from core.inference import sample_frames, video
+    with pytest.raises(InputError, match="could not decode clip.mp4: not a readable video"):
+        sample_frames(os.urandom(4096), name="clip.mp4", timeout_s=30)
+    with pytest.raises(InputError, match="clip.mp4 is empty"):
+        sample_frames(b"", name="clip.mp4")
+    with pytest.raises(InputError, match="'.gif' videos are not supported"):
+        sample_frames(b"GIF89a", name="anim.gif")
+
+    monkeypatch.setattr(video, "_worker_command", lambda *a: [sys.executable, "-c", "import time; time.sleep(30)"])
+    with pytest.raises(InputError, match=r"decoding slow.mp4 took longer than 0.5 s, the time limit"):
+        sample_frames(b"\x00" * 10, name="slow.mp4", timeout_s=0.5)
+    monkeypatch.setattr(video, "_worker_command", lambda *a: [sys.executable, "-c", "import os; os.abort()"])
+    with pytest.raises(InputError, match=r"could not decode crash.mp4: the decoder crashed \(signal 6\)"):
+        sample_frames(b"\x00" * 10, name="crash.mp4")
+    monkeypatch.setattr(video, "_worker_command", lambda *a: [sys.executable, "-c", "pass"])
+    with pytest.raises(InputError, match="wrote no frames"):
+        sample_frames(b"\x00" * 10, name="quiet.mp4")
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    import av
+    from core.inference import sample_frames
+    if "aac" not in av.codecs_available:
+        pytest.skip("no AAC encoder in this PyAV build")
+    path = tmp_path / "sound.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        samples = np.zeros((1, 8000), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for packet in list(stream.encode(frame)) + list(stream.encode()):
+            container.mux(packet)
+    with pytest.raises(InputError, match="could not decode sound.mp4: the file has no video stream"):
+        sample_frames(path)
+
+
+def test_classify_video_tables(runs, clip):
+    from core.inference import classify_video, load_run_predictor, sample_frames
+    predictor = load_run_predictor(runs["shapes"])
+    frames = sample_frames(clip, every_s=0.5)
+    per_frame, summary = classify_video(predictor, frames, k=3)
+    assert len(per_frame) == len(frames) == 6
+    assert per_frame.columns[:3].tolist() == ["time_s", "top1", "p1"] and len(per_frame.columns) == 6
+    assert per_frame["time_s"].tolist() == pytest.approx([0, 0.5, 1, 1.5, 2, 2.5], abs=0.01)
+    assert summary.columns.tolist() == ["class", "mean_probability", "top1_frames"]
+    assert summary["mean_probability"].is_monotonic_decreasing
+    assert summary["top1_frames"].sum() == len(frames)
+    for name in per_frame.columns[3:]:
+        expected = float(per_frame[name].mean())
+        assert float(summary.loc[summary["class"] == name, "mean_probability"].iloc[0]) == pytest.approx(expected)
+
+
+# ---- Grad-CAM ----------------------------------------------------------------------------------------
+
+
+def test_grad_cam_looks_at_the_shape(runs):
+    from core.inference import grad_cam, load_run_predictor, overlay
+    predictor = load_run_predictor(runs["shapes"])
+    pictures, labels = _val_pictures(runs["shapes"], 40)
+    inside, outside = [], []
+    for picture in pictures:
+        heat = grad_cam(predictor, picture)
+        assert heat.shape == (32, 32) and heat.dtype == np.float32
+        assert heat.min() >= 0.0 and heat.max() <= 1.0
+        pixels = np.asarray(picture)
+        shape = pixels.min(axis=2) >= 115  # shapes are drawn at 115..254, backgrounds at 0..113
+        if heat.max() > 0 and shape.any() and (~shape).any():
+            inside.append(heat[shape].mean())
+            outside.append(heat[~shape].mean())
+    assert len(inside) >= 30  # almost never a constant map
+    assert np.mean(inside) > np.mean(outside) * 1.2, (np.mean(inside), np.mean(outside))
+
+    shown = overlay(pictures[0], grad_cam(predictor, pictures[0], class_index=2))
+    assert shown.size == pictures[0].size and shown.mode == "RGB"
+    assert all(p.grad is None for p in predictor.model.parameters())  # nothing leaked into the shared model
+    with pytest.raises(LabError, match="out of range"):
+        grad_cam(predictor, pictures[0], class_index=99)
+
+
+def test_grad_cam_on_a_grey_cnn_and_an_mlp(runs):
+    from core.inference import grad_cam, load_run_predictor
+    pictures, _ = _val_pictures(runs["digits"], 3)
+    heat = grad_cam(load_run_predictor(runs["digits"]), pictures[0])
+    assert heat.shape == (8, 8) and heat.max() == pytest.approx(1.0) and heat.min() < 1.0
+    with pytest.raises(LabError, match="Grad-CAM needs a convolutional model"):
+        grad_cam(load_run_predictor(runs["mlp"]), pictures[0])
+
+
+# ---- evaluation --------------------------------------------------------------------------------------
+
+
+def test_evaluation_matches_scikit_learn_and_the_recorded_accuracy(runs, monkeypatch):
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    from core.inference import checkpoint_path, evaluate_run, load_run_predictor, val_images
+    from core.inference import evaluation
+
+    run_id = runs["shapes"]
+    report = evaluate_run(run_id, "best")
+    k = len(report.classes)
+    pictures, labels = _val_pictures(run_id)
+    predicted = load_run_predictor(run_id).predict(pictures, batch_size=256).argmax(dim=1).numpy()
+    assert np.array_equal(report.confusion, confusion_matrix(labels, predicted, labels=list(range(k))))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=list(range(k)),
+                                                                     zero_division=0)
+    assert np.allclose(report.per_class["precision"], precision) and np.allclose(report.per_class["recall"], recall)
+    assert np.allclose(report.per_class["f1"], f1) and (report.per_class["support"].to_numpy() == support).all()
+    assert report.accuracy == pytest.approx(np.trace(report.confusion) / report.confusion.sum())
+    assert report.accuracy == pytest.approx(_summary(run_id)["best_val_acc"], abs=1e-6)
+
+    wrong = report.misclassified
+    assert len(wrong) == report.confusion.sum() - np.trace(report.confusion)
+    assert (wrong["true"] != wrong["predicted"]).all() and wrong["confidence"].is_monotonic_decreasing
+    assert [report.classes[labels[i]] for i in wrong["index"]] == wrong["true"].tolist()
+    assert [report.classes[predicted[i]] for i in wrong["index"]] == wrong["predicted"].tolist()
+    shown = val_images(run_id, wrong["index"][:3])
+    assert all(img.shape == (32, 32, 3) and img.dtype == np.uint8 for img in shown)
+    assert np.array_equal(shown[0], np.asarray(pictures[int(wrong["index"].iloc[0])]))
+
+    # Served from runs/<id>/evaluation_best.json while best.pt is unchanged...
+    assert (checkpoint_path(run_id, "best").parent / "evaluation_best.json").is_file()
+
+    def must_not_run(*args):
+        raise AssertionError("recomputed although the checkpoint did not change")
+    monkeypatch.setattr(evaluation, "_compute_report", must_not_run)
+    again = evaluate_run(run_id, "best")
+    assert np.array_equal(again.confusion, report.confusion) and again.accuracy == report.accuracy
+    assert again.misclassified.equals(report.misclassified) and again.per_class.equals(report.per_class)
+    # ... and recomputed once it changes.
+    path = checkpoint_path(run_id, "best")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(AssertionError, match="recomputed"):
+        evaluate_run(run_id, "best")
+
+
+def test_evaluation_of_a_grey_run_and_its_images(runs):
+    from core.inference import evaluate_run, val_images
+    report = evaluate_run(runs["digits"], "last")
+    assert report.confusion.shape == (10, 10) and report.per_class["class"].tolist() == [str(d) for d in range(10)]
+    assert report.per_class["support"].sum() == report.num_samples
+    assert report.accuracy == pytest.approx(_summary(runs["digits"])["last"]["val_acc"], abs=1e-6)
+    assert val_images(runs["digits"], [0])[0].shape == (8, 8, 1)
+    with pytest.raises(LabError, match="out of range"):
+        val_images(runs["digits"], [10_000])
