@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.sidebar import render_sidebar
+from ui.warmup import start_background_imports
 
 st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/neurology:", layout="wide")
 
@@ -21,3 +22,4 @@ PAGES = {
 page = st.navigation(PAGES)
 render_sidebar()
 page.run()
+start_background_imports()  # after the page has been sent

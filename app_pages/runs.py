@@ -27,8 +27,11 @@ with st.container(border=True):
 shown = filter_runs(table, text=text, statuses=statuses, datasets=datasets, models=models, tags=tags)
 
 st.caption(f"{len(shown)} of {len(table)} runs · select rows to compare them")
+wanted = [r for r in st.query_params.get("compare", "").split(",") if r]  # a shared comparison link
+preselected = [i for i, run_id in enumerate(shown["id"]) if run_id in wanted]
 event = st.dataframe(
     shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
+    selection_default={"selection": {"rows": preselected}} if preselected else None,
     column_config={
         "id": st.column_config.TextColumn("id", width="small"),
         "best_val_acc": st.column_config.ProgressColumn("best val acc", min_value=0, max_value=1, format="%.3f"),
@@ -38,6 +41,10 @@ event = st.dataframe(
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
     })
 selected = [shown.iloc[i]["id"] for i in event.selection.rows] if event and event.selection else []
+if selected:
+    st.query_params["compare"] = ",".join(selected)  # the address bar now links to this comparison
+elif "compare" in st.query_params:
+    del st.query_params["compare"]
 
 if not selected:
     st.info("Select one or more runs in the table to compare their curves, configs and statistics.",

@@ -20,6 +20,8 @@ ensure_initialised()
 if run_id and st.session_state.get("_watched") != run_id:  # a new run in the URL: show it
     st.session_state["_watched"] = run_id
     st.session_state["train_mode"] = "Watch"
+if "_next_mode" in st.session_state:  # a button asked for the other view on the previous run
+    st.session_state["train_mode"] = st.session_state.pop("_next_mode")
 st.session_state.setdefault("train_mode", "Watch" if run_id else "Configure")
 mode = st.segmented_control("View", ["Configure", "Watch"], key="train_mode", label_visibility="collapsed",
                             required=True)

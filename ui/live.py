@@ -118,7 +118,7 @@ def configure_view() -> None:
             show_error(exc)
         else:
             st.session_state["_watched"] = run_id
-            st.session_state["train_mode"] = "Watch"
+            st.session_state["_next_mode"] = "Watch"  # applied before the view switch is drawn
             st.query_params["run"] = run_id
             st.rerun()
 
@@ -160,7 +160,7 @@ def _actions(run) -> None:
     if bar.button("Clone into form", icon=":material/content_copy:"):
         from core.config import RunConfig
         load_into_form(RunConfig.from_dict(run.config).replace(name=""))
-        st.session_state["train_mode"] = "Configure"
+        st.session_state["_next_mode"] = "Configure"
         st.rerun()
 
 

@@ -14,16 +14,11 @@ VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv"]
 MANY = 6  # more images than this are shown as a table
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the model…")
-def _predictor(kind: str, ident: str, which: str):
-    from core.inference import load_pretrained_predictor, load_run_predictor
-    return load_run_predictor(ident, which) if kind == "run" else load_pretrained_predictor(ident)
-
-
 def load_predictor(source: dict):
-    if source["kind"] == "run":
-        return _predictor("run", source["run_id"], source["which"])
-    return _predictor("pretrained", source["name"], "")
+    """core caches predictors and reloads one when its checkpoint file changes."""
+    from core.inference import load_source
+    with st.spinner("Loading the model…"):
+        return load_source(source)
 
 
 def _expand_uploads(files) -> list[tuple[str, object]]:
@@ -83,7 +78,8 @@ def images_tab(predictor) -> None:
             if cam:
                 from core.inference import grad_cam, overlay
                 try:
-                    right.image(overlay(image, grad_cam(predictor, image)), caption="Grad-CAM", width="stretch")
+                    right.image(overlay(predictor.view(image), grad_cam(predictor, image)), caption="Grad-CAM",
+                               width="stretch")
                 except LabError as exc:
                     right.info(str(exc))
 
@@ -126,9 +122,9 @@ def compare_tab(sources: list[dict]) -> None:
 
 
 @st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
-def _frames(digest: str, data: bytes, every_s: float, max_frames: int):
+def _frames(digest: str, data: bytes, name: str, every_s: float, max_frames: int):
     from core.inference import sample_frames
-    return sample_frames(data, every_s=every_s, max_frames=max_frames)
+    return sample_frames(data, name=name, every_s=every_s, max_frames=max_frames)
 
 
 def video_tab(predictor) -> None:
@@ -142,7 +138,7 @@ def video_tab(predictor) -> None:
         return
     data = upload.getvalue()
     try:
-        frames = _frames(hashlib.sha1(data).hexdigest(), data, every_s, max_frames)
+        frames = _frames(hashlib.sha1(data).hexdigest(), data, upload.name, every_s, max_frames)
     except LabError as exc:
         st.error(f"**{upload.name}**: {exc}", icon=":material/videocam_off:")
         return

@@ -112,7 +112,7 @@ def classify_video(predictor, frames: list[tuple[float, Image.Image]], k: int = 
     """(per-frame table, clip summary) for sampled frames.
 
     per frame: time_s, top1, p1, then one column per top clip class (its probability in that frame),
-    ready for a line chart over time. summary: class, mean_probability (over frames), top1_frames
+    ready for a line chart over time. summary: class, mean_probability (over frames), frames_top1
     (frames where it is the most probable class); the k classes with the highest mean plus any
     class that wins a frame, sorted by mean probability.
     """
@@ -142,6 +142,6 @@ def classify_video(predictor, frames: list[tuple[float, Image.Image]], k: int = 
     summary = pd.DataFrame({
         "class": [predictor.classes[i] for i in shown],
         "mean_probability": [float(mean[i]) for i in shown],
-        "top1_frames": [int(wins[i]) for i in shown],
+        "frames_top1": [int(wins[i]) for i in shown],
     }).sort_values("mean_probability", ascending=False, kind="stable").reset_index(drop=True)
     return per_frame, summary
