@@ -94,7 +94,7 @@ def test_concepts_link_to_presets_that_exist(lab_home):
     from core.config import PRESETS
     at = open_page("app_pages/concepts.py")
     assert len(at.subheader) >= 12
-    at.text_input[0].set_value("residual").run()
+    at.text_input[0].set_value("resnet").run()
     assert [s.value for s in at.subheader] == ["Residual networks (ResNet)"]
     for concept in __import__("core.concepts", fromlist=["list_concepts"]).list_concepts():
         assert concept.preset is None or concept.preset in PRESETS

@@ -17,9 +17,15 @@ STATUS_COLOURS = {"queued": "gray", "running": "blue", "completed": "green", "fa
 
 
 @st.cache_resource
-def store():
+def _store(path: str):
     from core.store import RunStore
-    return RunStore()
+    return RunStore(path)
+
+
+def store():
+    """The run store of the current LAB_HOME (one shared object per database file)."""
+    from core.paths import db_path
+    return _store(str(db_path()))
 
 
 def status_badge(status: str) -> str:
