@@ -72,6 +72,8 @@ def test_train_first_model_then_classify_an_upload(app_url, tmp_path):
         page.wait_for_url("**/train?run=*", timeout=60_000)
         page.get_by_text("Validation results").wait_for(timeout=240_000)  # shown once the run completed
         page.get_by_text("accuracy (best checkpoint)").wait_for(timeout=120_000)
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # live charts and confusion matrix
+        time.sleep(1)
         page.screenshot(path=shots / "train.png", full_page=True)
 
         page.get_by_role("link", name="Runs").first.click()
@@ -86,6 +88,11 @@ def test_train_first_model_then_classify_an_upload(app_url, tmp_path):
         page.get_by_text("digit.png").first.wait_for(timeout=60_000)
         prediction = page.locator("[data-testid='stMarkdownContainer'] strong").filter(has_text="3").first
         prediction.wait_for(timeout=60_000)
+        page.locator("[data-testid='stImage'] img").first.wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        page.get_by_text("Show Grad-CAM").click()
+        page.get_by_text("Grad-CAM", exact=True).first.wait_for(timeout=60_000)
+        time.sleep(1)  # let the charts finish their first draw
         page.screenshot(path=shots / "media.png", full_page=True)
         browser.close()
     assert sorted(p.name for p in shots.iterdir()) == ["home.png", "media.png", "runs.png", "train.png"]

@@ -81,8 +81,9 @@ def top_k_figure(pairs: list[tuple[str, float]]) -> go.Figure:
     labels = [name for name, _ in pairs][::-1]
     values = [p for _, p in pairs][::-1]
     fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=TRAIN_COLOUR,
-                           text=[f"{v:.1%}" for v in values], textposition="auto"))
-    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+                           text=[f"{v:.1%}" for v in values], textposition="outside", cliponaxis=False))
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
+    fig.update_yaxes(type="category")  # class names such as "3" are labels, not numbers
     return _layout(fig, 60 + 34 * len(pairs))
 
 
