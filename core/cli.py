@@ -137,11 +137,12 @@ def cmd_runs(args) -> int:
     if args.runs_command == "show":
         return show_run(store, args.run_id, as_json=args.json)
     if args.runs_command == "export":
-        frame = store.metrics(args.run_ids)
-        for run_id in args.run_ids:
-            store.get_run(run_id)  # unknown ids are an error, not an empty export
-        frame.to_csv(args.csv, index=False)
-        print(f"wrote {len(frame):,} metric rows of {len(args.run_ids)} run(s) to {args.csv}")
+        from core.analysis import export_metrics_csv
+        data = export_metrics_csv(store, args.run_ids)  # unknown ids are an error, not an empty export
+        with open(args.csv, "wb") as handle:
+            handle.write(data)
+        rows = data.count(b"\n") - 1
+        print(f"wrote {rows:,} metric rows of {len(args.run_ids)} run(s) to {args.csv}")
         return 0
     if args.runs_command == "delete":
         if not args.yes:

@@ -9,12 +9,11 @@ from ui.resources import store
 
 
 def compare_section(selected: list[str], names: dict[str, str], configs: dict[str, dict]) -> None:
-    from core.analysis import best_point, config_diff, hparam_table, metric_curves, summary_stats
-    frame = store().metrics(selected)
-    if frame.empty:
+    from core.analysis import compare_runs, config_diff, hparam_table
+    keys = store().metric_keys(selected)
+    if not keys:
         st.info("The selected runs have no metrics yet.")
         return
-    keys = sorted(frame.key.unique())
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
         key = c1.selectbox("Metric", keys, index=keys.index("val_acc") if "val_acc" in keys else 0,
@@ -22,18 +21,16 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
         x = c2.segmented_control("x-axis", ["step", "epoch", "time"], default="step", key="cmp_x", required=True)
         smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.99, 0.0, 0.01, key="cmp_smooth")
         log_y = c4.toggle("log scale", key="cmp_log")
-        curves = metric_curves(frame, key, x=x, smoothing=smoothing, max_points=1000)
-        best = best_point(frame, key)
-        if x == "time" and not best.empty:
-            starts = frame.groupby("run_id").time.min()
-            best = best.assign(time=best.time - best.run_id.map(starts)) if "time" in best else best
-        st.plotly_chart(overlay_figure(curves, best, names, key=key, x=x, log_y=log_y, smoothed=smoothing > 0),
+        result = compare_runs(store(), selected, key, x=x, smoothing=smoothing)
+        best = result.best
+        st.plotly_chart(overlay_figure(result.curves, best, names, key=key, x=x, log_y=log_y, smoothed=smoothing > 0),
                         key="cmp_chart")
 
     stats_tab, diff_tab, hp_tab, export_tab = st.tabs(["Statistics", "Config diff", "Hyperparameters", "Export"])
     with stats_tab:
-        stats = summary_stats(frame, key)
+        stats = result.stats.copy()
         stats.insert(1, "name", stats.run_id.map(names))
+        st.caption(f"over each run's full history; best = {'highest' if result.mode == 'max' else 'lowest'} {key}")
         st.dataframe(stats, hide_index=True, width="stretch")
     with diff_tab:
         diff = config_diff({names[i]: configs[i] for i in selected})
@@ -52,13 +49,14 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
             table = table.rename(columns={"metric": key}) if "metric" in table else table
             st.plotly_chart(parallel_figure(table, key), key="cmp_parallel")
     with export_tab:
-        from core.analysis import export_runs
-        csv_bytes, json_bytes = export_runs(store(), selected)
+        from core.analysis import export_metrics_csv, export_runs_json
+        st.caption("Files are built when you click, from the full histories.")
         c1, c2 = st.columns(2)
-        c1.download_button("Metrics (tidy CSV)", csv_bytes, file_name="runs-metrics.csv", mime="text/csv",
-                           icon=":material/download:")
-        c2.download_button("Configs and summaries (JSON)", json_bytes, file_name="runs-configs.json",
-                           mime="application/json", icon=":material/download:")
+        c1.download_button("Metrics (tidy CSV)", lambda: export_metrics_csv(store(), selected), file_name="runs-metrics.csv",
+                           mime="text/csv", icon=":material/download:", on_click="ignore")
+        c2.download_button("Configs and summaries (JSON)", lambda: export_runs_json(store(), selected),
+                           file_name="runs-configs.json", mime="application/json", icon=":material/download:",
+                           on_click="ignore")
 
 
 def manage_section(selected: list[str], details: dict) -> None:

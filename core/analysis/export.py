@@ -28,28 +28,44 @@ def export_runs(store: RunStore, run_ids: Iterable[str]) -> tuple[bytes, bytes]:
     (a diverged run's best loss) become null, so strict JSON parsers (browsers, jq) accept the file.
     An unknown run id raises RunNotFound before anything is read.
     """
+    return export_metrics_csv(store, run_ids), export_runs_json(store, run_ids)
+
+
+def _ids(store: RunStore, run_ids: Iterable[str]) -> list[str]:
     if isinstance(run_ids, str):
         run_ids = [run_ids]
     ids = list(dict.fromkeys(str(run_id) for run_id in run_ids))
     if not ids:
         raise RunNotFound("no runs chosen to export")
-    # get_run first: it raises RunNotFound with the offending id before any metrics are read.
-    runs = [store.get_run(run_id) for run_id in ids]
+    known = store.get_runs(ids)  # also rejects malformed ids
+    missing = [run_id for run_id in ids if run_id not in known]
+    if missing:
+        raise RunNotFound(f"no run with id '{missing[0]}'")
+    return ids
 
+
+def export_metrics_csv(store: RunStore, run_ids: Iterable[str]) -> bytes:
+    """The runs' metrics as a tidy CSV: run_id, step, epoch, key, value, time."""
+    ids = _ids(store, run_ids)
     metrics = store.metrics(ids)
     # The store sorts by run_id; keep the user's order of runs (stable, so steps stay in order).
     rank = {run_id: position for position, run_id in enumerate(ids)}
     metrics = metrics.sort_values("run_id", key=lambda column: column.map(rank), kind="stable")
-    csv_bytes = metrics[METRIC_COLUMNS].to_csv(index=False).encode("utf-8")
+    return metrics[METRIC_COLUMNS].to_csv(index=False).encode("utf-8")
 
+
+def export_runs_json(store: RunStore, run_ids: Iterable[str]) -> bytes:
+    """{run_id: {"name", "status", "config", "summary", ...}} as strict JSON."""
+    ids = _ids(store, run_ids)
+    runs = store.get_runs(ids)
     records = {}
-    for run in runs:
+    for run_id in ids:
+        run = runs[run_id]
         record: dict[str, Any] = {field: getattr(run, field) for field in _RUN_FIELDS}
         record["config"] = run.config
         record["summary"] = run.summary
         records[run.id] = _finite_or_null(record)
-    json_bytes = json.dumps(records, indent=2, allow_nan=False).encode("utf-8")
-    return csv_bytes, json_bytes
+    return json.dumps(records, indent=2, allow_nan=False).encode("utf-8")
 
 
 def _finite_or_null(value: Any) -> Any:

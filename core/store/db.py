@@ -328,6 +328,47 @@ class RunStore:
         rows = self._read(sql + " ORDER BY run_id, key, step, rowid", params)
         return _frame(rows, METRIC_COLUMNS, METRIC_DTYPES)
 
+    def metric_keys(self, run_ids: list[str]) -> list[str]:
+        """The metric keys the first few of these runs logged, sorted (an index look-up per run)."""
+        keys: set[str] = set()
+        for run_id in run_ids[:5]:
+            keys.update(row[0] for row in self._read("SELECT DISTINCT key FROM metrics WHERE run_id = ?",
+                                                     [check_run_id(run_id)]))
+        return sorted(keys)
+
+    def metric_stats(self, run_ids: list[str], key: str, mode: str) -> pd.DataFrame:
+        """Per run, computed in SQLite over the full history: best (max or min by `mode`) with its step
+        and epoch, last, min, max and count."""
+        ids = json.dumps([check_run_id(r) for r in run_ids])
+        pick = "MAX" if mode == "max" else "MIN"
+        where = "WHERE run_id IN (SELECT value FROM json_each(?)) AND key = ? AND value IS NOT NULL GROUP BY run_id"
+        # a lone MAX()/MIN() makes SQLite take the bare step and epoch from the row that holds it
+        best = self._read(f"SELECT run_id, {pick}(value), step, epoch, COUNT(value) FROM metrics {where}", [ids, key])
+        spread = self._read(f"SELECT run_id, MIN(value), MAX(value) FROM metrics {where}", [ids, key])
+        last = [(run_id,) + self._read("SELECT value FROM metrics WHERE run_id = ? AND key = ? "
+                                       "ORDER BY step DESC LIMIT 1", [run_id, key])[0] for run_id, *_ in best]
+        frame = pd.DataFrame.from_records(best, columns=["run_id", "best", "step_of_best", "epoch_of_best", "count"])
+        frame = frame.merge(pd.DataFrame.from_records(spread, columns=["run_id", "min", "max"]), on="run_id")
+        frame = frame.merge(pd.DataFrame.from_records(last, columns=["run_id", "last"]), on="run_id")
+        return frame[["run_id", "best", "last", "min", "max", "step_of_best", "epoch_of_best", "count"]]
+
+    def metric_sample(self, run_ids: list[str], key: str, stride: int = 1,
+                      thin: list[str] | None = None) -> pd.DataFrame:
+        """One metric of many runs; for the runs in `thin`, only rows whose step is a multiple of `stride`.
+
+        Thinning happens inside SQLite, so a chart of 100 runs x 5,000 steps moves a tenth of the rows
+        into Python. Callers pass a prime stride, so that steps logged every `log_every` steps are
+        still thinned evenly (unless log_every is itself a multiple of the stride: then all rows stay).
+        """
+        ids = json.dumps([check_run_id(r) for r in run_ids])
+        thin_ids = json.dumps(list(thin or []))
+        rows = self._read("SELECT run_id, step, epoch, value, time FROM metrics WHERE run_id IN "
+                          "(SELECT value FROM json_each(?)) AND key = ? AND (step % ? = 0 OR run_id NOT IN "
+                          "(SELECT value FROM json_each(?))) ORDER BY run_id, step",
+                          [ids, key, int(stride), thin_ids])
+        return _frame(rows, ["run_id", "step", "epoch", "value", "time"],
+                      {"step": "int64", "epoch": "float64", "value": "float64", "time": "float64"})
+
     def last_metrics(self, run_id: str) -> dict[str, float]:
         """The value at the highest step of each key."""
         check_run_id(run_id)
