@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from ui.sparkline import sparkline_svg
 from ui.resources import RUNS_PAGE, TRAIN_PAGE, duration, show_error, status_badge, store
 
 st.title("Deep Learning Lab")
@@ -38,7 +39,9 @@ else:
             st.markdown(f"**{row.name}** {status_badge(row.status)}")
             st.caption(f"{row.dataset} · {row.model} · {duration(row.duration_s)}")
             best = row.best_val_acc
-            st.metric("best validation accuracy", "–" if best != best else f"{best:.1%}",
-                      chart_data=by_run.get(row.id) or None, chart_type="area")
+            st.metric("best validation accuracy", "–" if best != best else f"{best:.1%}")
+            line = sparkline_svg(by_run.get(row.id, []))
+            if line:
+                st.image(line, caption="validation accuracy by epoch")
             st.page_link(TRAIN_PAGE, label="Open", icon=":material/open_in_new:", query_params={"run": row.id})
     st.page_link(RUNS_PAGE, label=f"Compare all {len(runs)} runs", icon=":material/stacked_line_chart:")

@@ -18,8 +18,16 @@ if not sources:
     st.stop()
 
 labels = [s["label"] for s in sources]
+# preselect something that loads without a download: a run, or pretrained weights already cached
+ready = [i for i, s in enumerate(sources) if s["kind"] == "run" or s.get("cached")]
 index = st.selectbox("Model", range(len(sources)), format_func=lambda i: labels[i], key="media_source",
+                     index=ready[0] if ready else None, placeholder="Choose a model (pretrained ones download first)",
                      help="Completed runs (best or last checkpoint) and pretrained ImageNet models")
+if index is None:
+    st.info("Train a model on the Train page, or choose a pretrained ImageNet model above: its weights are "
+            "downloaded on first use (this needs network access).", icon=":material/info:")
+    st.page_link(TRAIN_PAGE, label="Train a model", icon=":material/model_training:")
+    st.stop()
 try:
     predictor = load_predictor(sources[index])
 except LabError as exc:

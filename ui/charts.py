@@ -140,3 +140,4 @@ def timeline_figure(per_frame: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="time (s)")
     fig.update_yaxes(type="category")
     return _layout(fig, 300)
+

@@ -226,6 +226,7 @@ def list_model_sources(store=None) -> list[dict]:
         store = RunStore()
     sources: list[dict] = []
     runs = store.list_runs()
+    details = store.get_runs()  # one query for every run's summary
     for row in runs.itertuples(index=False):
         if row.status not in SOURCE_STATUSES:
             continue
@@ -236,7 +237,7 @@ def list_model_sources(store=None) -> list[dict]:
         has_best, has_last = (folder / BEST).is_file(), (folder / LAST).is_file()
         if not (has_best or has_last):
             continue
-        summary = store.get_run(row.id).summary
+        summary = details[row.id].summary if row.id in details else {}
         best_is_last = summary.get("best_epoch") == summary.get("epochs_done")
         for which, present in (("best", has_best), ("last", has_last and not (has_best and best_is_last))):
             if not present:
