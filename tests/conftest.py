@@ -24,3 +24,23 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not available")
     return path
+
+
+def make_video(path, colours, seconds: int = 3, fps: int = 10, size=(64, 48)) -> None:
+    """A real clip: each second a different solid colour."""
+    import av
+    import numpy as np
+    codecs = [c for c in ("libx264", "mpeg4") if c in av.codecs_available]
+    if not codecs:
+        pytest.skip("this PyAV build has neither an H.264 nor an MPEG-4 encoder")
+    codec = codecs[0]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(seconds * fps):
+            pixels = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+            pixels[:] = colours[(index // fps) % len(colours)]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -98,3 +98,24 @@ def test_concepts_link_to_presets_that_exist(lab_home):
     assert [s.value for s in at.subheader] == ["Residual networks (ResNet)"]
     for concept in __import__("core.concepts", fromlist=["list_concepts"]).list_concepts():
         assert concept.preset is None or concept.preset in PRESETS
+
+
+def test_media_classifies_a_video_and_rejects_a_broken_one(lab_home, tmp_path):
+    from conftest import make_video
+    from core import jobs
+    from core.config import preset
+    from core.jobs.runner import execute_run
+    run_id = jobs.create(preset("shapes-cnn").replace(**{"data.num_samples": 600, "optim.epochs": 1}))
+    assert execute_run(run_id) == "completed"
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, [(255, 0, 0), (0, 200, 0), (0, 0, 255)], size=(64, 64))
+
+    media = open_page("app_pages/media.py")
+    media.file_uploader(key="media_video").set_value(("clip.mp4", clip.read_bytes(), "video/mp4")).run()
+    assert not media.exception
+    assert "**Clip:" in texts(media) and "of 3 frames" in texts(media)
+    assert any(getattr(e, "key", None) == "timeline" for e in media.get("plotly_chart"))
+
+    media.file_uploader(key="media_video").set_value(("broken.mp4", b"\x00" * 4096, "video/mp4")).run()
+    assert not media.exception
+    assert any("broken.mp4" in e.value for e in media.error)

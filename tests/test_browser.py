@@ -70,7 +70,11 @@ def test_train_first_model_then_classify_an_upload(app_url, tmp_path):
 
         page.get_by_role("button", name="Train your first model").click()
         page.wait_for_url("**/train?run=*", timeout=60_000)
-        page.get_by_text("Validation results").wait_for(timeout=240_000)  # shown once the run completed
+        try:
+            page.get_by_text("Validation results").wait_for(timeout=240_000)  # shown once the run completed
+        except Exception:
+            page.screenshot(path=shots / "train-timeout.png", full_page=True)
+            raise
         page.get_by_text("accuracy (best checkpoint)").wait_for(timeout=120_000)
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # live charts and confusion matrix
         time.sleep(1)

@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 import pytest
+
+from conftest import make_video
 import torch
 from PIL import Image
 
@@ -286,29 +288,10 @@ def test_zip_members_are_decoded_one_by_one(runs):
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
 
 
-def _make_video(path, seconds: int = 3, fps: int = 10, size=(64, 48)) -> None:
-    """A real clip: each second a different solid colour."""
-    import av
-    codecs = [c for c in ("libx264", "mpeg4") if c in av.codecs_available]
-    if not codecs:
-        pytest.skip("this PyAV build has neither an H.264 nor an MPEG-4 encoder")
-    codec = codecs[0]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for index in range(seconds * fps):
-            pixels = np.zeros((size[1], size[0], 3), dtype=np.uint8)
-            pixels[:] = COLOURS[(index // fps) % len(COLOURS)]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    _make_video(path)
+    make_video(path, COLOURS)
     return path
 
 

@@ -23,8 +23,9 @@ def render_sidebar() -> None:
         _queue()
 
 
-@st.fragment(run_every=3)
 def _queue() -> None:
+    # Drawn on every rerun, not on a timer: a timed fragment in the sidebar can race a page switch
+    # and break the browser's page (Streamlit: "Bad delta path index"). The Train page polls its run.
     st.caption("Job queue")
     runs = store().list_runs()
     active = runs[runs.status.isin(["running", "queued"])] if not runs.empty else runs
