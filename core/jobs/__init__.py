@@ -51,13 +51,6 @@ def spawn_worker(run_id: str, *, resume: bool = False) -> int:
     return process.pid
 
 
-def run_here(config, *, progress: bool = True) -> tuple[str, str]:
-    """Record and train a run in this process (the CLI's foreground mode): (run_id, final status)."""
-    from core.jobs.runner import execute_run
-    run_id = create(config)
-    return run_id, execute_run(run_id, progress=progress)
-
-
 def cancel(run_id: str, *, wait_s: float = 30.0) -> str:
     """Ask the worker to stop after its current step (it saves a checkpoint); kill it if it has not
     stopped within `wait_s` seconds. Returns the final status ('cancelling' if wait_s is 0)."""
