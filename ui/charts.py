@@ -32,7 +32,7 @@ def live_figure(frame: pd.DataFrame) -> go.Figure:
                "lines+markers"), (1, 2, "train_acc", "train", TRAIN_COLOUR, "lines"),
               (1, 2, "val_acc", "validation", VAL_COLOUR, "lines+markers"),
               (2, 1, "lr", "learning rate", OTHER_COLOUR, "lines"),
-              (2, 2, "samples_per_s", "samples/s", OTHER_COLOUR, "lines")]
+              (2, 2, "samples_per_s", "samples/s", "#10b981", "lines")]
     shown = set()
     for row, col, key, label, colour, mode in panels:
         x, y = _series(frame, key)
