@@ -58,6 +58,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(script: Path, cwd: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+                               "--server.headless", "true"], cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    return server
+
+
+def baseline_paint(tmp: Path) -> None:
+    """The same measurement on a one-line Streamlit app: the floor this machine and browser set."""
+    from playwright.sync_api import sync_playwright
+    script = tmp / "hello.py"
+    script.write_text('import streamlit as st\nst.title("Hello")\n')
+    port = free_port()
+    server = start_server(script, tmp, port)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            paints = []
+            for _ in range(4):
+                page = browser.new_page()
+                started = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}")
+                page.get_by_role("heading", name="Hello").wait_for()
+                paints.append(time.perf_counter() - started)
+                page.close()
+            browser.close()
+        print(f"baseline: first paint of a one-line Streamlit app {np.median(paints[1:]):.3f} s (median of 3)")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def browser_figures(url: str) -> None:
     from playwright.sync_api import sync_playwright
     chromium = shutil.which("chromium")
@@ -80,7 +119,7 @@ def browser_figures(url: str) -> None:
             fresh.get_by_text("best validation accuracy").first.wait_for()
             paints.append(time.perf_counter() - started)
             fresh.close()
-        print(f"first paint (new visitor) {np.median(paints):.3f} s (median of 3)")
+        print(f"first paint (new visitor) {np.median(paints):.3f} s (median of 3: title and run cards shown)")
         switches: dict[str, list[float]] = {}
         for _ in range(3):
             for title in ("Train", "Runs", "Media", "Concepts", "Home"):
@@ -117,19 +156,11 @@ def main() -> int:
         started = time.perf_counter()
         ids = fill_store()
         print(f"filled the store with {RUNS} runs x {STEPS} steps in {time.perf_counter() - started:.1f} s")
+        baseline_paint(Path(tmp))
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                   "--server.headless", "true"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        server = start_server(ROOT / "app.py", ROOT, port)
         try:
-            for _ in range(200):
-                try:
-                    urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            browser_figures(url)
+            browser_figures(f"http://127.0.0.1:{port}")
         finally:
             server.terminate()
             server.wait(timeout=20)

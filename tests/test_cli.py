@@ -58,3 +58,13 @@ def test_registries_list_one_line_each_and_as_json(capsys, kind, expected):
     assert code == 0 and any(line.startswith(expected + " ") for line in out.splitlines())
     code, out, _ = run_cli(capsys, kind, "--json")
     assert expected in [row["name"] for row in json.loads(out)]
+
+
+def test_a_missing_gpu_is_reported_before_any_run_is_recorded(lab_home, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, _, err = run_cli(capsys, "train", "--preset", "digits-cnn", "--device", "cuda", "--amp", "bf16")
+    assert code == 2 and "device: 'cuda' was asked for, but this machine has no usable CUDA GPU" in err
+    code, out, _ = run_cli(capsys, "runs", "list")
+    assert "no runs yet" in out

@@ -29,6 +29,8 @@ def _store():
 def create(config) -> str:
     """Validate and record a run as queued; returns its id."""
     config.validate()
+    from core.engine.devices import resolve_device
+    resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
     return _store().create_run(config.to_dict(), name=config.display_name())
 
 
