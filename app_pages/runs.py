@@ -10,7 +10,7 @@ if runs.empty:
     st.info("No runs yet. Start one from Home or Train.", icon=":material/lightbulb:")
     st.stop()
 
-from core.analysis import config_diff, filter_runs, runs_table  # noqa: E402  (after the cheap empty check)
+from core.analysis import filter_runs, runs_table  # noqa: E402  (after the cheap empty check)
 from ui.runs_view import compare_section, manage_section  # noqa: E402
 
 details = store().get_runs()
@@ -40,7 +40,8 @@ event = st.dataframe(
         "lr": st.column_config.NumberColumn("lr", format="%.2e"),
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
     })
-selected = [shown.iloc[i]["id"] for i in event.selection.rows] if event and event.selection else []
+rows = event.selection.rows if event and event.selection else []
+selected = [shown.iloc[i]["id"] for i in rows if i < len(shown)]  # a filter may have shrunk the table
 if selected:
     st.query_params["compare"] = ",".join(selected)  # the address bar now links to this comparison
 elif "compare" in st.query_params:

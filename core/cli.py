@@ -82,10 +82,7 @@ def config_from_args(args) -> Any:
         config.data.path = None
     overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items() if getattr(args, flag) is not None}
     overrides.update(parse_set_args(args.set))
-    config = apply_overrides(config, overrides)
-    if not args.name and not args.preset:
-        config.name = ""
-    return config.validate()
+    return apply_overrides(config, overrides).validate()
 
 
 def cmd_train(args) -> int:
@@ -148,6 +145,8 @@ def cmd_runs(args) -> int:
         if not args.yes:
             raise LabError("deleting removes the runs and their checkpoints; add --yes to confirm")
         for run_id in args.run_ids:
+            if store.get_run(run_id).status in ("queued", "running"):
+                raise LabError(f"run {run_id} is still {store.get_run(run_id).status}; cancel it first")
             store.delete_run(run_id)
             print(f"deleted {run_id}")
         return 0

@@ -138,6 +138,7 @@ class RunConfig:
             raise ConfigError("optim.nesterov: needs optimizer 'sgd' with momentum > 0")
         _float_range("optim.weight_decay", o.weight_decay, 0.0, 1.0)
         _choice("optim.schedule", o.schedule, SCHEDULES)
+        _int_range("optim.epochs", o.epochs, 1, MAX_EPOCHS)  # before warmup_epochs, which it bounds
         _float_range("optim.warmup_epochs", o.warmup_epochs, 0.0, float(o.epochs))
         _int_range("optim.step_size", o.step_size, 1, MAX_EPOCHS)
         _float_range("optim.gamma", o.gamma, 0.0, 1.0, low_open=True)
@@ -145,9 +146,8 @@ class RunConfig:
         if o.grad_clip is not None:
             _float_range("optim.grad_clip", o.grad_clip, 0.0, 1e6, low_open=True)
         _int_range("optim.batch_size", o.batch_size, 1, 65_536)
-        _int_range("optim.epochs", o.epochs, 1, MAX_EPOCHS)
 
-        dev = self.device
+        dev = self.device if isinstance(self.device, str) else repr(self.device)
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"device: '{dev}' is not one of auto, cpu, cuda, cuda:N, mps")
         _choice("amp", self.amp, AMP_MODES)

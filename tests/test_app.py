@@ -119,3 +119,28 @@ def test_media_classifies_a_video_and_rejects_a_broken_one(lab_home, tmp_path):
     media.file_uploader(key="media_video").set_value(("broken.mp4", b"\x00" * 4096, "video/mp4")).run()
     assert not media.exception
     assert any("broken.mp4" in e.value for e in media.error)
+
+
+def test_train_form_takes_an_uploaded_folder_zip_and_turns_off_weights_for_models_without_them(lab_home, tmp_path):
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+            for index in range(6):
+                image = io.BytesIO()
+                Image.new("RGB", (20, 20), colour).save(image, format="PNG")
+                archive.writestr(f"train/{label}/{index}.png", image.getvalue())
+    at = open_page("app_pages/train.py")
+    at.selectbox(key="preset_choice").set_value("folder-transfer-resnet18").run()
+    assert at.toggle(key="cfg.model.pretrained").value is True
+    at.file_uploader(key="folder_zip").set_value(("photos.zip", buffer.getvalue(), "application/zip")).run()
+    assert not at.exception
+    assert at.text_input(key="cfg.data.path").value.endswith(".zip")
+    preview = texts(at)
+    assert "12 images" not in preview and "training and" in preview, preview  # the preview read the zip
+    import re
+    train, val = map(int, re.search(r"(\d+) training and (\d+) validation images", preview).groups())
+    assert train + val == 12 and val >= 1  # no val/ folder: a seeded split
+    at.selectbox(key="cfg.model.name").set_value("cnn").run()
+    assert at.toggle(key="cfg.model.pretrained").value is False
+    assert not any("model.pretrained" in e.value for e in at.error)

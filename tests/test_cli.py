@@ -68,3 +68,9 @@ def test_a_missing_gpu_is_reported_before_any_run_is_recorded(lab_home, capsys):
     assert code == 2 and "device: 'cuda' was asked for, but this machine has no usable CUDA GPU" in err
     code, out, _ = run_cli(capsys, "runs", "list")
     assert "no runs yet" in out
+
+
+def test_set_name_names_the_run(lab_home, capsys):
+    from core.cli import build_parser, config_from_args
+    args = build_parser().parse_args(["train", "--dataset", "digits", "--model", "mlp", "--set", "name=my-run"])
+    assert config_from_args(args).name == "my-run"

@@ -60,3 +60,10 @@ def test_from_dict_rejects_unknown_fields_with_their_path():
     raw["optim"]["learning_rate"] = 0.1
     with pytest.raises(ConfigError, match="optim.learning_rate: unknown field"):
         RunConfig.from_dict(raw)
+
+
+def test_wrong_types_are_config_errors_not_crashes():
+    with pytest.raises(ConfigError, match="optim.epochs: expected a whole number, got None"):
+        RunConfig().replace(**{"optim.epochs": "none"}).validate()
+    with pytest.raises(ConfigError, match="device: "):
+        RunConfig().replace(device=3).validate()

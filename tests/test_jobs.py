@@ -61,7 +61,9 @@ def test_cancel_saves_a_checkpoint_and_resume_finishes_with_no_step_repeated(lab
     wait_for(lambda: RunStore().last_metrics(run_id).get("train_loss") is not None, what="first metrics")
     assert jobs.cancel(run_id, wait_s=30) == "cancelled"
     assert load_checkpoint(run_dir(run_id) / LAST)["step"] > 0
+    stopped_at = load_checkpoint(run_dir(run_id) / LAST)["step"]
     assert jobs.resume(run_id, detach=False, progress=False) == "completed"
+    assert f"resumed from step {stopped_at} " in " ".join(RunStore().events(run_id).message)
     frame = RunStore().metrics(run_id, keys=["train_loss"])
     steps = frame.step.tolist()
     assert steps == sorted(set(steps))
@@ -80,6 +82,8 @@ def test_sigkilled_worker_is_marked_interrupted_and_resume_completes_it(lab_home
     assert rows_before > 0  # the store is intact and readable
     checkpoint = load_checkpoint(run_dir(run_id) / LAST)
     assert checkpoint["batch_in_epoch"] == 0 and checkpoint["epoch"] >= 1
+    kept = store.metrics(run_id, keys=["train_loss"])
+    kept = kept[kept.step <= checkpoint["step"]][["step", "value"]].reset_index(drop=True)
 
     with pytest.raises(Exception, match="only queued or running runs can be cancelled"):
         jobs.cancel(run_id)
@@ -91,6 +95,10 @@ def test_sigkilled_worker_is_marked_interrupted_and_resume_completes_it(lab_home
     assert steps[-1] == 30 * run.summary["steps_per_epoch"]
     epochs = store.metrics(run_id, keys=["val_acc"]).epoch.tolist()
     assert epochs == list(range(1, 31))
+    # it really continued: history up to the checkpoint is untouched, and the log says where it resumed
+    after = frame[frame.step <= checkpoint["step"]][["step", "value"]].reset_index(drop=True)
+    assert after.equals(kept)
+    assert f"resumed from step {checkpoint['step']} " in " ".join(store.events(run_id).message)
 
 
 def test_completed_runs_cannot_be_resumed_and_unknown_ids_are_reported(lab_home):

@@ -62,21 +62,28 @@ def preset_picker() -> None:
                  help="Fills the form with a tried configuration; change anything afterwards.")
 
 
+def _save_folder_zip() -> None:
+    """Keep an uploaded zip under LAB_HOME/cache/uploads and point data.path at it (runs before redraw)."""
+    upload = st.session_state.get("folder_zip")
+    if upload is None:
+        return
+    import hashlib
+    from core.paths import cache_dir
+    data = upload.getvalue()
+    target = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}.zip"
+    if not target.exists():
+        target.write_bytes(data)
+    st.session_state[PREFIX + "data.path"] = str(target)
+
+
 def data_section(datasets: list[str]) -> None:
     k = PREFIX
     st.selectbox("Data set", datasets, key=k + "data.name")
     if st.session_state[k + "data.name"] == "folder":
-        st.text_input("Folder or .zip on the server", key=k + "data.path",
+        st.file_uploader("Upload a .zip with train/<class>/ images…", type=["zip"], key="folder_zip",
+                         on_change=_save_folder_zip)
+        st.text_input("…or a folder or .zip on the server", key=k + "data.path",
                       placeholder="/data/photos  (with train/<class>/*.jpg inside)")
-        upload = st.file_uploader("…or upload a .zip with train/<class>/ images", type=["zip"], key="folder_zip")
-        if upload is not None:
-            from core.paths import cache_dir
-            import hashlib
-            data = upload.getvalue()
-            target = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}.zip"
-            if not target.exists():
-                target.write_bytes(data)
-            st.session_state[k + "data.path"] = str(target)
     c1, c2, c3 = st.columns(3)
     c1.number_input("Image size (px, 0 = native)", step=8, key=k + "data.image_size")
     c2.number_input("Validation fraction", step=0.05, format="%.2f", key=k + "data.val_fraction",
@@ -93,6 +100,9 @@ def data_section(datasets: list[str]) -> None:
 def model_section(models: list[str], pretrained_ok: bool) -> None:
     k = PREFIX
     st.selectbox("Model", models, key=k + "model.name")
+    if not pretrained_ok:  # a model without weights: switch both off rather than leave them stuck on
+        st.session_state[k + "model.pretrained"] = False
+        st.session_state[k + "model.freeze_backbone"] = False
     c1, c2 = st.columns(2)
     c1.toggle("Pretrained ImageNet weights", key=k + "model.pretrained", disabled=not pretrained_ok)
     c2.toggle("Freeze the backbone (train the head only)", key=k + "model.freeze_backbone",

@@ -50,7 +50,6 @@ def configure_view() -> None:
         with st.container(border=True):
             st.subheader("Data", anchor=False)
             data_section(list_datasets())
-        config = form_config()
         with st.container(border=True):
             st.subheader("Model", anchor=False)
             name = st.session_state.get("cfg.model.name")
@@ -149,14 +148,17 @@ def watch_view(run_id: str) -> None:
 def _actions(run) -> None:
     from core import jobs
     bar = st.container(horizontal=True)
-    if run.status in ACTIVE and bar.button("Cancel", icon=":material/stop:"):
-        with st.spinner("Stopping after the current step…"):
-            jobs.cancel(run.id, wait_s=15)
-        st.rerun()
-    if run.status in ("interrupted", "cancelled") and bar.button("Resume", icon=":material/play_arrow:",
-                                                                type="primary"):
-        jobs.resume(run.id)
-        st.rerun()
+    try:
+        if run.status in ACTIVE and bar.button("Cancel", icon=":material/stop:"):
+            with st.spinner("Stopping after the current step…"):
+                jobs.cancel(run.id, wait_s=15)
+            st.rerun()
+        if run.status in ("interrupted", "cancelled") and bar.button("Resume", icon=":material/play_arrow:",
+                                                                    type="primary"):
+            jobs.resume(run.id)
+            st.rerun()
+    except LabError as exc:  # the run changed state since this page was drawn
+        show_error(exc)
     if bar.button("Clone into form", icon=":material/content_copy:"):
         from core.config import RunConfig
         load_into_form(RunConfig.from_dict(run.config).replace(name=""))

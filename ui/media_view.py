@@ -122,9 +122,9 @@ def compare_tab(sources: list[dict]) -> None:
 
 
 @st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
-def _frames(digest: str, data: bytes, name: str, every_s: float, max_frames: int):
-    from core.inference import sample_frames
-    return sample_frames(data, name=name, every_s=every_s, max_frames=max_frames)
+def _frames(digest: str, _data: bytes, name: str, every_s: float, max_frames: int):
+    from core.inference import sample_frames  # _data is not hashed: `digest` identifies it
+    return sample_frames(_data, name=name, every_s=every_s, max_frames=max_frames)
 
 
 def video_tab(predictor) -> None:

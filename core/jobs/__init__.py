@@ -75,8 +75,9 @@ def cancel(run_id: str, *, wait_s: float = 30.0) -> str:
         return run.status
     if run.pid and pid_alive(run.pid):
         os.kill(run.pid, signal.SIGKILL)
-    store.finish(run_id, "cancelled", error=f"did not stop within {wait_s:g}s of the cancel request; killed")
-    return "cancelled"
+    if store.get_run(run_id).status in ACTIVE:  # it may have finished on its own in the meantime
+        store.finish(run_id, "cancelled", error=f"did not stop within {wait_s:g}s of the cancel request; killed")
+    return store.get_run(run_id).status
 
 
 def resume(run_id: str, *, detach: bool = True, progress: bool = True) -> str:

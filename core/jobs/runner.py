@@ -36,12 +36,17 @@ class Heartbeat(threading.Thread):
         self.done.set()
 
 
-def _install_signal_handlers(stop_event: threading.Event) -> None:
-    """Ctrl-C and SIGTERM finish the current step and save a checkpoint instead of dying mid-write."""
+def _install_signal_handlers(stop_event: threading.Event) -> dict:
+    """Ctrl-C and SIGTERM finish the current step and save a checkpoint instead of dying mid-write;
+    a second Ctrl-C stops at once. Returns the previous handlers, to put back afterwards."""
     if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop_event.set())
+        return {}
+
+    def handle(signum, _frame):
+        if stop_event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop_event.set()
+    return {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) -> str:
@@ -59,7 +64,7 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
     config = RunConfig.from_dict(run.config)
     folder = run_dir(run_id, create=True)
     stop_event = threading.Event()
-    _install_signal_handlers(stop_event)
+    previous_handlers = _install_signal_handlers(stop_event)
     store.set_pid(run_id, os.getpid())
     heartbeat = Heartbeat(run_id, stop_event)
     heartbeat.start()
@@ -67,7 +72,7 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
     try:
         device = resolve_device(config.device)
         with device_slot(slot_name(device), while_waiting=lambda: not stop_event.is_set()) as acquired:
-            if not acquired:
+            if not acquired or store.get_run(run_id).cancel_requested:  # cancelled while queued
                 store.finish(run_id, "cancelled")
                 return "cancelled"
             store.mark_running(run_id, pid=os.getpid(), device=describe(device), versions=library_versions())
@@ -92,6 +97,8 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
             store.finish(run_id, "failed", error=describe_exception(exc))
     finally:
         heartbeat.stop()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
     return store.get_run(run_id).status
 
 
