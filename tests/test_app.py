@@ -144,3 +144,21 @@ def test_train_form_takes_an_uploaded_folder_zip_and_turns_off_weights_for_model
     at.selectbox(key="cfg.model.name").set_value("cnn").run()
     assert at.toggle(key="cfg.model.pretrained").value is False
     assert not any("model.pretrained" in e.value for e in at.error)
+
+
+def test_runs_page_compares_the_runs_in_its_link(lab_home):
+    from core import jobs
+    from core.config import preset
+    from core.jobs.runner import execute_run
+    ids = []
+    for lr in (0.003, 0.01):
+        run_id = jobs.create(preset("digits-mlp").replace(**{"optim.epochs": 2, "optim.lr": lr}))
+        assert execute_run(run_id) == "completed"
+        ids.append(run_id)
+    at = open_page("app_pages/runs.py", compare=",".join(ids))
+    assert any(getattr(e, "key", None) == "cmp_chart" for e in at.get("plotly_chart"))
+    frames = [d.value for d in at.dataframe]
+    stats = next(f for f in frames if "step_of_best" in f.columns)
+    assert sorted(stats.run_id) == sorted(ids) and (stats["count"] == 2).all()  # two epochs of val_acc each
+    diff = next(f for f in frames if "optim.lr" in f.index)
+    assert list(diff.index) == ["optim.lr"]  # the only field that differs
