@@ -83,3 +83,13 @@ def test_pretrained_weights_offline_give_a_message_saying_where_to_put_the_file(
     message = str(err.value)
     assert "could not get the pretrained weights for 'resnet18'" in message
     assert str(torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
+
+
+def test_importing_one_model_family_first_does_not_hide_the_others():
+    import subprocess
+    import sys
+    code = ("import core.models.resnet_small\nfrom core.models import list_models\n"
+            "names = list_models()\nassert {'mlp', 'cnn', 'resnet20', 'resnet18'} <= set(names), names\n"
+            "assert names.index('mlp') < names.index('resnet18')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

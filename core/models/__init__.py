@@ -33,9 +33,16 @@ def register_model(name: str, *, description: str, family: str, min_image_size: 
     return wrap
 
 
+_LOADED = False
+
+
 def _ensure_loaded() -> None:
-    if not _REGISTRY:
-        from core.models import small, resnet_small, imagenet  # noqa: F401  (registers, in listing order)
+    # A flag, not `if not _REGISTRY`: importing one family first (say core.models.resnet_small)
+    # must not hide the others. Import order is listing order: small models first.
+    global _LOADED
+    if not _LOADED:
+        from core.models import small, resnet_small, imagenet  # noqa: F401  (registers)
+        _LOADED = True
 
 
 def list_models() -> list[str]:
