@@ -31,6 +31,7 @@ class DataConfig:
     augment_crop: bool = False  # random crop after zero-padding by `crop_padding` pixels
     crop_padding: int = 4
     augment_flip: bool = False  # random horizontal flip (wrong for digits, right for photos)
+    options: dict[str, Any] = field(default_factory=dict)  # the data set's own options (core.options)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ModelConfig:
     freeze_backbone: bool = False  # train only the new head: transfer learning
     hidden: int = 256  # width of the fully connected layer(s) of mlp and cnn
     dropout: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)  # the model's own options (layers, heads, ...)
 
 
 @dataclass
@@ -47,6 +49,7 @@ class OptimConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
+    beta1: float = 0.9  # adam/adamw first-moment decay; GANs train better with 0.5 (Radford et al., 2015)
     nesterov: bool = False
     weight_decay: float = 0.0
     schedule: str = "constant"
@@ -62,6 +65,8 @@ class OptimConfig:
 @dataclass
 class RunConfig:
     name: str = ""  # empty: derived from data set and model
+    task: str = "classification"  # what a step computes: see core.tasks.list_tasks()
+    task_options: dict[str, Any] = field(default_factory=dict)  # the task's own options (core.options)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -99,10 +104,47 @@ class RunConfig:
     # ---- validation ------------------------------------------------------------------------
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the first bad field and its allowed range; return self."""
+        from core.tasks import list_tasks, task_spec
+
+        _choice("task", self.task, list_tasks())
+        if self.task == "classification":
+            self._validate_images()
+        else:
+            task_spec(self.task).validate(self)
+        o = self.optim
+        _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
+        _float_range("optim.lr", o.lr, 0.0, 10.0, low_open=True)
+        _float_range("optim.momentum", o.momentum, 0.0, 0.999)
+        _float_range("optim.beta1", o.beta1, 0.0, 0.999)
+        if o.nesterov and (o.optimizer != "sgd" or o.momentum == 0):
+            raise ConfigError("optim.nesterov: needs optimizer 'sgd' with momentum > 0")
+        _float_range("optim.weight_decay", o.weight_decay, 0.0, 1.0)
+        _choice("optim.schedule", o.schedule, SCHEDULES)
+        _int_range("optim.epochs", o.epochs, 1, MAX_EPOCHS)  # before warmup_epochs, which it bounds
+        _float_range("optim.warmup_epochs", o.warmup_epochs, 0.0, float(o.epochs))
+        _int_range("optim.step_size", o.step_size, 1, MAX_EPOCHS)
+        _float_range("optim.gamma", o.gamma, 0.0, 1.0, low_open=True)
+        _float_range("optim.label_smoothing", o.label_smoothing, 0.0, 0.5)
+        if o.grad_clip is not None:
+            _float_range("optim.grad_clip", o.grad_clip, 0.0, 1e6, low_open=True)
+        _int_range("optim.batch_size", o.batch_size, 1, 65_536)
+
+        dev = self.device if isinstance(self.device, str) else repr(self.device)
+        if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError(f"device: '{dev}' is not one of auto, cpu, cuda, cuda:N, mps")
+        _choice("amp", self.amp, AMP_MODES)
+        _int_range("seed", self.seed, 0, 2**31 - 1)
+        if self.early_stopping_patience is not None:
+            _int_range("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
+        _int_range("log_every", self.log_every, 1, 100_000)
+        return self
+
+    def _validate_images(self) -> None:
+        """Data and model fields of image classification (other tasks validate their own: core.tasks)."""
         from core.data import dataset_info, list_datasets
         from core.models import list_models, model_info
 
-        d, m, o = self.data, self.model, self.optim
+        d, m = self.data, self.model
         _choice("data.name", d.name, list_datasets())
         info = dataset_info(d.name)
         if info.needs_path and not d.path:
@@ -131,34 +173,13 @@ class RunConfig:
         _int_range("model.hidden", m.hidden, 1, 65_536)
         _float_range("model.dropout", m.dropout, 0.0, 0.95)
 
-        _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
-        _float_range("optim.lr", o.lr, 0.0, 10.0, low_open=True)
-        _float_range("optim.momentum", o.momentum, 0.0, 0.999)
-        if o.nesterov and (o.optimizer != "sgd" or o.momentum == 0):
-            raise ConfigError("optim.nesterov: needs optimizer 'sgd' with momentum > 0")
-        _float_range("optim.weight_decay", o.weight_decay, 0.0, 1.0)
-        _choice("optim.schedule", o.schedule, SCHEDULES)
-        _int_range("optim.epochs", o.epochs, 1, MAX_EPOCHS)  # before warmup_epochs, which it bounds
-        _float_range("optim.warmup_epochs", o.warmup_epochs, 0.0, float(o.epochs))
-        _int_range("optim.step_size", o.step_size, 1, MAX_EPOCHS)
-        _float_range("optim.gamma", o.gamma, 0.0, 1.0, low_open=True)
-        _float_range("optim.label_smoothing", o.label_smoothing, 0.0, 0.5)
-        if o.grad_clip is not None:
-            _float_range("optim.grad_clip", o.grad_clip, 0.0, 1e6, low_open=True)
-        _int_range("optim.batch_size", o.batch_size, 1, 65_536)
-
-        dev = self.device if isinstance(self.device, str) else repr(self.device)
-        if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            raise ConfigError(f"device: '{dev}' is not one of auto, cpu, cuda, cuda:N, mps")
-        _choice("amp", self.amp, AMP_MODES)
-        _int_range("seed", self.seed, 0, 2**31 - 1)
-        if self.early_stopping_patience is not None:
-            _int_range("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
-        _int_range("log_every", self.log_every, 1, 100_000)
-        return self
+        from core.options import validate_options
+        validate_options("data.options", d.options, info.options)
+        validate_options("model.options", m.options, spec.options)
+        validate_options("task_options", self.task_options, {})
 
 
-# ---- helpers ---------------------------------------------------------------------------------
+# ---- helpers (also used by the tasks' own validation) ------------------------------------------
 
 def _choice(name: str, value: Any, allowed) -> None:
     allowed = list(allowed)
@@ -199,6 +220,11 @@ def _from_dict(cls, raw: dict[str, Any], prefix: str):
     return cls(**kwargs)
 
 
+check_choice = _choice
+check_int = _int_range
+check_float = _float_range
+
+
 def _parse_value(text: str, current: Any) -> Any:
     """Turn a command-line string into the type of the field it overrides."""
     lowered = text.strip().lower()
@@ -228,6 +254,8 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """
     result = copy.deepcopy(config)
     for key, value in overrides.items():
+        if _set_option(result, key, value):
+            continue
         parent, attr = _resolve_key(result, key)
         current = getattr(parent, attr)
         if isinstance(value, str) and not (isinstance(current, str) or (current is None and attr in _STR_NONE)):
@@ -240,6 +268,40 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 
 
 _STR_NONE = {"path"}  # optional string fields: keep the text as is
+
+
+def _set_option(config: RunConfig, key: str, value: Any) -> bool:
+    """`model.options.layers=4`, `data.options.frames=8`, `task_options.env=CartPole-v1`: True when handled."""
+    parts = key.split(".")
+    if parts[0] == "task_options" and len(parts) == 2:
+        target, name, owner = config.task_options, parts[1], "task_options"
+    elif len(parts) == 3 and parts[0] in ("data", "model") and parts[1] == "options":
+        target, name, owner = getattr(config, parts[0]).options, parts[2], parts[0] + ".options"
+    else:
+        return False
+    if isinstance(value, str):
+        from core.options import parse_option
+        try:
+            value = parse_option(value, option_schema(config, owner).get(name))
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    target[name] = value
+    return True
+
+
+def option_schema(config: RunConfig, owner: str) -> dict:
+    """The Option schema for 'data.options', 'model.options' or 'task_options' of this config ({} if unknown)."""
+    try:
+        if owner == "task_options":
+            from core.tasks import task_spec
+            return task_spec(config.task).options
+        if owner == "model.options":
+            from core.models import model_info
+            return model_info(config.model.name).options
+        from core.data import dataset_info
+        return dataset_info(config.data.name).options
+    except (ConfigError, ImportError):
+        return {}
 
 
 def _resolve_key(config: RunConfig, key: str):
@@ -315,8 +377,23 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
 }
 
 
-def list_presets() -> list[str]:
-    return list(PRESETS)
+def _family_presets() -> None:
+    """Presets of the other task families live beside them in core/presets/<family>.py as plain dicts."""
+    import importlib
+    import pkgutil
+
+    import core.presets
+    for module_info in sorted(pkgutil.iter_modules(core.presets.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"core.presets.{module_info.name}")
+        for name, (description, raw) in module.PRESETS.items():
+            PRESETS[name] = (description, RunConfig.from_dict({"name": name, **raw}))
+
+
+_family_presets()
+
+
+def list_presets(task: str | None = None) -> list[str]:
+    return [n for n, (_, c) in PRESETS.items() if task is None or c.task == task]
 
 
 def preset(name: str) -> RunConfig:

@@ -85,8 +85,8 @@ def test_non_finite_loss_stops_training_with_a_message(lab_home, monkeypatch):
     from core.tasks.classification import ClassificationTask
     original = ClassificationTask.training_step
 
-    def poisoned(self, model, inputs, targets):
-        loss, sums = original(self, model, inputs, targets)
+    def poisoned(self, model, batch):
+        loss, sums = original(self, model, batch)
         return loss * float("nan"), {**sums, "loss": sums["loss"] * float("nan")}
     monkeypatch.setattr(ClassificationTask, "training_step", poisoned)
     trainer = assemble(small_config(), device=torch.device("cpu"))

@@ -120,11 +120,12 @@ class ProgressBar(Callback):
         self.bar.update(1)
 
     def on_train_log(self, trainer, metrics):
-        self.bar.set_postfix(loss=f"{metrics['train_loss']:.4f}", acc=f"{metrics.get('train_acc', 0):.3f}",
-                             sps=f"{metrics['samples_per_s']:.0f}", refresh=False)
+        shown = {k[len("train_"):]: f"{v:.4f}" if k == "train_loss" else f"{v:.3f}"
+                 for k, v in metrics.items() if k.startswith("train_")}
+        self.bar.set_postfix(**shown, per_s=f"{metrics['samples_per_s']:.0f}", refresh=False)
 
     def on_epoch_end(self, trainer, metrics):
-        shown = {k: metrics[k] for k in ("val_loss", "val_acc", "val_top5") if k in metrics}
+        shown = {k: v for k, v in metrics.items() if k.startswith("val_")}
         self.bar.write(f"epoch {trainer.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
                        + f" ({metrics.get('epoch_time_s', 0):.1f}s)")
         self.bar.set_description(f"epoch {min(trainer.epoch + 1, trainer.config.optim.epochs)}"

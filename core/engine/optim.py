@@ -13,8 +13,10 @@ def build_optimizer(model: torch.nn.Module, optim_cfg) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=optim_cfg.lr, momentum=optim_cfg.momentum,
                                nesterov=optim_cfg.nesterov, weight_decay=optim_cfg.weight_decay)
     if optim_cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
+        return torch.optim.Adam(params, lr=optim_cfg.lr, betas=(optim_cfg.beta1, 0.999),
+                                weight_decay=optim_cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=optim_cfg.lr, betas=(optim_cfg.beta1, 0.999),
+                             weight_decay=optim_cfg.weight_decay)
 
 
 def lr_factor(step: int, optim_cfg, steps_per_epoch: int) -> float:

@@ -82,7 +82,7 @@ class Trainer:
                 metrics = {}
                 if epoch_sums:
                     metrics.update({f"epoch_train_{k}": v for k, v in self.task.summarize(epoch_sums).items()})
-                metrics.update(self.task.evaluate(self.forward_model, self.val_batches.epoch(0), self.autocast))
+                metrics.update(self.task.evaluate(self.forward_model, self.val_batches, self.autocast))
                 metrics["epoch_time_s"] = time.perf_counter() - started
                 if self.device.type == "cuda":
                     metrics["gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -103,14 +103,14 @@ class Trainer:
         self.model.train()
         epoch_sums: dict = {}
         window: dict = {}
-        window_start, window_samples = time.perf_counter(), 0
+        window_start = time.perf_counter()
         clip = self.config.optim.grad_clip
         log_every = self.config.log_every
-        for inputs, targets in self.train_batches.epoch(self.epoch, start_batch=self.batch_in_epoch):
-            if self.config.channels_last:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
+        for batch in self.train_batches.epoch(self.epoch, start_batch=self.batch_in_epoch):
+            if self.config.channels_last and isinstance(batch, tuple) and getattr(batch[0], "ndim", 0) == 4:
+                batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
             with self.autocast():
-                loss, sums = self.task.training_step(self.forward_model, inputs, targets)
+                loss, sums = self.task.training_step(self.forward_model, batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if clip:
@@ -123,7 +123,6 @@ class Trainer:
             self.step += 1
             self.batch_in_epoch += 1
             _accumulate(window, sums)
-            window_samples += targets.shape[0]
             self._call("on_train_batch_end")
             if self.step % log_every == 0 or self.batch_in_epoch == self.steps_per_epoch:
                 summary = self.task.summarize(window)  # synchronises with the device
@@ -134,10 +133,10 @@ class Trainer:
                         f"Try a lower learning rate (now {self.lr:g}), gradient clipping (optim.grad_clip=1.0)"
                         + (" or amp off" if self.config.amp != "off" else ""))
                 metrics = {f"train_{k}": v for k, v in summary.items()}
-                metrics.update(lr=self.lr, samples_per_s=window_samples / max(elapsed, 1e-9))
+                metrics.update(lr=self.lr, samples_per_s=float(window["count"]) / max(elapsed, 1e-9))
                 self._call("on_train_log", metrics)
                 _accumulate(epoch_sums, window)
-                window, window_start, window_samples = {}, time.perf_counter(), 0
+                window, window_start = {}, time.perf_counter()
             if self.stop_event is not None and self.stop_event.is_set():
                 self._call("on_cancel")
                 raise Cancelled(f"cancelled at step {self.step}")

@@ -29,6 +29,7 @@ from core.inference.predictor import (
     load_source,
     pretrained_cached,
 )
+from core.inference.runs import RunModel, load_run_model
 from core.inference.video import MAX_VIDEO_BYTES, VIDEO_EXTENSIONS, classify_video, is_video_name, sample_frames
 
 __all__ = [
@@ -36,5 +37,5 @@ __all__ = [
     "PRETRAINED_CHOICES", "Predictor", "VIDEO_EXTENSIONS", "checkpoint_path", "classify_images", "classify_video",
     "clear_caches", "evaluate_run", "find_target_layer", "grad_cam", "images_from_zip", "is_video_name", "jet",
     "list_model_sources", "load_pretrained_predictor", "load_run_predictor", "load_source", "open_image",
-    "overlay", "per_class_scores", "pretrained_cached", "sample_frames", "val_images",
+    "overlay", "per_class_scores", "RunModel", "load_run_model", "pretrained_cached", "sample_frames", "val_images",
 ]

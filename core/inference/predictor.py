@@ -238,18 +238,21 @@ def list_model_sources(store=None) -> list[dict]:
         if not (has_best or has_last):
             continue
         summary = details[row.id].summary if row.id in details else {}
+        task = (details[row.id].config.get("task") if row.id in details else None) or "classification"
+        metric_name = summary.get("best_metric") or "val_acc"
         best_is_last = summary.get("best_epoch") == summary.get("epochs_done")
         for which, present in (("best", has_best), ("last", has_last and not (has_best and best_is_last))):
             if not present:
                 continue
-            value = summary.get("best_val_acc") if which == "best" else (summary.get("last") or {}).get("val_acc")
+            value = (summary.get(f"best_{metric_name}") if which == "best"
+                     else (summary.get("last") or {}).get(metric_name))
             metric = float(value) if isinstance(value, (int, float)) else None
-            text = f" (val_acc {metric:.3f})" if metric is not None else ""
-            sources.append({"kind": "run", "run_id": row.id, "which": which, "metric": metric,
+            text = f" ({metric_name} {metric:.3f})" if metric is not None else ""
+            sources.append({"kind": "run", "task": task, "run_id": row.id, "which": which, "metric": metric,
                             "dataset": row.dataset, "model": row.model, "status": row.status,
                             "label": f"{row.name} · {which}{text} · {row.id}"})
     for name in PRETRAINED_CHOICES:
-        sources.append({"kind": "pretrained", "name": name, "label": f"{name} (ImageNet)",
+        sources.append({"kind": "pretrained", "task": "classification", "name": name, "label": f"{name} (ImageNet)",
                         "cached": pretrained_cached(name)})
     return sources
 
@@ -264,5 +267,7 @@ def load_source(source: dict, device="cpu") -> Predictor:
 
 
 def clear_caches() -> None:
+    from core.inference.runs import clear_cache
+    clear_cache()
     _cached_run_predictor.cache_clear()
     _cached_pretrained.cache_clear()

@@ -54,6 +54,7 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
     from core.config import RunConfig
     from core.engine.assemble import assemble
     from core.engine.callbacks import Checkpointer, EarlyStopping, ProgressBar, StoreLogger
+    from core.engine.samples import SampleLogger
     from core.engine.devices import describe, library_versions, resolve_device, slot_name
     from core.errors import Cancelled
     from core.jobs.slots import device_slot
@@ -76,7 +77,7 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
                 store.finish(run_id, "cancelled")
                 return "cancelled"
             store.mark_running(run_id, pid=os.getpid(), device=describe(device), versions=library_versions())
-            callbacks = [StoreLogger(store, run_id), Checkpointer(folder)]
+            callbacks = [StoreLogger(store, run_id), Checkpointer(folder), SampleLogger(folder)]
             if config.early_stopping_patience:
                 callbacks.append(EarlyStopping(config.early_stopping_patience))
             if progress:
@@ -118,5 +119,7 @@ def _restore(trainer, store, run_id: str, folder) -> None:
         return
     trainer.load_state_dict(load_checkpoint(checkpoint, map_location=trainer.device))
     store.delete_metrics_after(run_id, trainer.step)
+    from core.engine.samples import drop_samples_after
+    drop_samples_after(folder, trainer.step)
     store.log_event(run_id, f"resumed from step {trainer.step} (epoch {trainer.epoch}, "
                             f"batch {trainer.batch_in_epoch} of that epoch)")

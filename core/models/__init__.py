@@ -6,7 +6,7 @@ fields of ModelConfig it cares about. `build(name, **kw)` returns an nn.Module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from core.errors import ConfigError
@@ -20,15 +20,20 @@ class ModelSpec:
     min_image_size: int
     pretrained_available: bool
     builder: Callable
+    task: str = "classification"  # the task whose setup builds it (core.tasks)
+    options: dict = field(default_factory=dict)  # name -> core.options.Option (ModelConfig.options)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, description: str, family: str, min_image_size: int,
-                   pretrained_available: bool = False):
+def register_model(name: str, *, description: str, family: str, min_image_size: int = 1,
+                   pretrained_available: bool = False, task: str = "classification", options=None):
+    """Decorator. Classification builders take num_classes, in_channels, image_size; other tasks'
+    builders take whatever their task's setup passes (keyword-only), documented on the builder."""
     def wrap(builder):
-        _REGISTRY[name] = ModelSpec(name, description, family, min_image_size, pretrained_available, builder)
+        _REGISTRY[name] = ModelSpec(name, description, family, min_image_size, pretrained_available, builder,
+                                    task, dict(options or {}))
         return builder
     return wrap
 
@@ -42,12 +47,19 @@ def _ensure_loaded() -> None:
     global _LOADED
     if not _LOADED:
         from core.models import small, resnet_small, imagenet  # noqa: F401  (registers)
+        from core.data import _import_family_modules
+        _import_family_modules("core.models", FAMILY_MODULES)
         _LOADED = True
 
 
-def list_models() -> list[str]:
+# Models of the other task families; each module registers its own on import.
+FAMILY_MODULES = ("char_lm", "gan", "autoencoder", "video", "captioning", "policy")
+
+
+def list_models(task: str | None = "classification") -> list[str]:
+    """Registered names for one task (image classifiers by default; None for all)."""
     _ensure_loaded()
-    return list(_REGISTRY)
+    return [n for n, spec in _REGISTRY.items() if task is None or spec.task == task]
 
 
 def model_info(name: str) -> ModelSpec:

@@ -1,14 +1,46 @@
-"""Tasks say what one training step computes and how a model is evaluated; the engine says how to run it.
+"""Tasks say what one training step computes, what it logs and how a model is evaluated; the engine
+(core.engine.trainer) says how to run it. Every family of the lab (classification, language models,
+GANs, autoencoders, video, captioning, reinforcement learning) is one task module plus a few models
+registered in core.models and data sets registered in core.data: never a second training loop.
 
-A task never loops over data itself except in `evaluate`, and keeps running sums as device
-tensors so that the engine decides when to synchronise with the device (once per log window).
+A task module `core/tasks/<module>.py` defines, at module level:
+
+    SPEC = TaskSpec(name=..., title=..., data_kind=..., options={...}, validate=..., setup=...,
+                    build_model=...)
+
+- `setup(config, device) -> Setup`: the task object, the model, the train and validation batch
+  sources and the metadata saved in every checkpoint (vocabulary, classes, image size...).
+- `build_model(config, metadata) -> nn.Module`: the same architecture rebuilt from a checkpoint's
+  config and metadata, for inference (core.inference.runs.load_run_model).
+- `validate(config)`: raise ConfigError for a bad data/model/option choice (common fields such as
+  optim.* are checked by RunConfig.validate itself).
+
+A batch source has `__len__` (batches per epoch) and `epoch(index, start_batch=0)` yielding batches
+in a fixed order for a given epoch (so a resumed run replays the same sequence).
+
+The task object (see `Task`) keeps running sums as device tensors so that the engine decides when
+to synchronise with the device (once per log window). Its sums must include "count" (samples,
+characters, or environment steps in that batch): the engine reports count per second.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
-import torch
+from core.errors import ConfigError
+
+# name -> module under core.tasks; listing order is the order the UI shows
+TASK_MODULES = {
+    "classification": "classification",
+    "language_model": "language_model",
+    "gan": "gan",
+    "autoencoder": "autoencoder",
+    "video": "video",
+    "captioning": "captioning",
+    "rl": "rl",
+}
 
 
 class Task(Protocol):
@@ -16,17 +48,73 @@ class Task(Protocol):
     best_metric: str  # epoch metric the checkpointer and early stopping watch, e.g. "val_acc"
     best_mode: str  # "max" or "min"
 
-    def training_step(self, model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
-                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def training_step(self, model, batch) -> tuple[Any, dict[str, Any]]:
         """Return the loss to back-propagate and running sums (device tensors) for the log."""
 
-    def summarize(self, sums: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Turn accumulated sums into metrics, e.g. {'loss': ..., 'acc': ...}."""
+    def summarize(self, sums: dict[str, Any]) -> dict[str, float]:
+        """Turn accumulated sums into metrics; must include 'loss', e.g. {'loss': ..., 'acc': ...}."""
 
-    def evaluate(self, model: torch.nn.Module, batches) -> dict[str, float]:
-        """Metrics over a whole split, computed under inference mode."""
+    def evaluate(self, model, batches, autocast=None) -> dict[str, float]:
+        """Metrics over a whole validation split (keys start with 'val_'), under inference mode."""
+
+    # Optional: `sample_every` (steps) and `samples(model) -> dict[str, str | bytes | dict]`, called
+    # by core.engine.samples.SampleLogger to record generated text, image grids (PNG bytes) or
+    # JSON-able dicts that the live view shows as training goes.
+
+
+@dataclass
+class Setup:
+    task: Any
+    model: Any
+    train_batches: Any
+    val_batches: Any
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    title: str  # shown in the UI, e.g. "Character language model"
+    description: str
+    data_kind: str  # which data sets it accepts: core.data.list_datasets(kind=data_kind)
+    setup: Callable
+    build_model: Callable
+    validate: Callable
+    options: dict = field(default_factory=dict)  # name -> core.options.Option (RunConfig.task_options)
+
+
+def list_tasks() -> list[str]:
+    """Tasks whose module is present (a family not built yet is simply not listed)."""
+    import importlib.util
+    return [name for name, module in TASK_MODULES.items()
+            if importlib.util.find_spec(f"core.tasks.{module}") is not None]
+
+
+def task_spec(name: str) -> TaskSpec:
+    if name not in TASK_MODULES or name not in list_tasks():
+        raise ConfigError(f"task: '{name}' is not one of: {', '.join(list_tasks())}")
+    return importlib.import_module(f"core.tasks.{TASK_MODULES[name]}").SPEC
+
+
+def validate_family(config, *, image_models_ok: bool = False) -> None:
+    """The checks every non-classification task shares: data of its kind, a model of its task, options."""
+    from core.config import check_choice
+    from core.data import dataset_info, list_datasets
+    from core.models import list_models, model_info
+    from core.options import validate_options
+
+    spec = task_spec(config.task)
+    check_choice("data.name", config.data.name, list_datasets(kind=spec.data_kind))
+    info = dataset_info(config.data.name)
+    if info.needs_path and not config.data.path:
+        raise ConfigError(f"data.path: the '{config.data.name}' data set needs a file, folder or .zip path")
+    check_choice("model.name", config.model.name, list_models(task=config.task))
+    validate_options("data.options", config.data.options, info.options)
+    validate_options("model.options", config.model.options, model_info(config.model.name).options)
+    validate_options("task_options", config.task_options, spec.options)
 
 
 def build_task(config, num_classes: int):
+    """The classification task (kept for callers that build one directly)."""
     from core.tasks.classification import ClassificationTask
     return ClassificationTask(num_classes=num_classes, label_smoothing=config.optim.label_smoothing)

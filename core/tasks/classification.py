@@ -17,7 +17,8 @@ class ClassificationTask:
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
 
-    def training_step(self, model, inputs, targets):
+    def training_step(self, model, batch):
+        inputs, targets = batch
         logits = model(inputs)  # (B, K)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         with torch.no_grad():
@@ -35,7 +36,7 @@ class ClassificationTask:
         was_training = model.training
         model.eval()
         loss_sum = correct = correct5 = count = None
-        for inputs, targets in batches:
+        for inputs, targets in batches.epoch(0) if hasattr(batches, "epoch") else batches:
             with autocast() if autocast else nullcontext():
                 logits = model(inputs).float()  # (B, K)
             batch_loss = F.cross_entropy(logits, targets, reduction="sum")
@@ -67,3 +68,70 @@ class ClassificationTask:
         model.train(was_training)
         return torch.cat(preds), torch.cat(trues)
 
+
+
+# ---- the task's spec: how a classification run is set up ----------------------------------------
+
+def preprocessing_for(config, splits) -> dict:
+    """How inputs are normalised: the pretrained weights' statistics, or the training set's own."""
+    if config.model.pretrained:
+        from core.models.imagenet import weights_preprocessing
+        weights = weights_preprocessing(config.model.name)
+        mean, std = weights["mean"], weights["std"]
+        if splits.channels == 1:  # grey images are expanded to RGB inside the model
+            mean, std = [sum(mean) / 3], [sum(std) / 3]
+    else:
+        mean, std = splits.mean_std()
+    return {"mean": [float(m) for m in mean], "std": [float(s) for s in std],
+            "image_size": splits.image_size, "channels": splits.channels}
+
+
+def setup(config, device, splits=None):
+    from core.data import load_dataset
+    from core.data.loader import DeviceBatches
+    from core.models import build_from_config, parameter_count
+    from core.tasks import Setup
+
+    splits = splits or load_dataset(config.data, seed=config.seed)
+    pre = preprocessing_for(config, splits)
+    batch = config.optim.batch_size
+    train = DeviceBatches(splits.train_x, splits.train_y, batch_size=batch, device=device, mean=pre["mean"],
+                          std=pre["std"], shuffle=True, drop_last=len(splits.train_y) > batch,
+                          augment_crop=config.data.augment_crop, crop_padding=config.data.crop_padding,
+                          augment_flip=config.data.augment_flip, seed=config.seed)
+    val = DeviceBatches(splits.val_x, splits.val_y, batch_size=max(batch, 256), device=device, mean=pre["mean"],
+                        std=pre["std"], shuffle=False)
+    model = build_from_config(config.model, num_classes=splits.num_classes, in_channels=splits.channels,
+                              image_size=splits.image_size)
+    metadata = {"classes": list(splits.classes), "preprocessing": pre, "params": parameter_count(model),
+                "trainable_params": parameter_count(model, trainable_only=True),
+                "data": {"train": len(splits.train_y), "val": len(splits.val_y), "skipped": splits.skipped,
+                         "source": splits.source}}
+    task = ClassificationTask(num_classes=splits.num_classes, label_smoothing=config.optim.label_smoothing)
+    return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
+
+
+def build_model(config, metadata):
+    from core.models import build_from_config
+    pre = metadata["preprocessing"]
+    return build_from_config(_without_download(config.model), num_classes=len(metadata["classes"]),
+                             in_channels=pre["channels"], image_size=pre["image_size"])
+
+
+def _without_download(model_cfg):
+    import dataclasses
+    return dataclasses.replace(model_cfg, pretrained=False)  # the checkpoint holds the weights
+
+
+def _validate(config) -> None:
+    config._validate_images()
+
+
+def _spec():
+    from core.tasks import TaskSpec
+    return TaskSpec(name="classification", title="Image classification",
+                    description="Predict one class per image: cross-entropy, accuracy, confusion matrix",
+                    data_kind="images", setup=setup, build_model=build_model, validate=_validate)
+
+
+SPEC = _spec()
