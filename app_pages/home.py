@@ -31,17 +31,23 @@ if runs.empty:
             icon=":material/lightbulb:")
 else:
     recent = runs.head(6)
-    curves = store().metrics(list(recent.id), keys=["val_acc"])
-    by_run = {run_id: group.value.tolist() for run_id, group in curves.groupby("run_id")}
+    summaries = {run_id: run.summary for run_id, run in store().get_runs(list(recent.id)).items()}
+    watched = {run_id: summary.get("best_metric") or "val_acc" for run_id, summary in summaries.items()}
+    curves = store().metrics(list(recent.id), keys=sorted(set(watched.values()) or {"val_acc"}))
+    by_run = {run_id: group[group.key == watched.get(run_id, "val_acc")].value.tolist()
+              for run_id, group in curves.groupby("run_id")}
     columns = st.columns(3)
     for index, row in enumerate(recent.itertuples()):
         with columns[index % 3].container(border=True):
             st.markdown(f"**{row.name}** {status_badge(row.status)}")
             st.caption(f"{row.dataset} · {row.model} · {duration(row.duration_s)}")
-            best = row.best_val_acc
-            st.metric("best validation accuracy", "–" if best != best else f"{best:.1%}")
+            metric = watched.get(row.id, "val_acc")
+            best = summaries.get(row.id, {}).get(f"best_{metric}")
+            label = "validation accuracy" if metric == "val_acc" else metric.replace("val_", "validation ").replace("_", " ")
+            value = "–" if best is None else (f"{best:.1%}" if metric.endswith("acc") else f"{best:.4g}")
+            st.metric(f"best {label}", value)
             line = sparkline_svg(by_run.get(row.id, []))
             if line:
-                st.image(line, caption="validation accuracy by epoch")
+                st.image(line, caption=f"{label} by epoch")
             st.page_link(TRAIN_PAGE, label="Open", icon=":material/open_in_new:", query_params={"run": row.id})
     st.page_link(RUNS_PAGE, label=f"Compare all {len(runs)} runs", icon=":material/stacked_line_chart:")

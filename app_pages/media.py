@@ -1,4 +1,5 @@
-"""Media: classify uploaded images and videos with a trained run or a pretrained ImageNet model."""
+"""Media: use a model. Classify uploaded images and videos with an image run or a pretrained ImageNet
+model; generate, reconstruct, caption, classify clips or play with runs of the other tasks."""
 
 import streamlit as st
 
@@ -6,7 +7,8 @@ from core.errors import LabError
 from ui.resources import TRAIN_PAGE, show_error
 
 st.title("Media")
-st.caption("Classify your own pictures and videos with one of your runs or a pretrained ImageNet model.")
+st.caption("Classify your own pictures and videos, generate text and images, caption, or play: "
+           "with one of your runs or a pretrained ImageNet model.")
 
 from core.inference import list_model_sources  # noqa: E402
 from ui.media_view import compare_tab, images_tab, load_predictor, video_tab  # noqa: E402
@@ -28,8 +30,22 @@ if index is None:
             "downloaded on first use (this needs network access).", icon=":material/info:")
     st.page_link(TRAIN_PAGE, label="Train a model", icon=":material/model_training:")
     st.stop()
+source = sources[index]
+if source.get("task", "classification") != "classification":  # the family's own panel
+    from ui.families import hook
+    panel = hook(source["task"], "media")
+    if panel is None:
+        st.info(f"Runs of the task '{source['task']}' have nothing to show here yet.")
+    else:
+        try:
+            panel(source)
+        except LabError as exc:
+            st.error(str(exc), icon=":material/error:")
+        except Exception as exc:
+            show_error(exc)
+    st.stop()
 try:
-    predictor = load_predictor(sources[index])
+    predictor = load_predictor(source)
 except LabError as exc:
     st.error(str(exc), icon=":material/cloud_off:")
     st.page_link(TRAIN_PAGE, label="Train a model of your own instead (no download needed)",
@@ -45,6 +61,6 @@ images, compare, video = st.tabs(["Images", "Compare models", "Video"])
 with images:
     images_tab(predictor)
 with compare:
-    compare_tab(sources)
+    compare_tab([s for s in sources if s.get("task", "classification") == "classification"])
 with video:
     video_tab(predictor)

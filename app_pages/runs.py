@@ -36,6 +36,8 @@ event = st.dataframe(
         "id": st.column_config.TextColumn("id", width="small"),
         "best_val_acc": st.column_config.ProgressColumn("best val acc", min_value=0, max_value=1, format="%.3f"),
         "last_val_acc": st.column_config.NumberColumn("last val acc", format="%.3f"),
+        "best_metric": st.column_config.TextColumn("watched metric", help="what each run's task optimises"),
+        "best_value": st.column_config.NumberColumn("best of it", format="%.4g"),
         "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
         "lr": st.column_config.NumberColumn("lr", format="%.2e"),
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
@@ -57,4 +59,13 @@ for run_id in selected[:6]:
     st.page_link(TRAIN_PAGE, label=f"Open {names[run_id]} · {details[run_id].status} · "
                  f"{duration(details[run_id].duration_s)}", query_params={"run": run_id}, icon=":material/open_in_new:")
 compare_section(selected, names, {i: details[i].config for i in selected})
+
+from ui.families import hook  # noqa: E402
+by_task: dict[str, list[str]] = {}
+for run_id in selected:
+    by_task.setdefault(details[run_id].config.get("task", "classification"), []).append(run_id)
+for task, run_ids in by_task.items():  # e.g. the fusion variants of video runs, an autoencoder's latent space
+    extra = hook(task, "runs_extra")
+    if extra:
+        extra(run_ids)
 manage_section(selected, details)

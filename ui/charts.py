@@ -24,23 +24,37 @@ def _series(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
     return lttb(x, y, MAX_POINTS)
 
 
+PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#eab308", "#64748b"]
+
+
 def live_figure(frame: pd.DataFrame) -> go.Figure:
-    """Loss, accuracy, learning rate and throughput of one run: train per log window, validation per epoch."""
-    fig = make_subplots(rows=2, cols=2, subplot_titles=("Loss", "Accuracy", "Learning rate", "Samples / s"),
-                        vertical_spacing=0.16, horizontal_spacing=0.08)
-    panels = [(1, 1, "train_loss", "train", TRAIN_COLOUR, "lines"), (1, 1, "val_loss", "validation", VAL_COLOUR,
-               "lines+markers"), (1, 2, "train_acc", "train", TRAIN_COLOUR, "lines"),
-              (1, 2, "val_acc", "validation", VAL_COLOUR, "lines+markers"),
-              (2, 1, "lr", "learning rate", OTHER_COLOUR, "lines"),
-              (2, 2, "samples_per_s", "samples/s", "#10b981", "lines")]
-    shown = set()
-    for row, col, key, label, colour, mode in panels:
+    """Losses, the task's other metrics, learning rate and throughput of one run: train per log
+    window (lines), validation per epoch (lines and markers). Any task's metric names work."""
+    keys = list(dict.fromkeys(frame.key))
+    losses = [k for k in keys if k.startswith(("train_", "val_")) and k.endswith("loss")]
+    others = [k for k in keys if k.startswith(("train_", "val_")) and k not in losses]
+    accuracy_only = bool(others) and all(k.endswith("acc") for k in others)
+    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.16, horizontal_spacing=0.08,
+                        subplot_titles=("Loss", "Accuracy" if accuracy_only or not others else "Metrics",
+                                        "Learning rate", "Samples / s"))
+    panels = [(1, 1, k) for k in losses] + [(1, 2, k) for k in others[:6]] + [(2, 1, "lr"), (2, 2, "samples_per_s")]
+    colours = {}
+    for row, col, key in panels:
         x, y = _series(frame, key)
         if len(x) == 0:
             continue
-        fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=label, line=dict(color=colour, width=2),
-                                 legendgroup=label, showlegend=label not in shown), row=row, col=col)
-        shown.add(label)
+        label = key.replace("samples_per_s", "samples/s").replace("lr", "learning rate", 1) if row == 2 else key
+        if key in ("train_loss", "train_acc"):
+            colour = TRAIN_COLOUR
+        elif key in ("val_loss", "val_acc"):
+            colour = VAL_COLOUR
+        elif row == 2:
+            colour = OTHER_COLOUR if key == "lr" else "#10b981"
+        else:
+            colour = colours.setdefault(key, PALETTE[(len(colours) + 2) % len(PALETTE)])
+        validation = key.startswith("val_")
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if validation else "lines", name=label,
+                                 line=dict(color=colour, width=2, dash="solid")), row=row, col=col)
     fig.update_xaxes(title_text="step", row=2)
     fig.update_yaxes(rangemode="tozero", exponentformat="e", row=2, col=1)
     fig.update_yaxes(rangemode="tozero", row=2, col=2)

@@ -9,6 +9,7 @@ import streamlit as st
 from core.config import AMP_MODES, OPTIMIZERS, SCHEDULES, RunConfig, apply_overrides, list_presets, preset
 
 PREFIX = "cfg."
+OPTION_OWNERS = ("data.options", "model.options", "task_options")  # dicts drawn from each family's schema
 # optional numeric fields shown as numbers where 0 means "off / native / all"
 OPTIONAL_ZERO = {"data.image_size", "data.limit", "optim.grad_clip", "early_stopping_patience"}
 
@@ -27,6 +28,12 @@ def _fields(config: RunConfig) -> dict[str, object]:
 def load_into_form(config: RunConfig) -> None:
     """Put a config's values into the widgets' session-state keys (a preset, a cloned run)."""
     for key, value in _fields(config).items():
+        if key in OPTION_OWNERS:  # one widget key per option; forget the previous family's options
+            for stale in [k for k in st.session_state if str(k).startswith(f"{PREFIX}{key}.")]:
+                del st.session_state[stale]
+            for name, option_value in value.items():
+                st.session_state[f"{PREFIX}{key}.{name}"] = option_value
+            continue
         if key in OPTIONAL_ZERO and value is None:
             value = 0.0 if key == "optim.grad_clip" else 0
         elif key == "optim.grad_clip":
@@ -38,16 +45,35 @@ def _on_preset_change() -> None:
     load_into_form(preset(st.session_state["preset_choice"]))
 
 
+def _on_task_change() -> None:
+    """A new task starts from its first preset, so every field suits it."""
+    names = list_presets(st.session_state[PREFIX + "task"])
+    if names:
+        st.session_state["preset_choice"] = names[0]
+        load_into_form(preset(names[0]))
+
+
 def form_config() -> RunConfig:
     """The config the widgets currently describe (not yet validated)."""
+    from core.config import option_schema
     values = {}
     for key in _fields(RunConfig()):
+        if key in OPTION_OWNERS:
+            continue
         if PREFIX + key in st.session_state:
             value = st.session_state[PREFIX + key]
             if key in OPTIONAL_ZERO and not value:
                 value = None
             values[key] = value
-    return apply_overrides(RunConfig(), values)
+    config = apply_overrides(RunConfig(), values)
+    for owner in OPTION_OWNERS:  # only the options the chosen data set, model and task declare
+        chosen = {name: st.session_state[f"{PREFIX}{owner}.{name}"] for name in option_schema(config, owner)
+                  if f"{PREFIX}{owner}.{name}" in st.session_state}
+        if owner == "task_options":
+            config.task_options = chosen
+        else:
+            getattr(config, owner.split(".")[0]).options = chosen
+    return config
 
 
 def ensure_initialised(initial_preset: str = "digits-cnn") -> None:
@@ -56,10 +82,48 @@ def ensure_initialised(initial_preset: str = "digits-cnn") -> None:
         load_into_form(preset(initial_preset))
 
 
-def preset_picker() -> None:
-    names = list_presets()
+def task_picker() -> str:
+    from core.tasks import list_tasks, task_spec
+    st.selectbox("Task", list_tasks(), key=PREFIX + "task", on_change=_on_task_change,
+                 format_func=lambda name: task_spec(name).title,
+                 help="What the model learns to do; each task has its own data sets, models and presets")
+    return st.session_state[PREFIX + "task"]
+
+
+def preset_picker(task: str | None = None) -> None:
+    names = list_presets(task)
+    if st.session_state.get("preset_choice") not in names and names:
+        st.session_state["preset_choice"] = names[0]
     st.selectbox("Start from a preset", names, key="preset_choice", on_change=_on_preset_change,
                  help="Fills the form with a tried configuration; change anything afterwards.")
+
+
+def options_section(owner: str, schema: dict) -> None:
+    """One widget per declared option (core.options.Option), two per row."""
+    if not schema:
+        return
+    columns = st.columns(2)
+    for i, (name, option) in enumerate(schema.items()):
+        key = f"{PREFIX}{owner}.{name}"
+        if key not in st.session_state or type(st.session_state[key]) is not option.kind and not (
+                option.kind is float and isinstance(st.session_state[key], int)):
+            st.session_state[key] = option.default
+        label = option.label or name.replace("_", " ").capitalize()
+        column = columns[i % 2]
+        bounds = {}
+        if option.kind in (int, float):
+            bounds = {"min_value": option.kind(option.low) if option.low is not None else None,
+                      "max_value": option.kind(option.high) if option.high is not None else None}
+        if option.kind is bool:
+            column.toggle(label, key=key, help=option.help or None)
+        elif option.choices:
+            column.selectbox(label, list(option.choices), key=key, help=option.help or None)
+        elif option.kind is int:
+            column.number_input(label, step=1, key=key, help=option.help or None, **bounds)
+        elif option.kind is float:
+            column.number_input(label, key=key, help=option.help or None, format="%g", **bounds)
+        else:
+            column.text_input(label, key=key, help=option.help or None)
 
 
 def _save_folder_zip() -> None:
@@ -112,7 +176,7 @@ def model_section(models: list[str], pretrained_ok: bool) -> None:
     c2.number_input("Dropout", step=0.1, format="%.2f", key=k + "model.dropout")
 
 
-def optim_section() -> None:
+def optim_section(classification: bool = True) -> None:
     k = PREFIX
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Optimiser", OPTIMIZERS, key=k + "optim.optimizer")
@@ -122,6 +186,9 @@ def optim_section() -> None:
         c1, c2 = st.columns(2)
         c1.number_input("Momentum", step=0.05, format="%.3f", key=k + "optim.momentum")
         c2.toggle("Nesterov", key=k + "optim.nesterov")
+    else:
+        st.number_input("Adam β1", step=0.05, format="%.2f", key=k + "optim.beta1",
+                        help="First-moment decay; 0.5 steadies GAN training (Radford et al., 2015)")
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Schedule", SCHEDULES, key=k + "optim.schedule")
     c2.number_input("Warm-up (epochs)", step=0.5, format="%.1f", key=k + "optim.warmup_epochs")
@@ -131,7 +198,8 @@ def optim_section() -> None:
     c1, c2, c3 = st.columns(3)
     c1.number_input("Batch size", step=16, key=k + "optim.batch_size")
     c2.number_input("Epochs", step=1, key=k + "optim.epochs")
-    c3.number_input("Label smoothing", step=0.05, format="%.2f", key=k + "optim.label_smoothing")
+    if classification:
+        c3.number_input("Label smoothing", step=0.05, format="%.2f", key=k + "optim.label_smoothing")
     c1, c2 = st.columns(2)
     c1.number_input("Gradient clipping (max norm, 0 = off)", step=0.5, format="%.2f", key=k + "optim.grad_clip")
     c2.number_input("Early stopping patience (epochs, 0 = off)", step=1, key=k + "early_stopping_patience")

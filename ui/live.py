@@ -6,8 +6,9 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, live_figure, schedule_figure
-from ui.forms import (compute_section, data_section, form_config, load_into_form, model_section, optim_section,
-                      preset_picker)
+from ui.families import hook
+from ui.forms import (PREFIX, compute_section, data_section, form_config, load_into_form, model_section,
+                      optim_section, options_section, preset_picker, task_picker)
 from ui.resources import duration, show_error, status_badge, store
 
 ACTIVE = ("queued", "running")
@@ -44,7 +45,11 @@ def configure_view() -> None:
     from core.data import dataset_info, list_datasets
     from core.models import list_models, model_info
 
-    preset_picker()
+    task = task_picker()
+    preset_picker(task)
+    if task != "classification":
+        _family_form(task)
+        return
     form, side = st.columns([3, 2], gap="large")
     with form:
         with st.container(border=True):
@@ -107,6 +112,78 @@ def configure_view() -> None:
                 steps = max(1, data_preview.train_size // batch if data_preview.train_size > batch else 1)
                 st.plotly_chart(schedule_figure(lr_curve(config.optim, steps), steps), key="schedule")
 
+    _launch(config, error)
+
+
+def _validated(config) -> str | None:
+    try:
+        config.validate()
+    except LabError as exc:
+        return str(exc)
+    return None
+
+
+def _choose(label: str, names: list[str], key: str, **kwargs) -> str:
+    """A selectbox whose remembered value may belong to another task: fall back to the first choice."""
+    if st.session_state.get(key) not in names and names:
+        st.session_state[key] = names[0]
+    return st.selectbox(label, names, key=key, **kwargs)
+
+
+def _family_form(task: str) -> None:
+    """The form of every task but image classification: fields come from the family's option schemas."""
+    from core.data import dataset_info, list_datasets
+    from core.models import list_models, model_info
+    from core.tasks import task_spec
+
+    spec = task_spec(task)
+    form, side = st.columns([3, 2], gap="large")
+    with form:
+        with st.container(border=True):
+            st.subheader("Data", anchor=False)
+            name = _choose("Data set", list_datasets(kind=spec.data_kind), PREFIX + "data.name",
+                           format_func=lambda n: f"{n} — {dataset_info(n).description}")
+            info = dataset_info(name)
+            extras = hook(task, "form_extras")
+            if extras:
+                extras()
+            if info.needs_path:
+                st.text_input("…or a file, folder or .zip on the server", key=PREFIX + "data.path")
+            if spec.data_kind == "images":
+                c1, c2, c3 = st.columns(3)
+                c1.number_input("Image size (px, 0 = native)", step=4, key=PREFIX + "data.image_size")
+                c2.number_input("Validation fraction", step=0.05, format="%.2f", key=PREFIX + "data.val_fraction")
+                c3.number_input("Limit training samples (0 = all)", step=100, key=PREFIX + "data.limit")
+            options_section("data.options", info.options)
+        with st.container(border=True):
+            st.subheader("Model", anchor=False)
+            model = _choose("Model", list_models(task=task), PREFIX + "model.name")
+            st.caption(model_info(model).description)
+            options_section("model.options", model_info(model).options)
+        if spec.options:
+            with st.container(border=True):
+                st.subheader(spec.title, anchor=False)
+                st.caption(spec.description)
+                options_section("task_options", spec.options)
+        with st.container(border=True):
+            st.subheader("Optimisation", anchor=False)
+            optim_section(classification=False)
+        with st.container(border=True):
+            st.subheader("Compute", anchor=False)
+            compute_section(_has_cuda())
+    config = form_config()
+    error = _validated(config)
+    preview = hook(task, "preview")
+    if preview and not (info.needs_path and not config.data.path):
+        with side:
+            try:
+                preview(config)
+            except LabError as exc:
+                st.warning(str(exc), icon=":material/warning:")
+    _launch(config, error)
+
+
+def _launch(config, error: str | None) -> None:
     if error:
         st.error(error, icon=":material/error:")
     if st.button("Launch", type="primary", icon=":material/play_arrow:", disabled=bool(error)):
@@ -142,7 +219,12 @@ def watch_view(run_id: str) -> None:
     _actions(run)
     st.fragment(run_every=1.5 if run.status in ACTIVE else None)(_live_panel)(run_id, run.status)
     if run.status == "completed":
-        _results(run)
+        task = run.config.get("task", "classification")
+        results = hook(task, "results")
+        if task == "classification":
+            _results(run)
+        elif results:
+            results(run)
 
 
 def _actions(run) -> None:
@@ -189,15 +271,23 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
                     f"step {done:,}/{total:,} · elapsed {duration(elapsed)}"
                     + (f" · about {duration(eta)} left" if eta is not None else ""))
     last = store().last_metrics(run_id)
+    headline = run.summary.get("best_metric") or "val_acc"
+    show = (lambda v: f"{v:.2%}") if headline.endswith("acc") else (lambda v: f"{v:.4g}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("train loss", f"{last['train_loss']:.4f}" if "train_loss" in last else "–")
-    c2.metric("validation accuracy", f"{last['val_acc']:.2%}" if "val_acc" in last else "–")
-    best = run.summary.get("best_val_acc")
-    c3.metric("best", f"{best:.2%}" if best is not None else "–",
+    c2.metric(headline.replace("val_", "validation ").replace("_", " "),
+              show(last[headline]) if headline in last else "–")
+    best = run.summary.get(f"best_{headline}")
+    c3.metric("best", show(best) if best is not None else "–",
               help=f"epoch {run.summary.get('best_epoch')}" if best is not None else None)
-    c4.metric("samples / s", f"{last['samples_per_s']:,.0f}" if "samples_per_s" in last else "–")
+    c4.metric("samples / s", f"{last['samples_per_s']:,.0f}" if "samples_per_s" in last else "–",
+              help="characters per second for language models, environment steps for RL")
     if not frame.empty:
         st.plotly_chart(live_figure(frame), key=f"live-{run_id}")
+    family_live = hook(run.config.get("task", "classification"), "live")
+    if family_live:
+        from core.paths import run_dir
+        family_live(run, run_dir(run_id))
     if "gpu_mem_mb" in last:
         st.caption(f"GPU memory (peak): {last['gpu_mem_mb']:,.0f} MB")
     if run.status == "failed":

@@ -19,7 +19,7 @@ DEFAULT_TASK = "classification"  # configs made before tasks were configurable a
 
 RUNS_TABLE_COLUMNS = [
     "id", "name", "status", "task", "dataset", "model", "lr", "batch_size", "epochs", "optimizer",
-    "best_val_acc", "last_val_acc", "duration_s", "device", "tags", "created",
+    "best_val_acc", "last_val_acc", "best_metric", "best_value", "duration_s", "device", "tags", "created",
 ]
 
 # Fields that differ between runs without being hyperparameters: the run's own name, and where
@@ -112,8 +112,10 @@ def runs_table(runs: pd.DataFrame, configs: dict[str, dict],
         run_id = str(row.get("id"))
         config = configs.get(run_id) or {}
         optim = config.get("optim") if isinstance(config.get("optim"), dict) else {}
-        last = (summaries.get(run_id) or {}).get("last")
+        summary = summaries.get(run_id) or {}
+        last = summary.get("last")
         tags = row.get("tags")
+        best_metric = summary.get("best_metric") if isinstance(summary.get("best_metric"), str) else ""
         records.append({
             "id": run_id,
             "name": _text(row.get("name")),
@@ -127,6 +129,8 @@ def runs_table(runs: pd.DataFrame, configs: dict[str, dict],
             "optimizer": _text(optim.get("optimizer")),
             "best_val_acc": _to_float(row.get("best_val_acc")),
             "last_val_acc": _to_float(last.get("val_acc")) if isinstance(last, dict) else math.nan,
+            "best_metric": best_metric,  # each task watches its own: val_acc, val_loss, val_bleu4, val_return...
+            "best_value": _to_float(summary.get(f"best_{best_metric}")) if best_metric else math.nan,
             "duration_s": _to_float(row.get("duration_s")),
             "device": _text(row.get("device")),
             "tags": ", ".join(str(tag) for tag in tags) if isinstance(tags, (list, tuple)) else (tags or ""),
@@ -134,9 +138,9 @@ def runs_table(runs: pd.DataFrame, configs: dict[str, dict],
         })
     table = pd.DataFrame.from_records(records, columns=RUNS_TABLE_COLUMNS)
     # Same dtypes with or without rows, so a page can sort and format blindly.
-    text = ("id", "name", "status", "task", "dataset", "model", "optimizer", "device", "tags")
+    text = ("id", "name", "status", "task", "dataset", "model", "optimizer", "best_metric", "device", "tags")
     table = table.astype({**dict.fromkeys(text, "str"), "lr": "float64", "batch_size": "Int64", "epochs": "Int64", "best_val_acc": "float64",
-                          "last_val_acc": "float64", "duration_s": "float64", "created": "float64"})
+                          "last_val_acc": "float64", "best_value": "float64", "duration_s": "float64", "created": "float64"})
     table["created"] = pd.to_datetime(table["created"], unit="s", utc=True)
     return table
 
