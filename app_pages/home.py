@@ -25,29 +25,25 @@ if left.button("Train your first model", type="primary", icon=":material/rocket_
 right.page_link(TRAIN_PAGE, label="Configure a run", icon=":material/tune:")
 
 st.subheader("Recent runs")
-runs = store().list_runs()
-if runs.empty:
+recent = store().get_runs(limit=6)  # no pandas on the first page: it paints before the heavy imports
+if not recent:
     st.info("No runs yet. Press **Train your first model**: it finishes in well under a minute.",
             icon=":material/lightbulb:")
 else:
-    recent = runs.head(6)
-    summaries = {run_id: run.summary for run_id, run in store().get_runs(list(recent.id)).items()}
-    watched = {run_id: summary.get("best_metric") or "val_acc" for run_id, summary in summaries.items()}
-    curves = store().metrics(list(recent.id), keys=sorted(set(watched.values()) or {"val_acc"}))
-    by_run = {run_id: group[group.key == watched.get(run_id, "val_acc")].value.tolist()
-              for run_id, group in curves.groupby("run_id")}
+    watched = {run_id: run.summary.get("best_metric") or "val_acc" for run_id, run in recent.items()}
+    curves = store().metric_series(list(recent), sorted(set(watched.values())))
     columns = st.columns(3)
-    for index, row in enumerate(recent.itertuples()):
+    for index, run in enumerate(recent.values()):
         with columns[index % 3].container(border=True):
-            st.markdown(f"**{row.name}** {status_badge(row.status)}")
-            st.caption(f"{row.dataset} · {row.model} · {duration(row.duration_s)}")
-            metric = watched.get(row.id, "val_acc")
-            best = summaries.get(row.id, {}).get(f"best_{metric}")
+            st.markdown(f"**{run.name}** {status_badge(run.status)}")
+            st.caption(f"{run.dataset} · {run.model} · {duration(run.duration_s)}")
+            metric = watched[run.id]
+            best = run.summary.get(f"best_{metric}")
             label = "validation accuracy" if metric == "val_acc" else metric.replace("val_", "validation ").replace("_", " ")
             value = "–" if best is None else (f"{best:.1%}" if metric.endswith("acc") else f"{best:.4g}")
             st.metric(f"best {label}", value)
-            line = sparkline_svg(by_run.get(row.id, []))
+            line = sparkline_svg(curves.get(run.id, {}).get(metric, []))
             if line:
                 st.image(line, caption=f"{label} by epoch")
-            st.page_link(TRAIN_PAGE, label="Open", icon=":material/open_in_new:", query_params={"run": row.id})
-    st.page_link(RUNS_PAGE, label=f"Compare all {len(runs)} runs", icon=":material/stacked_line_chart:")
+            st.page_link(TRAIN_PAGE, label="Open", icon=":material/open_in_new:", query_params={"run": run.id})
+    st.page_link(RUNS_PAGE, label=f"Compare all {store().count_runs()} runs", icon=":material/stacked_line_chart:")

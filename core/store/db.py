@@ -14,9 +14,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from core.errors import ConfigError, LabError, RunNotFound
 from core.paths import check_run_id, db_path, run_dir
@@ -26,6 +24,9 @@ from core.store.records import (
     ACTIVE_STATUSES, FINAL_STATUSES, INTERRUPTED, INTERRUPTED_MESSAGE, QUEUED, RUN_COLUMNS, RUNNING,
     Run, best_val_acc, check_status, dumps, loads, new_run_id, run_from_row,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -136,16 +137,29 @@ class RunStore:
             raise RunNotFound(f"no run with id '{run_id}'")
         return run_from_row(rows[0])
 
-    def get_runs(self, run_ids: list[str] | None = None) -> dict[str, Run]:
-        """Many runs (all when run_ids is None) in one query, newest first; unknown ids are left out."""
+    def get_runs(self, run_ids: list[str] | None = None, *, statuses: Iterable[str] | None = None,
+                 limit: int | None = None) -> dict[str, Run]:
+        """Many runs (all when run_ids is None) in one query, newest first; unknown ids are left out.
+        Needs no pandas, so the first page can list runs before pandas is imported."""
         self.reap_stale()
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
-        params: tuple = ()
+        where, params = [], []
         if run_ids is not None:
-            sql += " WHERE id IN (SELECT value FROM json_each(?))"
-            params = (dumps([check_run_id(r) for r in run_ids]),)
-        rows = self._read(sql + " ORDER BY created_at DESC, id DESC", params)
+            where.append("id IN (SELECT value FROM json_each(?))")
+            params.append(dumps([check_run_id(r) for r in run_ids]))
+        if statuses is not None:
+            where.append("status IN (SELECT value FROM json_each(?))")
+            params.append(dumps([check_status(s) for s in statuses]))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._read(sql, params)
         return {run.id: run for run in map(run_from_row, rows)}
+
+    def count_runs(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM runs")[0][0])
 
     def list_runs(self, status: str | None = None) -> pd.DataFrame:
         """One row per run, newest first (see LIST_COLUMNS); an empty frame when there are none."""
@@ -161,6 +175,7 @@ class RunStore:
              r.duration_s, best_val_acc(r.summary), r.device, r.tags, r.error)
             for r in runs
         ]
+        import pandas as pd
         frame = pd.DataFrame.from_records(records, columns=LIST_COLUMNS)
         # Same dtypes whether or not there are rows, so callers can sort and format blindly.
         floats = ["created_at", "started_at", "ended_at", "duration_s", "best_val_acc"]
@@ -328,6 +343,19 @@ class RunStore:
         rows = self._read(sql + " ORDER BY run_id, key, step, rowid", params)
         return _frame(rows, METRIC_COLUMNS, METRIC_DTYPES)
 
+    def metric_series(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list[float]]]:
+        """{run_id: {key: values in step order}} without pandas: for sparklines on the first page."""
+        ids = [check_run_id(r) for r in run_ids]
+        if not ids or not keys:
+            return {}
+        rows = self._read("SELECT run_id, key, value FROM metrics WHERE run_id IN (SELECT value FROM json_each(?)) "
+                          "AND key IN (SELECT value FROM json_each(?)) ORDER BY run_id, key, step, rowid",
+                          [json.dumps(ids), json.dumps([str(k) for k in keys])])
+        series: dict[str, dict[str, list[float]]] = {}
+        for run_id, key, value in rows:
+            series.setdefault(run_id, {}).setdefault(key, []).append(float(value))
+        return series
+
     def metric_keys(self, run_ids: list[str]) -> list[str]:
         """The metric keys the first few of these runs logged, sorted (an index look-up per run)."""
         keys: set[str] = set()
@@ -347,6 +375,7 @@ class RunStore:
         spread = self._read(f"SELECT run_id, MIN(value), MAX(value) FROM metrics {where}", [ids, key])
         last = [(run_id,) + self._read("SELECT value FROM metrics WHERE run_id = ? AND key = ? "
                                        "ORDER BY step DESC LIMIT 1", [run_id, key])[0] for run_id, *_ in best]
+        import pandas as pd
         frame = pd.DataFrame.from_records(best, columns=["run_id", "best", "step_of_best", "epoch_of_best", "count"])
         frame = frame.merge(pd.DataFrame.from_records(spread, columns=["run_id", "min", "max"]), on="run_id")
         frame = frame.merge(pd.DataFrame.from_records(last, columns=["run_id", "last"]), on="run_id")
@@ -388,6 +417,7 @@ class RunStore:
 
 
 def _frame(rows: list[tuple], columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+    import pandas as pd
     return pd.DataFrame.from_records(rows, columns=columns).astype(dtypes)
 
 
