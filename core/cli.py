@@ -203,24 +203,27 @@ def cmd_registry(args) -> int:
     else:
         width = max(len(row["name"]) for row in rows)
         for row in rows:
-            print(f"{row['name']:<{width}}  {row['description']}")
+            kind = row.get("task") or row.get("kind") or ""
+            print(f"{row['name']:<{width}}  {kind:<15} {row['description']}")
     return 0
 
 
 def registry_rows(kind: str) -> list[dict]:
     if kind == "presets":
         from core.config import PRESETS
-        return [{"name": name, "description": text, "config": cfg.to_dict()} for name, (text, cfg) in PRESETS.items()]
+        return [{"name": name, "task": cfg.task, "description": text, "config": cfg.to_dict()}
+                for name, (text, cfg) in PRESETS.items()]
     if kind == "models":
         from core.models import list_models, model_info
-        return [{"name": n, "description": model_info(n).description, "family": model_info(n).family,
-                 "min_image_size": model_info(n).min_image_size,
-                 "pretrained_available": model_info(n).pretrained_available} for n in list_models()]
+        return [{"name": n, "task": model_info(n).task, "description": model_info(n).description,
+                 "family": model_info(n).family, "min_image_size": model_info(n).min_image_size,
+                 "pretrained_available": model_info(n).pretrained_available,
+                 "options": {k: o.default for k, o in model_info(n).options.items()}} for n in list_models(task=None)]
     from core.data import dataset_info, list_datasets
     rows = []
-    for name in list_datasets():
+    for name in list_datasets(kind=None):
         info = dataset_info(name)
-        rows.append({"name": name, "description": info.description, "channels": info.channels,
+        rows.append({"name": name, "kind": info.kind, "description": info.description, "channels": info.channels,
                      "image_size": info.image_size, "classes": list(info.classes) if info.classes else None,
                      "offline": info.offline, "needs_path": info.needs_path})
     return rows
