@@ -58,7 +58,7 @@ def _ensure_loaded() -> None:
 
 
 # Data sets of the other task families; each module registers its own on import.
-FAMILY_MODULES = ("text", "moving_shapes", "video_folder", "scenes", "environments")
+FAMILY_MODULES = ("text", "moving_shapes", "video_folder", "scenes", "captions_folder", "environments")
 
 
 def _import_family_modules(package: str, names) -> None:
