@@ -1,25 +1,23 @@
-"""Concepts: the ideas of modern deep learning, each with a short explanation and a run to try."""
+"""Concepts: the ideas of modern deep learning, each with its explanation, formulas, a demo and a run to try.
+
+`?concept=<id>` opens one concept (a link of its own); without it the page shows the map and the cards.
+"""
 
 import streamlit as st
 
-from core.concepts import list_concepts
-from ui.resources import TRAIN_PAGE
+from ui.concepts_view import load_catalogue, render_concept, render_explorer
+from ui.i18n import language, t
 
-st.title("Concepts")
-st.caption("The ideas behind modern deep learning. Where the lab has a preset for one, train it and watch it learn.")
+lang = language()
+concepts = load_catalogue()
+if concepts is None:  # already said what is wrong
+    st.stop()
 
-query = st.text_input("Search", placeholder="e.g. attention, residual, GAN", label_visibility="collapsed")
-concepts = [c for c in list_concepts() if query.lower() in (c.title + " " + c.summary).lower()]
-if not concepts:
-    st.info("No concept matches that search.")
-for concept in concepts:
-    with st.container(border=True):
-        left, right = st.columns([5, 1], vertical_alignment="center")
-        left.subheader(concept.title)
-        left.write(concept.summary)
-        left.caption(concept.reference)
-        if concept.preset:
-            right.page_link(TRAIN_PAGE, label="Train this", icon=":material/play_arrow:",
-                            query_params={"preset": concept.preset})
-        else:
-            right.caption("Trainable soon")
+concept_id = st.query_params.get("concept")
+concept = next((c for c in concepts if c.id == concept_id), None)
+if concept is not None:
+    render_concept(concept, concepts, lang)
+else:
+    if concept_id:
+        st.warning(t("concept.unknown", id=concept_id[:60]), icon=":material/help:")
+    render_explorer(concepts, lang)

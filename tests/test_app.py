@@ -90,16 +90,6 @@ def test_launch_from_train_page_then_see_it_on_runs_and_classify_an_upload_on_me
     assert f"**{expected}**" in texts(media)  # the good file in the same batch still works
 
 
-def test_concepts_link_to_presets_that_exist(lab_home):
-    from core.config import PRESETS
-    at = open_page("app_pages/concepts.py")
-    assert len(at.subheader) >= 12
-    at.text_input[0].set_value("resnet").run()
-    assert [s.value for s in at.subheader] == ["Residual networks (ResNet)"]
-    for concept in __import__("core.concepts", fromlist=["list_concepts"]).list_concepts():
-        assert concept.preset is None or concept.preset in PRESETS
-
-
 def test_media_classifies_a_video_and_rejects_a_broken_one(lab_home, tmp_path):
     from conftest import make_video
     from core import jobs

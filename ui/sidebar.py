@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.i18n import language_control
 from ui.resources import TRAIN_PAGE, status_badge, store
 
 
@@ -17,6 +18,7 @@ def _device_lines() -> list[str]:
 
 def render_sidebar() -> None:
     with st.sidebar:
+        language_control()  # on every page, so the choice carries across pages
         st.caption("Compute")
         for line in _device_lines():
             st.markdown(f":material/memory: {line}")
@@ -27,13 +29,12 @@ def _queue() -> None:
     # Drawn on every rerun, not on a timer: a timed fragment in the sidebar can race a page switch
     # and break the browser's page (Streamlit: "Bad delta path index"). The Train page polls its run.
     st.caption("Job queue")
-    runs = store().list_runs()
-    active = runs[runs.status.isin(["running", "queued"])] if not runs.empty else runs
-    if active.empty:
+    active = list(store().get_runs(statuses=["running", "queued"]).values())  # no pandas: first paint
+    if not active:
         st.markdown("Nothing running.")
         return
-    for row in active.itertuples():
-        st.page_link(TRAIN_PAGE, label=f"{row.name} · {row.status}", query_params={"run": row.id},
-                     icon=":material/play_circle:" if row.status == "running" else ":material/schedule:")
-    st.markdown(status_badge("running") + f" {int((active.status == 'running').sum())} · "
-                + status_badge("queued") + f" {int((active.status == 'queued').sum())}")
+    for run in active:
+        st.page_link(TRAIN_PAGE, label=f"{run.name} · {run.status}", query_params={"run": run.id},
+                     icon=":material/play_circle:" if run.status == "running" else ":material/schedule:")
+    running = sum(run.status == "running" for run in active)
+    st.markdown(status_badge("running") + f" {running} · " + status_badge("queued") + f" {len(active) - running}")

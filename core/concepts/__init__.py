@@ -1,29 +1,262 @@
-"""The concept catalogue: data files describing the ideas the lab teaches, and their loader."""
+"""The concept catalogue: one bilingual TOML file per idea (see catalogue/SCHEMA.md), and its loader.
+
+Every file is checked once, when the catalogue is first read; a problem raises `CatalogueError`
+with one line per problem, each naming the file and the field, so content authors can fix them all
+in one pass. Importing this package imports no torch and no streamlit.
+"""
 
 from __future__ import annotations
 
-import json
+import re
+import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-CATALOGUE = Path(__file__).with_name("catalogue.json")
+from core.errors import LabError
+
+CATALOGUE_DIR = Path(__file__).with_name("catalogue")
+LANGUAGES = ("en", "zh")
+SECTIONS = ("problem", "how", "when", "failure")
+RELATION_KINDS = ("builds_on", "is_a", "used_in")
+# Ordered as a course runs: the map draws one column per area, left to right.
+AREAS: dict[str, dict[str, str]] = {
+    "foundations": {"en": "Foundations", "zh": "基础"},
+    "training": {"en": "Training", "zh": "训练"},
+    "architectures": {"en": "Architectures", "zh": "网络结构"},
+    "sequences": {"en": "Sequences", "zh": "序列模型"},
+    "generative": {"en": "Generative models", "zh": "生成模型"},
+    "reinforcement": {"en": "Reinforcement learning", "zh": "强化学习"},
+    "practice": {"en": "Practice", "zh": "实践"},
+    "applications": {"en": "Applications", "zh": "应用"},
+}
+_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_TOP_LEVEL = {"id", "area", "demo", "presets", "title", "summary", "body", "formulas", "related", "references"}
+
+
+class CatalogueError(LabError, ValueError):
+    """A concept file that breaks the schema; the message has one line per problem: file, field, what."""
+
+
+@dataclass(frozen=True)
+class Formula:
+    latex: str
+    caption: dict[str, str]  # {"en": ..., "zh": ...}
+
+
+@dataclass(frozen=True)
+class Relation:
+    id: str
+    kind: str  # builds_on | is_a | used_in, read as "this concept <kind> <id>"
+
+
+@dataclass(frozen=True)
+class Reference:
+    authors: str
+    year: int
+    title: str
+    venue: str = ""
+    url: str = ""
+
+    def citation(self) -> str:
+        """'Authors (year). Title. Venue.' without doubled full stops when a title ends in '?' or '.'."""
+        parts = [f"{self.authors} ({self.year})", self.title] + ([self.venue] if self.venue else [])
+        return " ".join(part if part.endswith((".", "?", "!")) else part + "." for part in parts)
 
 
 @dataclass(frozen=True)
 class Concept:
     id: str
-    title: str
-    summary: str
-    preset: str | None  # a preset that trains this idea, when the lab has one
-    reference: str
+    area: str
+    title: dict[str, str]
+    summary: dict[str, str]
+    body: dict[str, dict[str, str]]  # language -> section (problem, how, when, failure) -> Markdown
+    formulas: tuple[Formula, ...]
+    related: tuple[Relation, ...]
+    presets: tuple[str, ...]  # may name presets core.config does not (yet) have; see validate_catalogue
+    references: tuple[Reference, ...]
+    demo: str | None = None
 
+    def section(self, name: str, lang: str) -> str:
+        return self.body[lang][name]
+
+
+# ---- validation -------------------------------------------------------------------------------------
+
+class _Problems:
+    """Collects 'file: field: what' lines, so one bad file reports everything wrong with it."""
+
+    def __init__(self, file: str):
+        self.file, self.lines = file, []
+
+    def add(self, field: str, message: str) -> None:
+        self.lines.append(f"{self.file}: {field}: {message}")
+
+
+def _text(raw: Any, field: str, problems: _Problems) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        problems.add(field, "missing or empty")
+        return ""
+    return raw.strip()
+
+
+def _bilingual(raw: Any, field: str, problems: _Problems) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        problems.add(field, "missing; expected a table with 'en' and 'zh'")
+        return {lang: "" for lang in LANGUAGES}
+    return {lang: _text(raw.get(lang), f"{field}.{lang}", problems) for lang in LANGUAGES}
+
+
+def _table_list(raw: Any, field: str, problems: _Problems) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        problems.add(field, "expected an array of tables ([[...]])")
+        return []
+    return raw
+
+
+def _parse(path: Path, raw: dict, problems: _Problems) -> Concept:
+    from core.concepts.demos import DEMO_IDS  # torch-free module: demos import torch inside functions
+    for key in sorted(set(raw) - _TOP_LEVEL):
+        problems.add(key, f"unknown field; allowed: {', '.join(sorted(_TOP_LEVEL))}")
+    concept_id = raw.get("id")
+    if concept_id != path.stem:
+        problems.add("id", f"{concept_id!r} must equal the file name {path.stem!r}")
+    elif not _ID.match(concept_id):
+        problems.add("id", f"{concept_id!r} must be lowercase letters, digits and single hyphens")
+    area = raw.get("area")
+    if area not in AREAS:
+        problems.add("area", f"{area!r} is not one of: {', '.join(AREAS)}")
+    demo = raw.get("demo")
+    if demo is not None and demo not in DEMO_IDS:
+        problems.add("demo", f"{demo!r} is not one of: {', '.join(DEMO_IDS)}")
+    presets = raw.get("presets", [])
+    if not isinstance(presets, list) or not all(isinstance(p, str) and p for p in presets):
+        problems.add("presets", "expected an array of preset names")
+        presets = []
+
+    body_raw = raw.get("body") if isinstance(raw.get("body"), dict) else {}
+    body = {}
+    for lang in LANGUAGES:
+        sections = body_raw.get(lang) if isinstance(body_raw.get(lang), dict) else {}
+        for extra in sorted(set(sections) - set(SECTIONS)):
+            problems.add(f"body.{lang}.{extra}", f"unknown section; allowed: {', '.join(SECTIONS)}")
+        body[lang] = {name: _text(sections.get(name), f"body.{lang}.{name}", problems) for name in SECTIONS}
+
+    formulas = []
+    formula_tables = _table_list(raw.get("formulas"), "formulas", problems)
+    if not formula_tables:
+        problems.add("formulas", "at least one [[formulas]] entry is required")
+    for i, entry in enumerate(formula_tables):
+        latex = _text(entry.get("latex"), f"formulas[{i}].latex", problems)
+        caption = {lang: _text(entry.get(lang), f"formulas[{i}].{lang}", problems) for lang in LANGUAGES}
+        formulas.append(Formula(latex, caption))
+
+    related = []
+    for i, entry in enumerate(_table_list(raw.get("related"), "related", problems)):
+        if entry.get("kind") not in RELATION_KINDS:
+            problems.add(f"related[{i}].kind", f"{entry.get('kind')!r} is not one of: {', '.join(RELATION_KINDS)}")
+        if entry.get("id") == concept_id:
+            problems.add(f"related[{i}].id", "a concept cannot relate to itself")
+        elif any(earlier.id == entry.get("id") for earlier in related):
+            problems.add(f"related[{i}].id", f"{entry.get('id')!r} is already related above")
+        related.append(Relation(str(entry.get("id")), str(entry.get("kind"))))
+
+    references = []
+    for i, entry in enumerate(_table_list(raw.get("references"), "references", problems)):
+        year = entry.get("year")
+        if not isinstance(year, int) or isinstance(year, bool) or not 1800 <= year <= 2100:
+            problems.add(f"references[{i}].year", f"{year!r} is not a year (an integer such as 2015)")
+            year = 0
+        url = entry.get("url", "")
+        if url and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
+            problems.add(f"references[{i}].url", f"{url!r} must start with https://")
+            url = ""
+        references.append(Reference(
+            authors=_text(entry.get("authors"), f"references[{i}].authors", problems), year=year,
+            title=_text(entry.get("title"), f"references[{i}].title", problems),
+            venue=str(entry.get("venue", "")).strip(), url=url))
+
+    return Concept(id=str(concept_id), area=str(area),
+                   title=_bilingual(raw.get("title"), "title", problems),
+                   summary=_bilingual(raw.get("summary"), "summary", problems),
+                   body=body, formulas=tuple(formulas), related=tuple(related), presets=tuple(presets),
+                   references=tuple(references), demo=demo)
+
+
+def validate_catalogue(folder: Path | str = CATALOGUE_DIR, *, strict: bool = False) -> list[Concept]:
+    """Read and check every `<id>.toml` in `folder`, sorted by id.
+
+    `strict` also requires every preset to exist in `core.config.PRESETS`; the app reads the
+    catalogue leniently (a concept whose preset is not there yet simply shows no "Train this").
+    """
+    concepts, problems = [], []
+    for path in sorted(Path(folder).glob("*.toml")):
+        found = _Problems(path.name)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            found.add("(file)", f"not valid TOML: {exc}")
+            problems += found.lines
+            continue
+        concepts.append((path.name, _parse(path, raw, found)))
+        problems += found.lines
+    ids = {concept.id for _, concept in concepts}
+    if strict:
+        from core.config import PRESETS
+    for file, concept in concepts:  # cross-file checks, once every id is known
+        found = _Problems(file)
+        for i, relation in enumerate(concept.related):
+            if relation.id not in ids and relation.id != concept.id:
+                found.add(f"related[{i}].id", f"{relation.id!r} is not a concept in the catalogue")
+        for i, name in enumerate(concept.presets):
+            if strict and name not in PRESETS:
+                found.add(f"presets[{i}]", f"{name!r} is not a preset in core.config.PRESETS")
+        problems += found.lines
+    if problems:
+        raise CatalogueError(f"{len(problems)} problem(s) in the concept catalogue {folder}:\n" + "\n".join(problems))
+    return [concept for _, concept in concepts]
+
+
+# ---- the catalogue the app reads ---------------------------------------------------------------------
 
 @lru_cache(maxsize=1)
 def list_concepts() -> tuple[Concept, ...]:
-    from core.config import PRESETS
-    concepts = tuple(Concept(**entry) for entry in json.loads(CATALOGUE.read_text(encoding="utf-8")))
-    for concept in concepts:
-        if concept.preset is not None and concept.preset not in PRESETS:
-            raise ValueError(f"concept '{concept.id}' names unknown preset '{concept.preset}'")
-    return concepts
+    """Every concept of the shipped catalogue, in map order (by area, then id)."""
+    order = list(AREAS)
+    return tuple(sorted(validate_catalogue(CATALOGUE_DIR), key=lambda c: (order.index(c.area), c.id)))
+
+
+def get_concept(concept_id: str) -> Concept | None:
+    return next((c for c in list_concepts() if c.id == concept_id), None)
+
+
+def search(query: str, lang: str = "en", area: str | None = None,
+           concepts: tuple[Concept, ...] | list[Concept] | None = None) -> list[Concept]:
+    """Concepts matching every word of `query`, best first: a title hit outranks a summary hit,
+    which outranks a body hit. The id and English title always count, since technical terms
+    (ResNet, LSTM, Adam) are typed in English whatever the interface language."""
+    concepts = list_concepts() if concepts is None else concepts
+    words = query.lower().split()
+    scored = []
+    for rank, concept in enumerate(concepts):
+        if area and concept.area != area:
+            continue
+        title = f"{concept.id} {concept.title[lang]} {concept.title['en']}".lower()
+        summary = f"{concept.summary[lang]}".lower()
+        body = " ".join(concept.body[lang].values()).lower()
+        score = 0
+        for word in words:
+            hit = 4 if word in title else 2 if word in summary else 1 if word in body else 0
+            if not hit:
+                break
+            score += hit
+        else:
+            scored.append((-score, rank, concept))
+    return [concept for *_, concept in sorted(scored, key=lambda item: item[:2])]
+
+
+__all__ = ["AREAS", "CATALOGUE_DIR", "CatalogueError", "Concept", "Formula", "LANGUAGES", "RELATION_KINDS",
+           "Reference", "Relation", "SECTIONS", "get_concept", "list_concepts", "search", "validate_catalogue"]

@@ -1,0 +1,266 @@
+"""The Concepts page's parts: the explorer (search, area filter, concept map, cards) and one concept's view.
+
+Which concept is open lives in the URL (`?concept=<id>`), so every concept has a link of its own.
+"""
+
+from __future__ import annotations
+
+import re
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.concepts import AREAS, RELATION_KINDS, SECTIONS, CatalogueError, Concept, list_concepts, search
+from core.concepts.graph import concept_map, map_label
+from ui.i18n import t
+from ui.resources import TRAIN_PAGE, status_badge, store
+
+CONCEPTS_PAGE = "app_pages/concepts.py"
+# Each area's colour on the map, and the Streamlit badge colour nearest to it for the cards.
+AREA_COLOURS = {"foundations": ("#3b82f6", "blue"), "training": ("#8b5cf6", "violet"),
+                "architectures": ("#10b981", "green"), "sequences": ("#f59e0b", "orange"),
+                "generative": ("#ef4444", "red"), "reinforcement": ("#ca8a04", "yellow"),
+                "practice": ("#64748b", "gray"), "applications": ("#4f46e5", "primary")}
+# Colour and dash both tell the relation apart, so the map also reads in greyscale.
+KIND_STYLES = {"builds_on": ("#6366f1", "solid"), "is_a": ("#f97316", "dash"), "used_in": ("#14b8a6", "dot")}
+
+
+def load_catalogue() -> tuple[Concept, ...] | None:
+    """The catalogue, or None after showing what is wrong with it (a broken file must not take the
+    page down with a traceback)."""
+    try:
+        return list_concepts()
+    except CatalogueError as exc:
+        st.title(t("concepts.title"))
+        st.error(f"{t('catalogue.error')}\n\n```\n{exc}\n```", icon=":material/error:")
+        return None
+
+
+def _open(concept_id: str) -> None:
+    st.query_params["concept"] = concept_id  # keeps ?lang=; the address bar follows
+
+
+def concept_button(concept: Concept, lang: str, label: str, key: str, icon: str) -> None:
+    """Opens a concept on this page. A button with a callback, not st.page_link: a page_link to the page
+    already shown runs it without updating the address bar (Streamlit 1.67), so the link would not be
+    shareable and a reload would go back to the previous view."""
+    st.button(label, key=key, icon=icon, type="tertiary", on_click=_open, args=(concept.id,),
+              help=concept.title[lang])  # the full title, where the label is short
+
+
+# ---- the explorer -----------------------------------------------------------------------------------
+
+def render_explorer(concepts: tuple[Concept, ...], lang: str) -> None:
+    st.title(t("concepts.title"))
+    st.caption(t("concepts.caption"))
+    query_col, area_col = st.columns([3, 1], vertical_alignment="bottom")
+    # persist_state="page": the search and the filter survive a visit to a concept and back
+    query = query_col.text_input(t("search.label"), placeholder=t("search.placeholder"), key="concepts_query",
+                                 label_visibility="collapsed", persist_state="page")
+    areas = [None] + [area for area in AREAS if any(c.area == area for c in concepts)]
+    area = area_col.selectbox(t("area.label"), areas, key="concepts_area", label_visibility="collapsed",
+                              format_func=lambda a: t("area.all") if a is None else AREAS[a][lang],
+                              persist_state="page")
+    matches = search(query, lang, area, concepts) if (query.strip() or area) else list(concepts)
+
+    st.subheader(t("map.title"), anchor=False)
+    st.caption(t("map.help"))
+    event = st.plotly_chart(map_figure(concepts, {c.id for c in matches}, lang), key="concept_map",
+                            on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    ids = {c.id for c in concepts}
+    picked = [p.get("customdata") for p in (event.selection.points if event else []) if p.get("customdata") in ids]
+    if picked:  # a click on a node opens it, as its link would (the URL changes; Back returns here)
+        st.switch_page(CONCEPTS_PAGE, query_params={"concept": picked[0]} | ({"lang": lang} if lang != "en" else {}))
+
+    st.caption(t("cards.count", n=len(matches)))
+    if not matches:
+        st.info(t("cards.none"))
+    elif query.strip():  # best match first
+        _cards(matches, lang)
+    else:  # the whole catalogue (or one area), in course order under area headings
+        for area_id in AREAS:
+            group = [c for c in matches if c.area == area_id]
+            if group:
+                st.subheader(AREAS[area_id][lang], anchor=False)
+                _cards(group, lang)
+
+
+def _cards(concepts: list[Concept], lang: str) -> None:
+    columns = st.columns(3)
+    for i, concept in enumerate(concepts):
+        with columns[i % 3].container(border=True):
+            st.markdown(area_badge(concept.area, lang))
+            st.markdown(f"**{concept.title[lang]}**")
+            st.markdown(f":gray[{concept.summary[lang]}]")
+            concept_button(concept, lang, t("cards.open"), f"open.{concept.id}", ":material/arrow_forward:")
+
+
+def area_badge(area: str, lang: str) -> str:
+    return f":{AREA_COLOURS[area][1]}-badge[{AREAS[area][lang]}]"
+
+
+def _wrap(text: str, width: int) -> str:
+    """Lines of at most `width` columns joined by <br>, as even as they can be ("Backpropagation and /
+    gradient descent", not a lone last word). A Chinese character counts two columns; Latin words stay
+    whole, Chinese may break between any two characters (it has no spaces to break at)."""
+    tokens = [(" ", 1) if token.isspace() else (token, sum(1 + _is_wide(ch) for ch in token))
+              for token in re.findall(r"[^\s\u3000-\u9fff\uff00-\uffef]+|\s+|.", text)]
+    lines = _fill(tokens, width)
+    total = sum(size for _, size in tokens)
+    for narrower in range(-(-total // max(len(lines), 1)), width):  # the narrowest with as few lines
+        if len(candidate := _fill(tokens, narrower)) == len(lines):
+            lines = candidate
+            break
+    return "<br>".join(lines)
+
+
+def _is_wide(ch: str) -> bool:
+    return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
+
+
+def _fill(tokens: list[tuple[str, int]], width: int) -> list[str]:
+    lines, line, used = [], "", 0
+    for token, size in tokens:
+        if used + size > width and line.strip():
+            lines.append(line.strip())
+            line, used = "", 0
+            if token == " ":
+                continue
+        line, used = line + token, used + size
+    return [part for part in lines + [line.strip()] if part]
+
+
+def map_figure(concepts: tuple[Concept, ...], highlighted: set[str], lang: str) -> go.Figure:
+    layout = concept_map(concepts)
+    by_id = {c.id: c for c in concepts}
+    fig = go.Figure()
+    for kind in RELATION_KINDS:  # one trace per kind: one legend entry each, lines broken by None
+        xs, ys = [], []
+        for edge in (e for e in layout.edges if e.kind == kind):
+            curve_x, curve_y = layout.curve(edge)
+            xs += [*curve_x, None]
+            ys += [*curve_y, None]
+        colour, dash = KIND_STYLES[kind]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=t(f"kind.{kind}"), hoverinfo="skip",
+                                 line=dict(color=colour, width=1.4, dash=dash), opacity=0.6))
+    nodes = layout.nodes
+    fig.add_trace(go.Scatter(
+        x=[n.x for n in nodes], y=[n.y for n in nodes], mode="markers", showlegend=False,
+        customdata=[n.id for n in nodes], hovertemplate="%{hovertext}<extra></extra>",
+        hovertext=[f"<b>{by_id[n.id].title[lang]}</b><br>{_wrap(by_id[n.id].summary[lang], 50)}"
+                   for n in nodes],
+        marker=dict(size=[20 if n.id in highlighted else 12 for n in nodes],
+                    color=[AREA_COLOURS[n.area][0] for n in nodes],
+                    opacity=[1.0 if n.id in highlighted else 0.3 for n in nodes],
+                    line=dict(color="white", width=1.5))))
+    # Labels as annotations: they take a white backing, so the lines behind them do not cross the words.
+    for n in nodes:
+        fig.add_annotation(x=n.x, y=n.y, text=_wrap(map_label(by_id[n.id].title[lang]), 16),
+                           showarrow=False, yanchor="top", yshift=-11, font=dict(size=11, color="#1f2333"),
+                           bgcolor="rgba(255,255,255,0.8)", opacity=1.0 if n.id in highlighted else 0.45)
+    top, bottom = max((n.y for n in nodes), default=0), min((n.y for n in nodes), default=0)
+    for area, x in layout.columns:
+        fig.add_annotation(x=x, y=top + 0.75, text=f"<b>{_wrap(AREAS[area][lang], 13)}</b>", showarrow=False,
+                           font=dict(color=AREA_COLOURS[area][0], size=12))
+    rows = top - bottom + 1
+    fig.update_layout(height=int(170 + 100 * rows), margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
+                      dragmode=False, plot_bgcolor="rgba(0,0,0,0)",
+                      legend=dict(orientation="h", yanchor="top", y=-0.01, x=0))
+    fig.update_xaxes(visible=False, range=[-0.6, len(layout.columns) - 0.4])
+    fig.update_yaxes(visible=False, range=[bottom - 0.9, top + 1.0])
+    return fig
+
+
+# ---- one concept ------------------------------------------------------------------------------------
+
+def render_concept(concept: Concept, concepts: tuple[Concept, ...], lang: str) -> None:
+    # A button for the reason given in concept_button.
+    st.button(t("concept.back"), icon=":material/arrow_back:", type="tertiary",
+              on_click=lambda: st.query_params.pop("concept", None))
+    st.title(concept.title[lang], anchor=False)
+    st.markdown(area_badge(concept.area, lang))
+    st.markdown(f"#### {concept.summary[lang]}")
+
+    text_col, side_col = st.columns([3, 2], gap="large")
+    with text_col:
+        for name in SECTIONS:
+            st.subheader(t(f"section.{name}"), anchor=False)
+            st.markdown(concept.section(name, lang))
+    with side_col:
+        _train_links(concept, lang)
+        _related(concept, concepts, lang)
+        _references(concept)
+        _runs(concept, lang)
+    _formulas(concept, lang)  # full width: a third of them are wider than the text column
+
+    if concept.demo:
+        from ui.concept_demos import render_demo
+        st.divider()
+        st.subheader(t("concept.demo"), anchor=False)
+        render_demo(concept.demo, lang)
+
+
+def _formulas(concept: Concept, lang: str) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{t('concept.formulas')}**")
+        for formula in concept.formulas:
+            st.latex(formula.latex)
+            st.caption(formula.caption[lang])
+
+
+def _train_links(concept: Concept, lang: str) -> None:
+    from core.config import PRESETS, preset_description
+    st.markdown(f"**{t('concept.train')}**")
+    available = [name for name in concept.presets if name in PRESETS]  # others may not exist yet
+    if not available:
+        st.caption(t("concept.no_preset"))
+    for name in available:
+        st.page_link(TRAIN_PAGE, label=t("concept.train_this", preset=name), icon=":material/play_arrow:",
+                     query_params={"preset": name}, help=preset_description(name))
+
+
+def _related(concept: Concept, concepts: tuple[Concept, ...], lang: str) -> None:
+    """Relations this file names, and those other files name towards it, read from this end."""
+    by_id = {c.id: c for c in concepts}
+    links = [(t(f"kind.{r.kind}"), by_id[r.id]) for r in concept.related if r.id in by_id]
+    named = {r.id for r in concept.related}
+    links += [(t(f"kind_rev.{r.kind}"), other) for other in concepts for r in other.related
+              if r.id == concept.id and other.id not in named]
+    if links:
+        st.markdown(f"**{t('concept.related')}**")
+        for label, other in links:
+            concept_button(other, lang, f"{label} · {map_label(other.title[lang])}", f"related.{other.id}",
+                           ":material/link:")
+
+
+def _references(concept: Concept) -> None:
+    if not concept.references:
+        return
+    st.markdown(f"**{t('concept.references')}**")
+    lines = []
+    for reference in concept.references:
+        text = reference.citation().replace("$", "\\$")  # a "$" would start LaTeX in Markdown
+        lines.append(f"- {text}" + (f" [{_link_label(reference.url)}]({reference.url})" if reference.url else ""))
+    st.markdown("\n".join(lines))
+
+
+def _link_label(url: str) -> str:
+    host = url.split("//", 1)[-1].split("/", 1)[0].removeprefix("www.")
+    return f"{host} ↗"
+
+
+def _runs(concept: Concept, lang: str) -> None:
+    if not concept.presets:  # nothing to train, so nothing to find
+        return
+    st.markdown(f"**{t('concept.runs')}**")
+    runs = store().list_runs()
+    if not runs.empty:
+        # A run made from a preset is named after it; users often add a suffix ("digits-cnn-wide").
+        runs = runs[runs.name.map(lambda name: any(str(name).startswith(p) for p in concept.presets))]
+    if runs.empty:
+        st.caption(t("concept.no_runs"))
+        return
+    for row in runs.head(20).itertuples():
+        st.page_link(TRAIN_PAGE, label=row.name, icon=":material/open_in_new:", query_params={"run": row.id})
+        best = "–" if row.best_val_acc != row.best_val_acc else f"{row.best_val_acc:.1%}"
+        st.caption(status_badge(row.status) + " · " + t("concept.best", value=best) + f" · `{row.id}`")
