@@ -1,0 +1,235 @@
+"""The pages' pieces for character language models: a .txt upload on the Train form, a look at the text,
+the latest generated sample while a run trains, and on the Media page streamed generation plus (for GPT
+runs) where the model attends. Generation and attention maps are computed in core.inference.text."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import streamlit as st
+
+from core.errors import LabError
+from ui.resources import show_error
+
+UPLOAD_KEY = "lm_text_upload"
+HEATMAP_CHARS = 64  # characters on each axis of the attention heatmap: more would be unreadable
+
+
+def _shown(char: str) -> str:
+    """A character as an axis label or vocabulary entry: visible even when it is white space."""
+    return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(char, char)
+
+
+# ---- Train page ---------------------------------------------------------------------------------------
+
+def _save_text_upload() -> None:
+    """Keep an uploaded .txt under LAB_HOME/cache/uploads and point data.path at it (runs before redraw)."""
+    from core.data.text import save_upload
+    from ui.forms import PREFIX
+    upload = st.session_state.get(UPLOAD_KEY)
+    if upload is None:
+        return
+    try:
+        path = save_upload(upload.getvalue(), upload.name)
+    except LabError as exc:
+        st.session_state["lm_upload_error"] = str(exc)
+        return
+    st.session_state.pop("lm_upload_error", None)
+    st.session_state[PREFIX + "data.path"] = str(path)
+
+
+def form_extras() -> None:
+    from ui.forms import PREFIX
+    name = st.session_state.get(PREFIX + "data.name")
+    if name == "tinyshakespeare":
+        from core.data.text import SHAKESPEARE_URL, shakespeare_path
+        st.caption(f"Downloaded on first use from {SHAKESPEARE_URL}. Offline, save it as `{shakespeare_path()}`.")
+    if name != "text":
+        return
+    st.file_uploader("Upload a plain-text file (.txt, UTF-8)…", type=["txt"], key=UPLOAD_KEY,
+                     on_change=_save_text_upload)
+    if st.session_state.get("lm_upload_error"):
+        st.error(st.session_state["lm_upload_error"], icon=":material/error:")
+    # the page draws the data.path field ("…or a file on the server") right below
+
+
+@st.cache_data(show_spinner="Reading the text…", max_entries=8)
+def _describe(data_json: str) -> dict:
+    from core.config import DataConfig
+    from core.data.text import describe_corpus
+    return describe_corpus(DataConfig(**json.loads(data_json)))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _parameter_count(config_json: str, vocab_size: int) -> int:
+    from core.config import RunConfig
+    from core.models import parameter_count
+    from core.options import resolve
+    from core.tasks.language_model import OPTIONS, build_model
+    config = RunConfig.from_json(config_json)
+    context = resolve(config.task_options, OPTIONS)["context"]
+    return parameter_count(build_model(config, {"vocab": ["?"] * vocab_size, "context": context}))
+
+
+def preview(config) -> None:
+    if config.data.name == "text" and not config.data.path:
+        st.info("Upload a .txt file or give a path to see what the model will read.", icon=":material/upload_file:")
+        return
+    try:
+        info = _describe(json.dumps(config.to_dict()["data"], sort_keys=True))
+    except LabError as exc:
+        st.warning(str(exc), icon=":material/cloud_off:")
+        return
+    with st.container(border=True):
+        st.subheader("Text", anchor=False)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Characters", f"{info['chars']:,}")
+        c2.metric("Vocabulary", len(info["vocab"]))
+        c3.metric("Validation", f"{info['val']:,}", help="The end of the text, never trained on")
+        st.caption(f"{info['source']}. Bits per character of a model that knows nothing: "
+                   f"{info['uniform_bpc']:.2f}; that knows only character frequencies: {info['unigram_bpc']:.2f}.")
+        st.code(" ".join(_shown(c) for c in info["vocab"]), language=None, wrap_lines=True)
+        st.text(info["excerpt"])
+    try:
+        config.validate()
+        params = _parameter_count(config.to_json(), len(info["vocab"]))
+    except (LabError, ValueError):
+        return
+    st.caption(f"Model: {config.model.name}, {params:,} parameters")
+
+
+# ---- live view ---------------------------------------------------------------------------------------
+
+def live(run, folder) -> None:
+    from core.engine.samples import list_samples
+    samples = list_samples(folder, "text")
+    if not samples:
+        st.caption("A generated sample appears here as soon as training starts.")
+        return
+    latest = samples[-1]
+    st.markdown(f"**Generated at step {latest.step:,}**")
+    st.code(latest.load(), language=None, wrap_lines=True)
+    if len(samples) > 1:
+        with st.expander(f"Earlier samples ({len(samples) - 1})"):
+            steps = [s.step for s in samples]
+            step = st.select_slider("Step", steps, value=steps[0], key=f"lm_sample_step_{getattr(run, 'id', '')}")
+            chosen = next(s for s in samples if s.step == step)
+            st.code(chosen.load(), language=None, wrap_lines=True)
+
+
+# ---- Media page ----------------------------------------------------------------------------------------
+
+def _fenced(prompt: str, stream, collected: list[str]):
+    """Stream as one code block (new lines kept, no markdown), remembering the plain text in `collected`."""
+    fence = "~~~~~~"
+    yield f"{fence}text\n{prompt}"
+    for chunk in stream:
+        collected.append(chunk)
+        yield chunk
+    yield f"\n{fence}"
+
+
+def media(source: dict) -> None:
+    from core.inference import load_run_model
+    from core.inference.text import MAX_LENGTH, check_prompt, generate
+
+    try:
+        # "auto": a GPU when there is one; the baby GPT writes ~50x faster there than on a CPU
+        run = load_run_model(source["run_id"], source.get("which", "best"), device="auto")
+    except LabError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    meta = run.metadata
+    data = meta.get("data") or {}
+    st.caption(f"{run.config.model.name} · {len(meta['vocab'])} characters in the vocabulary · context "
+               f"{meta['context']} · trained on {data.get('train', 0):,} characters of {run.config.data.name}")
+
+    prompt = st.text_area("Prompt", key="lm_prompt", placeholder="Leave empty to start from a new line",
+                          help="The model continues this text; characters it never saw are dropped")
+    c1, c2, c3, c4 = st.columns(4)
+    temperature = c1.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key="lm_temperature",
+                            help="Lower: safer, more repetitive. 0 always picks the most likely character")
+    top_k = c2.number_input("Top-k (0 = all)", 0, len(meta["vocab"]), 0, key="lm_top_k",
+                            help="Sample only among the k most likely next characters")
+    length = c3.number_input("Length", 1, MAX_LENGTH, 300, step=50, key="lm_length", help="Characters to generate")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="lm_seed", help="The same seed gives the same text")
+
+    output_key = f"lm_output:{run.run_id}:{run.which}"
+    if st.button("Generate", key="lm_generate", type="primary", icon=":material/edit_note:"):
+        try:
+            check = check_prompt(run, prompt)
+            if check.dropped:
+                st.warning(check.message, icon=":material/warning:")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the dropped characters are shown above
+                stream = generate(run, prompt, length=int(length), temperature=float(temperature),
+                                  top_k=int(top_k), seed=int(seed))
+            collected: list[str] = []
+            with st.container(border=True):
+                st.write_stream(_fenced(check.text, stream, collected))
+            st.session_state[output_key] = check.text + "".join(collected)
+        except Exception as exc:  # noqa: BLE001  shown, never a traceback
+            show_error(exc)
+    elif output_key in st.session_state:
+        with st.container(border=True):
+            st.code(st.session_state[output_key], language=None, wrap_lines=True)
+
+    if getattr(run.model, "has_attention", False):
+        _attention_section(run, prompt or st.session_state.get(output_key, ""))
+
+
+def _attention_section(run, default_text: str) -> None:
+    from core.inference.text import attention_map
+    import plotly.graph_objects as go
+
+    st.subheader("Where the model attends", anchor=False)
+    st.caption("Each row is a position in the text; its colours show how much that position's query attends to "
+               "every earlier character (never later ones: the mask is causal).")
+    if not st.session_state.get("lm_attn_text"):
+        st.session_state["lm_attn_text"] = default_text[-HEATMAP_CHARS:]
+    text = st.text_input("Text to inspect", key="lm_attn_text", max_chars=1000,
+                         help=f"Its last {HEATMAP_CHARS} characters are shown")
+    try:
+        amap = attention_map(run, text[-HEATMAP_CHARS:])
+    except LabError as exc:
+        st.info(str(exc), icon=":material/info:")
+        return
+    except Exception as exc:  # noqa: BLE001
+        show_error(exc)
+        return
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox("Layer", range(amap.layers), format_func=lambda i: f"layer {i + 1}", key="lm_attn_layer")
+    head = c2.selectbox("Head", ["mean", *range(amap.heads)], key="lm_attn_head",
+                        format_func=lambda h: "mean of all heads" if h == "mean" else f"head {h + 1}")
+    weights = amap.weights[layer].mean(dim=0) if head == "mean" else amap.weights[layer, head]  # (T, T)
+    labels = [_shown(c) for c in amap.chars]
+    positions = list(range(len(labels)))  # positions, not characters: repeated characters stay apart
+    figure = go.Figure(go.Heatmap(z=weights.numpy(), x=positions, y=positions, colorscale="Blues", zmin=0,
+                                  hovertemplate="query %{y} attends to key %{x}: %{z:.3f}<extra></extra>"))
+    axis = dict(tickmode="array", tickvals=positions, ticktext=labels, tickangle=0)
+    figure.update_layout(xaxis=dict(title="attended character (key)", **axis),
+                         yaxis=dict(title="position (query)", autorange="reversed", **axis),
+                         height=min(720, 220 + 9 * len(labels)), margin=dict(l=10, r=10, t=10, b=10))
+    st.plotly_chart(figure, key="lm_attention")
+
+
+# ---- Runs page -------------------------------------------------------------------------------------------
+
+def runs_extra(run_ids: list[str]) -> None:
+    """The last sample of each selected run side by side: what the loss numbers read like."""
+    from core.engine.samples import list_samples
+    from core.paths import run_dir
+    from ui.resources import store
+
+    shown = []
+    for run_id in run_ids[:4]:
+        samples = list_samples(run_dir(run_id), "text")
+        if samples:
+            shown.append((store().get_run(run_id).name, run_id, samples[-1]))
+    if not shown:
+        return
+    st.subheader("Generated text", anchor=False)
+    for column, (name, run_id, sample) in zip(st.columns(len(shown)), shown):
+        column.markdown(f"**{name}** ({run_id[-4:]}) · step {sample.step:,}")
+        column.code(sample.load(), language=None, wrap_lines=True)
