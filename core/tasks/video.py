@@ -1,0 +1,230 @@
+"""Video classification: one class per clip (B, T, C, H, W), cross-entropy and accuracy.
+
+The step is image classification's (ClassificationTask calls model(inputs) on whatever the batch
+holds), so the task is a thin subclass; what differs is the data and the models (core.models.video),
+which decide where in the network the frames meet (Karpathy et al., CVPR 2014). Every "video" data
+set (core.data.moving_shapes, core.data.video_folder) returns a VideoSplits; ClipBatches serves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import ConfigError
+from core.tasks.classification import ClassificationTask
+
+# Mirroring a clip turns "left" into "right" and "clockwise" into "anticlockwise": wrong for these sets.
+_NO_FLIP = ("moving-shapes",)
+
+
+class VideoClassificationTask(ClassificationTask):
+    name = "video"
+
+
+# ---- what every video data set returns, and how it is served -----------------------------------
+
+@dataclass
+class VideoSplits:
+    train_x: torch.Tensor  # (N, T, C, S, S) uint8
+    train_y: torch.Tensor  # (N,) int64 indices into `classes`
+    val_x: torch.Tensor  # (M, T, C, S, S) uint8
+    val_y: torch.Tensor  # (M,)
+    classes: list[str]
+    skipped: int = 0  # clips that could not be decoded
+    source: str = ""
+    frame_interval_s: float | None = None  # seconds between sampled frames (median); None: generated data
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def frames(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[2])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    def mean_std(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training frames in [0, 1], summed in float64 chunk by chunk."""
+        x = self.train_x.flatten(0, 1)  # (N*T, C, S, S)
+        total = torch.zeros(x.shape[1], dtype=torch.float64)
+        total_sq = torch.zeros_like(total)
+        for chunk in x.split(2048):
+            c = chunk.to(torch.float64)
+            total += c.sum(dim=(0, 2, 3))
+            total_sq += c.square().sum(dim=(0, 2, 3))
+        count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
+        mean = total / count
+        std = (total_sq / count - mean.square()).clamp_min(0).sqrt()
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a constant channel: never divide by 0
+        return [float(m) / 255 for m in mean], [float(s) / 255 for s in std]
+
+
+class ClipBatches:
+    """Clips (N, T, C, H, W) uint8 on the device, served as (clips float32 (B, T, C, H, W), labels (B,)).
+
+    The frames of a clip are laid side by side on the channel axis, (N, T*C, H, W), and handed to
+    DeviceBatches: the same seeded order per epoch (so resumed runs replay it), and one crop offset
+    and one flip per clip, shared by all its frames, so augmentation never tears the motion apart.
+    """
+
+    def __init__(self, x, y, *, batch_size: int, device, mean, std, shuffle: bool = True, drop_last: bool = False,
+                 augment_crop: bool = False, crop_padding: int = 4, augment_flip: bool = False, seed: int = 0):
+        from core.data.loader import DeviceBatches
+        if x.dtype.is_floating_point or x.dim() != 5:
+            raise ValueError(f"clips must be uint8 (N, T, C, H, W), got {x.dtype} {tuple(x.shape)}")
+        n, self.frames, self.channels, height, width = x.shape
+        self.inner = DeviceBatches(x.reshape(n, self.frames * self.channels, height, width), y,
+                                   batch_size=batch_size, device=device, mean=list(mean) * self.frames,
+                                   std=list(std) * self.frames, shuffle=shuffle, drop_last=drop_last,
+                                   augment_crop=augment_crop, crop_padding=crop_padding,
+                                   augment_flip=augment_flip, seed=seed)
+
+    @property
+    def num_samples(self) -> int:
+        return self.inner.num_samples
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def epoch(self, epoch: int, start_batch: int = 0):
+        for xb, yb in self.inner.epoch(epoch, start_batch):  # xb (B, T*C, H, W)
+            yield xb.view(xb.shape[0], self.frames, self.channels, *xb.shape[2:]), yb
+
+
+# ---- the task's spec -----------------------------------------------------------------------------
+
+def _model_kwargs(config, metadata: dict) -> dict:
+    from core.models import model_info
+    from core.options import resolve
+    pre = metadata["preprocessing"]
+    return dict(num_classes=len(metadata["classes"]), in_channels=pre["channels"], frames=pre["frames"],
+                image_size=pre["image_size"], hidden=config.model.hidden, dropout=config.model.dropout,
+                **resolve(config.model.options, model_info(config.model.name).options))
+
+
+def build_model(config, metadata):
+    from core.models import model_info
+    return model_info(config.model.name).builder(**_model_kwargs(config, metadata))
+
+
+def setup(config, device):
+    from core.data import load_dataset
+    from core.tasks import Setup
+
+    splits = load_dataset(config.data, seed=config.seed)  # VideoSplits, already shuffled and split
+    train_x, train_y = splits.train_x, splits.train_y
+    if config.data.limit is not None and config.data.limit < len(train_y):
+        train_x, train_y = train_x[:config.data.limit].clone(), train_y[:config.data.limit].clone()
+        splits.train_x, splits.train_y = train_x, train_y  # statistics from the clips actually trained on
+    mean, std = splits.mean_std()
+    pre = {"mean": mean, "std": std, "image_size": splits.image_size, "channels": splits.channels,
+           "frames": splits.frames, "frame_interval_s": splits.frame_interval_s}
+    batch = config.optim.batch_size
+    common = dict(device=device, mean=mean, std=std)
+    train = ClipBatches(train_x, train_y, batch_size=batch, shuffle=True, drop_last=len(train_y) > batch,
+                        augment_crop=config.data.augment_crop, crop_padding=config.data.crop_padding,
+                        augment_flip=config.data.augment_flip, seed=config.seed, **common)
+    val = ClipBatches(splits.val_x, splits.val_y, batch_size=max(batch, 128), shuffle=False, **common)
+    metadata = {"classes": list(splits.classes), "preprocessing": pre,
+                "data": {"train": len(train_y), "val": len(splits.val_y), "skipped": splits.skipped,
+                         "source": splits.source}}
+    model = build_model(config, metadata)
+    task = VideoClassificationTask(num_classes=splits.num_classes, label_smoothing=config.optim.label_smoothing)
+    return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
+
+
+def validate(config) -> None:
+    from core.config import check_float, check_int
+    from core.tasks import validate_family
+
+    validate_family(config)
+    d = config.data
+    check_float("data.val_fraction", d.val_fraction, 0.0, 0.9, low_open=True)
+    if d.limit is not None:
+        check_int("data.limit", d.limit, 1, 100_000_000)
+    check_int("data.crop_padding", d.crop_padding, 0, 64)
+    check_int("model.hidden", config.model.hidden, 1, 65_536)
+    check_float("model.dropout", config.model.dropout, 0.0, 0.95)
+    if d.augment_flip and d.name in _NO_FLIP:
+        raise ConfigError(f"data.augment_flip: mirroring '{d.name}' clips turns left into right and clockwise into "
+                          "anticlockwise, so labels would be wrong; turn it off")
+    if config.model.pretrained:
+        raise ConfigError("model.pretrained: the video models have no pretrained weights; turn it off")
+
+
+# ---- for pages: a look at the data and a comparison of runs ------------------------------------
+
+def preview_clips(config, per_class: int = 1):
+    """(class names, clips (K * per_class, T, 3, S, S) uint8, class index of each) to show before training.
+
+    Generated data: a few fresh clips with the run's options. A folder: the first clips of each
+    class, decoded in the child process (only these few, so it stays quick).
+    """
+    from core.options import resolve
+    if config.data.name == "moving-shapes":
+        from core.data.moving_shapes import CLASSES, OPTIONS, generate_moving_shapes
+        opts = resolve(config.data.options, OPTIONS)
+        x, y = generate_moving_shapes(len(CLASSES) * per_class, opts["frames"], opts["size"], config.seed)
+        order = torch.argsort(y, stable=True)
+        return list(CLASSES), x[order], y[order]
+    if config.data.name == "video-folder":
+        from core.data.folder import _visible_dirs, find_splits
+        from core.data.video_folder import (OPTIONS, _open_source, _walk_videos, decode_clips, decode_side,
+                                            frames_to_clip)
+        opts = resolve(config.data.options, OPTIONS)
+        train_dir, _ = find_splits(_open_source(config.data.path))
+        picked = []
+        for label, folder in enumerate(d for d in _visible_dirs(train_dir) if _walk_videos(d, first_only=True)):
+            picked += [(path, label, folder.name) for path, _ in _walk_videos(folder)[:per_class]]
+        decoded = decode_clips([p for p, _, _ in picked], frames=opts["frames"], side=decode_side(opts["size"]))
+        classes = list(dict.fromkeys(name for _, _, name in picked))
+        good = [(frames_to_clip(clip, opts["size"]), label) for (clip, _, _), (_, label, _) in zip(decoded, picked)
+                if clip is not None]
+        if not good:
+            raise ConfigError(f"data.path: none of the first videos in {config.data.path} could be decoded")
+        return classes, torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good])
+    raise ConfigError(f"data.name: no preview for '{config.data.name}'")
+
+
+def fusion_comparison(store, run_ids: list[str]):
+    """For the video runs among `run_ids`: (best val_acc per run with its model, val_acc per epoch).
+
+    best: DataFrame run_id, name, model, best_val_acc (sorted by model); curves: run_id, name, model,
+    epoch, val_acc. Both empty when no video run is selected.
+    """
+    import pandas as pd
+
+    runs = store.get_runs(list(run_ids))
+    video = {rid: run for rid, run in runs.items() if (run.config or {}).get("task") == "video"}
+    columns = ["run_id", "name", "model", "best_val_acc"]
+    if not video:
+        return pd.DataFrame(columns=columns), pd.DataFrame(columns=["run_id", "name", "model", "epoch", "val_acc"])
+    frame = store.metrics(list(video), keys=["val_acc"])
+    curves = frame.rename(columns={"value": "val_acc"})[["run_id", "epoch", "val_acc"]].copy()
+    curves["name"] = curves.run_id.map(lambda r: video[r].name)
+    curves["model"] = curves.run_id.map(lambda r: video[r].config.get("model", {}).get("name", "?"))
+    best = curves.groupby("run_id", sort=False)["val_acc"].max()
+    table = pd.DataFrame({"run_id": list(video), "name": [video[r].name for r in video],
+                          "model": [video[r].config.get("model", {}).get("name", "?") for r in video],
+                          "best_val_acc": [float(best.get(r, float("nan"))) for r in video]})
+    return table.sort_values(["model", "name"], kind="stable").reset_index(drop=True), curves
+
+
+def _spec():
+    from core.tasks import TaskSpec
+    return TaskSpec(name="video", title="Video classification",
+                    description="One class per clip: single-frame, early, late and slow fusion, (2+1)-D "
+                                "convolutions and CNN + LSTM (Karpathy et al., 2014)",
+                    data_kind="video", setup=setup, build_model=build_model, validate=validate)
+
+
+SPEC = _spec()

@@ -1,0 +1,179 @@
+"""Video classification on the pages: clips as frame strips (Train), a clip classified window by window
+(Media), and the fusion variants side by side (Runs). Logic lives in core.inference.video_clips and
+core.tasks.video; this module only draws."""
+
+from __future__ import annotations
+
+import hashlib
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.errors import LabError
+from ui.charts import PALETTE, _layout
+
+VIDEO_TYPES = ["mp4", "webm", "mov", "avi"]
+
+
+# ---- Train: what the clips look like ------------------------------------------------------------
+
+@st.cache_data(max_entries=8, show_spinner="Preparing example clips…")
+def _preview(config_json: str):
+    from core.config import RunConfig
+    from core.tasks.video import preview_clips
+    return preview_clips(RunConfig.from_json(config_json), per_class=1)
+
+
+def preview(config) -> None:
+    if config.data.name == "video-folder" and not config.data.path:
+        st.info("Choose a folder or .zip of videos (train/<class>/*.mp4) to see example clips.")
+        return
+    try:
+        classes, clips, labels = _preview(config.to_json())
+    except LabError as exc:
+        st.info(str(exc))
+        return
+    from core.inference.video_clips import clip_strip
+    st.caption(f"One clip per class, {clips.shape[1]} frames left to right ({clips.shape[-1]}px): "
+               "the class shows only in how the frames change.")
+    for clip, label in zip(clips, labels.tolist()):
+        st.image(clip_strip(clip, scale=2), caption=classes[label], width="stretch")
+
+
+# ---- Media: classify an uploaded clip -----------------------------------------------------------
+
+@st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
+def _decoded(digest: str, _data: bytes, name: str, every_s: float, size: int):
+    from core.inference.video_clips import decode_clip  # _data is not hashed: `digest` identifies it
+    return decode_clip(_data, name=name, size=size, every_s=every_s)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _example(class_name: str) -> bytes:
+    from core.inference.video_clips import example_video
+    return example_video(class_name)
+
+
+def timeline_figure(prediction) -> go.Figure:
+    """Top class of every window against the window's middle time; colour follows the probability."""
+    table = prediction.windows
+    middle = (table["start_s"] + table["end_s"]) / 2
+    fig = go.Figure(go.Scatter(
+        x=middle, y=table["top1"], mode="markers+lines", line=dict(color="#cbd5e1", width=1),
+        marker=dict(size=13, color=table["p1"], colorscale="Blues", cmin=0, cmax=1, showscale=True,
+                    colorbar=dict(title="p")),
+        customdata=table["window"], hovertemplate="window %{customdata} at %{x:.2f}s: %{y} "
+                                                  "(%{marker.color:.0%})<extra></extra>"))
+    fig.update_xaxes(title_text="window middle (s)")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=prediction.classes)
+    return _layout(fig, 320)
+
+
+def summary_figure(prediction) -> go.Figure:
+    table = prediction.summary.iloc[::-1]  # most probable on top
+    fig = go.Figure(go.Bar(x=table["mean_probability"], y=table["class"], orientation="h",
+                           marker_color=PALETTE[0], text=[f"{p:.0%}" for p in table["mean_probability"]],
+                           textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_xaxes(range=[0, 1], title_text="mean probability over windows")
+    return _layout(fig, 60 + 26 * len(table))
+
+
+def media(source: dict) -> None:
+    from core.inference import load_run_model
+    from core.inference.video_clips import classify_clip, clip_strip, default_every_s
+    try:
+        run_model = load_run_model(source["run_id"], source.get("which", "best"))
+    except LabError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    meta, pre = run_model.metadata, run_model.metadata["preprocessing"]
+    classes, frames_per_window = list(meta["classes"]), int(pre["frames"])
+    st.caption(f"{run_model.config.model.name} · {len(classes)} classes · windows of {frames_per_window} frames at "
+               f"{pre['image_size']}px · " + ", ".join(classes[:12]) + ("…" if len(classes) > 12 else ""))
+
+    upload = st.file_uploader("A video clip", type=VIDEO_TYPES, key="video_clip")
+    example = None
+    if run_model.config.data.name == "moving-shapes":
+        example = st.selectbox("…or a generated moving-shapes clip", classes, index=None, key="video_example",
+                               placeholder="Choose a class to generate a 24-frame clip of it")
+    c1, c2 = st.columns(2)
+    every_s = c1.number_input("Sample a frame every (s)", 0.02, 10.0, min(10.0, max(0.02, default_every_s(meta))),
+                              0.02, format="%.2f",
+                              key="video_every", help="Match the spacing of the training frames")
+    stride = c2.number_input("Window stride (frames)", 1, 64, max(1, frames_per_window // 4), key="video_stride")
+    if upload is not None:
+        data, name = upload.getvalue(), upload.name
+    elif example is not None:
+        data, name = _example(example), f"generated-{example}.mp4"
+    else:
+        st.info("Upload an mp4, webm, mov or avi clip: windows of frames are classified along it.",
+                icon=":material/movie:")
+        return
+    try:
+        frames = _decoded(hashlib.sha1(data).hexdigest(), data, name, float(every_s), int(pre["image_size"]))
+        prediction = classify_clip(run_model, frames, stride=int(stride))
+    except LabError as exc:
+        st.error(f"**{name}**: {exc}", icon=":material/videocam_off:")
+        return
+
+    top = prediction.summary.iloc[0]
+    count = len(prediction.starts)
+    st.markdown(f"**Clip: {top['class']}** (mean probability {top['mean_probability']:.1%}, top class in "
+                f"{int(top['windows_top1'])} of {count} windows of {frames_per_window} frames; "
+                f"{len(prediction.times)} frames sampled)")
+    if prediction.repeated:
+        st.caption(f"The clip gave only {len(prediction.times)} frames, fewer than a window: frames were repeated.")
+    left, right = st.columns([3, 2])
+    with left:
+        event = st.plotly_chart(timeline_figure(prediction), key="video_timeline", on_select="rerun",
+                                selection_mode="points")
+    right.plotly_chart(summary_figure(prediction), key="video_summary")
+    points = (event.selection.points if event and event.selection else []) or []
+    clicked = points[0].get("customdata") if points else None
+    if clicked is not None and clicked != st.session_state.get("_video_clicked"):
+        st.session_state["_video_clicked"] = clicked  # a new click moves the slider once; the slider then rules
+        st.session_state["video_window"] = int(clicked[0] if isinstance(clicked, list) else clicked)
+    window = 0
+    if st.session_state.get("video_window", 0) > count - 1:  # a shorter clip than the last one
+        st.session_state["video_window"] = 0
+    if count > 1:
+        window = st.slider("Window", 0, count - 1, key="video_window", help="Or click a point of the timeline")
+    row = prediction.windows.iloc[window]
+    caption = f"window {window}: {row['start_s']:.2f}s to {row['end_s']:.2f}s → {row['top1']} ({row['p1']:.0%})"
+    st.image(clip_strip(prediction.window_frames(window), scale=3), caption=caption, width="stretch")
+
+
+# ---- Runs: the fusion variants compared ---------------------------------------------------------
+
+def runs_extra(run_ids: list[str]) -> None:
+    from core.models import list_models
+    from core.tasks.video import fusion_comparison
+    from ui.resources import store
+
+    best, curves = fusion_comparison(store(), run_ids)
+    if best.empty:
+        return
+    st.subheader("Fusion variants")
+    st.caption("Where the frames meet: best validation accuracy per model (the best run of each), and "
+               "validation accuracy after every epoch.")
+    order = [m for m in list_models(task="video") if m in set(best.model)] + \
+        sorted(set(best.model) - set(list_models(task="video")))
+    per_model = best.groupby("model")["best_val_acc"].max().reindex(order)
+    colours = {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(order)}
+    left, right = st.columns(2)
+    bars = go.Figure(go.Bar(x=per_model.index, y=per_model.values, marker_color=[colours[m] for m in order],
+                            text=[f"{v:.1%}" if v == v else "–" for v in per_model.values], textposition="auto",
+                            hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    bars.update_yaxes(range=[0, 1], title_text="best val_acc")
+    left.plotly_chart(_layout(bars, 340), key="video_fusion_bars")
+    lines = go.Figure()
+    for _, part in curves.groupby("run_id", sort=False):
+        model = part.model.iloc[0]
+        lines.add_trace(go.Scatter(x=part.epoch, y=part.val_acc, mode="lines+markers", name=f"{model} · "
+                                   f"{part.name.iloc[0]}", line=dict(color=colours.get(model, PALETTE[-1]))))
+    lines.update_xaxes(title_text="epoch")
+    lines.update_yaxes(range=[0, 1], title_text="val_acc")
+    right.plotly_chart(_layout(lines, 340), key="video_fusion_lines")
+    st.dataframe(best, hide_index=True, width="stretch",
+                 column_config={"best_val_acc": st.column_config.ProgressColumn("best val_acc", min_value=0,
+                                                                                max_value=1, format="%.3f")})
