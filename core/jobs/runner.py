@@ -82,6 +82,10 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
                 callbacks.append(EarlyStopping(config.early_stopping_patience))
             if progress:
                 callbacks.append(ProgressBar())
+            threads = os.environ.get("LAB_CPU_THREADS", "")
+            if device.type == "cpu" and threads.isdigit() and int(threads) > 0:
+                import torch  # on a busy small machine fewer threads than cores avoids oversubscription
+                torch.set_num_threads(int(threads))
             trainer = assemble(config, device=device, callbacks=callbacks, stop_event=stop_event)
             if resume:
                 _restore(trainer, store, run_id, folder)
