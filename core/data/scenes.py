@@ -317,5 +317,3 @@ def build_scenes(cfg, *, seed: int) -> CaptionData:
                        image_size=opts["image_size"],
                        source=f"generated scenes ({opts['num_samples']:,} images, seed {seed})")
 
-
-from core.data import captions_folder  # noqa: E402, F401  (registers "captions-folder" beside this one)
