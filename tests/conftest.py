@@ -44,3 +44,15 @@ def make_video(path, colours, seconds: int = 3, fps: int = 10, size=(64, 48)) ->
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest runs page scripts as `__main__` and can leave its temporary script there; a later
+    test that starts processes with multiprocessing's "spawn" would then re-run that script in every
+    child. Put the real __main__ back after each test."""
+    import sys
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
