@@ -1,0 +1,251 @@
+"""Using trained generative runs: GAN grids and interpolations, autoencoder reconstructions, latent codes
+and walks. Every function takes a RunModel from core.inference.load_run_model and returns plain
+arrays or PNG bytes for the pages to draw. Images here are float tensors (N, C, H, W) in [0, 1]
+or uint8 arrays (H, W) for grey and (H, W, 3) for colour.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from core.errors import InputError
+
+MAX_COUNT = 256  # images per generated grid
+MAX_STEPS = 32  # interpolation steps, latent-walk rows and columns
+MAX_SEED = 2**31 - 1
+MIN_UPLOAD_SIDE = 4  # pixels: smaller pictures hold nothing to reconstruct
+
+
+# ---- images -------------------------------------------------------------------------------------
+
+def grid_png(images: torch.Tensor, nrow: int = 8, min_cell: int = 32, padding: int = 2) -> bytes:
+    """(N, C, H, W) in [0, 1] -> one PNG: a grid `nrow` images wide, small images enlarged without blur."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    images = images.detach().float().clamp(0, 1).cpu()
+    scale = max(1, math.ceil(min_cell / images.shape[-1]))
+    if scale > 1:
+        images = F.interpolate(images, scale_factor=scale, mode="nearest")  # crisp pixels
+    grid = make_grid(images, nrow=max(1, nrow), padding=padding, pad_value=1.0)  # (3, H', W'); grey -> RGB
+    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def to_arrays(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, C, H, W) in [0, 1] -> uint8 arrays (H, W) for grey or (H, W, 3) for colour."""
+    x = (images.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8)
+    x = x.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    return [img[:, :, 0] if img.shape[2] == 1 else img for img in x]
+
+
+def _require(run_model, task: str) -> None:
+    if run_model.task != task:
+        raise InputError(f"run {run_model.run_id} was trained for the task '{run_model.task}'; "
+                         f"this needs a '{task}' run")
+
+
+def _check_int(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise InputError(f"{name} must be a whole number from {low} to {high:,}, got {value!r}")
+    return int(value)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+# ---- GAN ----------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def generate(run_model, seed: int = 0, count: int = 16) -> torch.Tensor:
+    """`count` images (count, C, H, W) in [0, 1] from noise drawn with `seed` (same seed, same images)."""
+    _require(run_model, "gan")
+    seed, count = _check_int("seed", seed, 0, MAX_SEED), _check_int("count", count, 1, MAX_COUNT)
+    model = run_model.model
+    return (model.generator(model.sample_noise(count, seed=seed)).float() + 1) / 2
+
+
+def generate_grid(run_model, seed: int = 0, count: int = 16, nrow: int | None = None) -> bytes:
+    images = generate(run_model, seed, count)
+    return grid_png(images, nrow=nrow or max(1, math.ceil(math.sqrt(count))))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of vectors a, b (L,) at fractions t (S,) -> (S, L) (White, 2016).
+
+    Gaussian noise vectors live near a sphere; a straight line between two of them passes through
+    improbably short vectors in the middle, which a generator has rarely seen."""
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if float(omega) < 1e-4:  # nearly parallel: a straight line is the same thing
+        return a + t[:, None] * (b - a)
+    sin = torch.sin(omega)
+    return (torch.sin((1 - t) * omega)[:, None] * a + torch.sin(t * omega)[:, None] * b) / sin
+
+
+@torch.inference_mode()
+def interpolate(run_model, seed_a: int, seed_b: int, steps: int = 8, spherical: bool = True) -> torch.Tensor:
+    """Images (steps, C, H, W) in [0, 1] along the path from seed_a's noise to seed_b's."""
+    _require(run_model, "gan")
+    seed_a, seed_b = _check_int("seed_a", seed_a, 0, MAX_SEED), _check_int("seed_b", seed_b, 0, MAX_SEED)
+    steps = _check_int("steps", steps, 2, MAX_STEPS)
+    model = run_model.model
+    a, b = model.sample_noise(1, seed=seed_a)[0], model.sample_noise(1, seed=seed_b)[0]  # (L,)
+    t = torch.linspace(0, 1, steps, device=a.device)
+    z = slerp(a, b, t) if spherical else a + t[:, None] * (b - a)  # (steps, L)
+    return (model.generator(z).float() + 1) / 2
+
+
+# ---- autoencoders: inputs prepared exactly like training -----------------------------------------
+
+def prepare_image(run_model, image, invert: bool | str = "auto") -> torch.Tensor:
+    """A PIL image or uint8 array -> (1, C, H, W) in [0, 1] at the run's size and channels.
+
+    Squashed to the training size with Pillow's bilinear resize (as folder data sets are decoded);
+    grey runs take the picture's luminance. `invert` flips grey values: "auto" does so when the
+    picture's brightness is on the other side of middle grey from the training images' (white
+    digits on black in the training set, a black digit on white paper uploaded)."""
+    from PIL import Image
+
+    pre = run_model.metadata["preprocessing"]
+    size, channels = pre["image_size"], pre["channels"]
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise InputError(f"expected a uint8 picture of shape (H, W), (H, W, 3) or (H, W, 4), got "
+                             f"{image.dtype} {tuple(image.shape)}")
+        image = Image.fromarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+    if not isinstance(image, Image.Image):
+        raise InputError(f"expected a picture, got {type(image).__name__}")
+    if min(image.size) < MIN_UPLOAD_SIDE:
+        raise InputError(f"the picture is {image.size[0]}x{image.size[1]} pixels; it needs at least "
+                         f"{MIN_UPLOAD_SIDE} pixels on each side")
+    picture = image.convert("L" if channels == 1 else "RGB")
+    if picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.BILINEAR)
+    x = torch.from_numpy(np.asarray(picture, dtype=np.uint8).copy()).float() / 255.0
+    x = x[None, None] if channels == 1 else x.permute(2, 0, 1)[None]  # (1, C, H, W)
+    if invert == "auto":
+        data_mean = run_model.metadata.get("pixel_mean")
+        invert = channels == 1 and data_mean is not None and (float(x.mean()) - 0.5) * (data_mean - 0.5) < 0
+    return 1.0 - x if invert else x
+
+
+def _normalise(run_model, x01: torch.Tensor) -> torch.Tensor:
+    pre = run_model.metadata["preprocessing"]
+    mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
+    return ((x01 - mean) / std).to(_device(run_model.model))
+
+
+@torch.inference_mode()
+def reconstruct(run_model, image, invert: bool | str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(the input as the model sees it, its reconstruction), both uint8 at the run's size."""
+    _require(run_model, "autoencoder")
+    x = prepare_image(run_model, image, invert)  # (1, C, H, W) in [0, 1]
+    logits, _, _ = run_model.model(_normalise(run_model, x))
+    return to_arrays(x)[0], to_arrays(torch.sigmoid(logits.float()))[0]
+
+
+def reconstruct_upload(run_model, data: bytes, name: str, invert: bool | str = "auto"):
+    """Uploaded bytes -> (input, reconstruction); InputError for anything that is not a usable picture."""
+    from core.inference.media import open_image
+    return reconstruct(run_model, open_image(data, name), invert)
+
+
+@torch.inference_mode()
+def decode(run_model, z: torch.Tensor) -> torch.Tensor:
+    """Latent codes (N, L) -> images (N, C, H, W) in [0, 1]."""
+    _require(run_model, "autoencoder")
+    model = run_model.model
+    if z.dim() != 2 or z.shape[1] != model.latent_dim:
+        raise InputError(f"latent codes must have shape (N, {model.latent_dim}), got {tuple(z.shape)}")
+    return torch.sigmoid(model.decode(z.float().to(_device(model))).float())
+
+
+@dataclass
+class LatentCodes:
+    latents: np.ndarray  # (N, L) the encoder's means
+    coords: np.ndarray  # (N, 2) what a scatter shows: the code itself (L = 2) or its first two principal components
+    labels: np.ndarray  # (N,) class indices into `classes`
+    classes: list[str]
+    axes: tuple[str, str]  # axis titles
+    centre: np.ndarray  # (L,) the origin of the plane the coords live in
+    directions: np.ndarray  # (2, L) unit vectors spanning that plane
+
+
+@torch.inference_mode()
+def encode_validation(run_model, limit: int = 2000) -> LatentCodes:
+    """Encode (up to `limit` of) the run's validation images: codes, 2-D coordinates and labels."""
+    from core.data import load_dataset
+
+    _require(run_model, "autoencoder")
+    limit = _check_int("limit", limit, 1, 1_000_000)
+    config, model = run_model.config, run_model.model
+    splits = load_dataset(config.data, seed=config.seed)
+    x, y = splits.val_x[:limit], splits.val_y[:limit]
+    codes = []
+    for start in range(0, len(x), 512):
+        batch = _normalise(run_model, x[start:start + 512].float() / 255.0)
+        codes.append(model.encode(batch)[0].float().cpu())  # (b, L) means
+    latents = torch.cat(codes)  # (N, L)
+    if latents.shape[1] == 2:  # the code itself
+        centre, directions, axes = torch.zeros(2), torch.eye(2), ("z1", "z2")
+    elif latents.shape[1] == 1:  # a line: the code against nothing
+        centre, directions, axes = torch.zeros(1), torch.tensor([[1.0], [0.0]]), ("z1", "")
+    else:  # the plane of largest spread: first two right singular vectors of the centred codes
+        centre = latents.mean(0)
+        _, _, vh = torch.linalg.svd(latents - centre, full_matrices=False)
+        directions, axes = vh[:2], ("PC1", "PC2")
+    coords = (latents - centre) @ directions.T  # (N, 2)
+    return LatentCodes(latents.numpy(), coords.numpy(), y.numpy(), list(splits.classes), axes, centre.numpy(),
+                       directions.numpy())
+
+
+@dataclass
+class LatentWalk:
+    png: bytes  # the grid: columns along the first axis, rows along the second (top = high)
+    xs: list[float]  # coordinates of the columns
+    ys: list[float]  # coordinates of the rows, top to bottom
+    axes: tuple[str, str]
+
+
+def latent_walk(run_model, steps: int = 9, codes: LatentCodes | None = None) -> LatentWalk:
+    """Decode a steps x steps grid over a 2-D plane of the latent space.
+
+    A VAE with a 2-D code walks its prior, -2..2 on both axes (where the KL term pulled the codes);
+    any other model walks the plane of its validation codes between their 2nd and 98th percentiles
+    (a plain autoencoder's codes can sit anywhere, so the prior says nothing about them)."""
+    _require(run_model, "autoencoder")
+    steps = _check_int("steps", steps, 2, MAX_STEPS)
+    model = run_model.model
+    if model.variational and model.latent_dim == 2:
+        centre, directions, axes = np.zeros(2), np.eye(2), ("z1", "z2")
+        lows, highs = np.array([-2.0, -2.0]), np.array([2.0, 2.0])
+    else:
+        codes = codes or encode_validation(run_model)
+        centre, directions, axes = codes.centre, codes.directions, codes.axes
+        lows, highs = np.percentile(codes.coords, 2, axis=0), np.percentile(codes.coords, 98, axis=0)
+    xs = np.linspace(lows[0], highs[0], steps)
+    ys = np.linspace(highs[1], lows[1], steps)  # top row = high values, as on a chart
+    plane = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # (steps*steps, 2) row by row
+    z = torch.from_numpy(centre[None] + plane @ directions).float()  # (steps*steps, L)
+    return LatentWalk(grid_png(decode(run_model, z), nrow=steps, padding=1), xs.tolist(), ys.tolist(), axes)
+
+
+def prior_samples(run_model, seed: int = 0, count: int = 16) -> torch.Tensor:
+    """A VAE's decodes of codes drawn from its prior N(0, I) (count, C, H, W) in [0, 1]."""
+    _require(run_model, "autoencoder")
+    seed, count = _check_int("seed", seed, 0, MAX_SEED), _check_int("count", count, 1, MAX_COUNT)
+    if not run_model.model.variational:
+        raise InputError("only a VAE has a prior to sample from; a plain autoencoder's codes fill no known region")
+    z = torch.randn(count, run_model.model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return decode(run_model, z)

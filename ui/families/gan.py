@@ -1,0 +1,150 @@
+"""GAN pages: real images and model size before training, the fixed-noise grid as it evolves, and
+generation (a grid from a seed, an interpolation between two seeds) on the Media page.
+
+The helpers `real_images_panel`, `sample_history` and `enlarge` are shared with ui/families/autoencoder.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from core.errors import LabError
+
+
+# ---- shared by the image-generating families ----------------------------------------------------
+
+@st.cache_data(show_spinner="Loading the data set…", max_entries=16)
+def _real_images(data_json: str, seed: int, count: int = 32) -> dict:
+    from core.config import DataConfig
+    from core.data import load_dataset
+    from core.inference.generative import grid_png
+    splits = load_dataset(DataConfig(**json.loads(data_json)), seed=seed)
+    images = splits.train_x[:count].float() / 255.0  # (count, C, H, W)
+    return {"png": grid_png(images, nrow=8), "channels": splits.channels, "size": splits.image_size,
+            "train": len(splits.train_y), "val": len(splits.val_y), "source": splits.source}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _parameters(model_name: str, options_json: str, channels: int, size: int) -> dict[str, int]:
+    """Parameters per top-level part of the model (generator / discriminator, encoder / decoder...)."""
+    from core.models import model_info
+    from core.options import resolve
+    spec = model_info(model_name)
+    model = spec.builder(in_channels=channels, image_size=size, **resolve(json.loads(options_json), spec.options))
+    return {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+
+
+def real_images_panel(config, parts: dict[str, tuple[str, ...]]) -> None:
+    """A grid of real training images, then the model's parameter count by part.
+
+    parts: {label: child module names}, e.g. {"generator": ("generator",)}."""
+    import dataclasses
+    data = _real_images(json.dumps(dataclasses.asdict(config.data), sort_keys=True), config.seed)
+    with st.container(border=True):
+        st.subheader("Real images", anchor=False)
+        st.caption(f"{data['source']} · {data['train']:,} training and {data['val']:,} validation images · "
+                   f"{data['size']}px · {'grey' if data['channels'] == 1 else 'RGB'}")
+        st.image(data["png"], width="stretch")
+    with st.container(border=True):
+        st.subheader("Model", anchor=False)
+        counts = _parameters(config.model.name, json.dumps(config.model.options, sort_keys=True),
+                             data["channels"], data["size"])
+        columns = st.columns(len(parts))
+        for column, (label, names) in zip(columns, parts.items()):
+            column.metric(f"{label} parameters", f"{sum(counts.get(n, 0) for n in names):,}")
+
+
+def sample_history(run, folder, name: str, title: str, help_text: str = "") -> None:
+    """The latest sample image `name` of a run, or any earlier one picked on a slider."""
+    from core.engine.samples import list_samples
+    samples = list_samples(folder, name)
+    if not samples:
+        st.caption(f"{title}: the first one appears once training starts.")
+        return
+    st.markdown(f"**{title}**" + (f" · {help_text}" if help_text else ""))
+    steps = [s.step for s in samples]
+    chosen = samples[-1]
+    if len(samples) > 1:
+        follow = st.toggle("Follow the latest", value=True, key=f"{name}_follow_{run.id}",
+                           help="Turn off to step back through the grids saved during training")
+        if not follow:
+            step = st.select_slider("Step", options=steps, value=steps[-1], key=f"{name}_step_{run.id}")
+            chosen = samples[steps.index(step)]
+    st.image(chosen.load(), caption=f"step {chosen.step:,} of {steps[-1]:,}")
+
+
+def enlarge(image: np.ndarray, target: int = 192) -> np.ndarray:
+    """Repeat pixels so a tiny image shows crisp at about `target` pixels (browsers blur when scaling)."""
+    scale = max(1, target // max(image.shape[:2]))
+    return image.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def load_model(source: dict):
+    from core.inference import load_run_model
+    with st.spinner("Loading the checkpoint…"):
+        return load_run_model(source["run_id"], source.get("which", "best"))
+
+
+# ---- GAN hooks ----------------------------------------------------------------------------------
+
+def preview(config) -> None:
+    real_images_panel(config, {"generator": ("generator",), "discriminator": ("discriminator",)})
+
+
+def live(run, folder) -> None:
+    sample_history(run, folder, "grid", "Samples from a fixed noise batch",
+                   "the same 64 noise vectors all run long, so each cell shows one image improving")
+
+
+def runs_extra(run_ids: list[str]) -> None:
+    """The last fixed-noise grid of each selected GAN run, side by side."""
+    from core.engine.samples import list_samples
+    from core.paths import run_dir
+    from ui.resources import store
+    st.subheader("Generated samples", anchor=False)
+    shown = run_ids[:4]
+    for column, run_id in zip(st.columns(len(shown)), shown):
+        run = store().get_run(run_id)
+        grids = list_samples(run_dir(run_id), "grid")
+        best = run.summary.get("best_val_fd")
+        column.caption(f"{run.name} ({run_id[-4:]})" + (f" · best val_fd {best:.3f}" if best is not None else ""))
+        if grids:
+            column.image(grids[-1].load(), caption=f"step {grids[-1].step:,}")
+        else:
+            column.info("no samples yet")
+
+
+def media(source: dict) -> None:
+    from core.inference.generative import MAX_COUNT, MAX_SEED, MAX_STEPS, generate_grid, grid_png, interpolate
+
+    run_model = load_model(source)
+    pre = run_model.metadata.get("preprocessing", {})
+    st.caption(f"DCGAN · {pre.get('image_size')}px {'grey' if pre.get('channels') == 1 else 'RGB'} · "
+               f"noise of {run_model.metadata.get('latent_dim')} numbers · epoch {run_model.epoch}")
+    grid_tab, walk_tab = st.tabs(["Generate", "Interpolate"])
+    with grid_tab:
+        c1, c2 = st.columns(2)
+        seed = c1.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="gan_seed",
+                               help="The same seed always draws the same images")
+        count = c2.number_input("Images", min_value=1, max_value=MAX_COUNT, value=16, step=1, key="gan_count")
+        try:
+            st.image(generate_grid(run_model, int(seed), int(count)), caption=f"{count} images from seed {seed}")
+        except LabError as exc:
+            st.error(str(exc), icon=":material/error:")
+    with walk_tab:
+        c1, c2, c3 = st.columns(3)
+        seed_a = c1.number_input("From seed", min_value=0, max_value=MAX_SEED, value=1, step=1, key="gan_seed_a")
+        seed_b = c2.number_input("To seed", min_value=0, max_value=MAX_SEED, value=2, step=1, key="gan_seed_b")
+        steps = c3.number_input("Steps", min_value=2, max_value=MAX_STEPS, value=8, step=1, key="gan_steps")
+        spherical = st.toggle("Spherical path (slerp)", value=True, key="gan_slerp",
+                              help="Follow the sphere where Gaussian noise vectors live, instead of the straight "
+                                   "line through its less likely middle")
+        try:
+            images = interpolate(run_model, int(seed_a), int(seed_b), int(steps), spherical=spherical)
+            st.image(grid_png(images, nrow=int(steps), min_cell=64),
+                     caption=f"from seed {seed_a} (left) to seed {seed_b} (right)")
+        except LabError as exc:
+            st.error(str(exc), icon=":material/error:")
