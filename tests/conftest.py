@@ -56,3 +56,14 @@ def _restore_main_module():
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core box two spinning threads
+    make them 10x slower. Families with small models use this for their whole test module."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

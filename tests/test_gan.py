@@ -16,13 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP, MEDIA_PAGE = str(ROOT / "app.py"), str(ROOT / "app_pages" / "media.py")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest on one thread; two spinning threads on a busy 2-core box are 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**overrides):

@@ -21,13 +21,7 @@ PARAGRAPH = ("It is a truth universally acknowledged, that a single man in posse
              "he is considered the rightful property of some one or other of their daughters.\n")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a shared CPU they lose a lot to contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ MODELS = ("single_frame", "early_fusion", "late_fusion", "slow_fusion", "r2plus1
 RED, GREEN, BLUE = (230, 20, 20), (20, 220, 20), (20, 20, 230)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a shared CPU they lose a lot to contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def video_config(model="early_fusion", *, samples=64, frames=4, size=16, epochs=1, **overrides) -> RunConfig:
