@@ -104,10 +104,11 @@ def cmd_train(args) -> int:
 def _report_end(run_id: str, status: str, folder) -> int:
     from core.store import RunStore
     run = RunStore().get_run(run_id)
-    best = run.summary.get("best_val_acc")
+    metric = run.summary.get("best_metric") or "val_acc"
+    best = run.summary.get(f"best_{metric}")
     line = f"run {run_id} {status}"
     if best is not None:
-        line += f": best val_acc {best:.4f} at epoch {run.summary.get('best_epoch')}"
+        line += f": best {metric} {best:.4f} at epoch {run.summary.get('best_epoch')}"
     print(line)
     if status == "failed":
         print(f"error: {run.error}", file=sys.stderr)
@@ -129,7 +130,7 @@ def cmd_runs(args) -> int:
         elif frame.empty:
             print("no runs yet: try `python -m core train --preset digits-cnn`")
         else:
-            print(format_runs_table(frame))
+            print(format_runs_table(frame, {i: r.summary for i, r in store.get_runs().items()}))
         return 0
     if args.runs_command == "show":
         return show_run(store, args.run_id, as_json=args.json)
@@ -153,9 +154,17 @@ def cmd_runs(args) -> int:
     return 2
 
 
-def format_runs_table(frame) -> str:
-    table = frame[["id", "name", "status", "dataset", "model", "best_val_acc", "duration_s"]].copy()
-    table["best_val_acc"] = table["best_val_acc"].map(lambda v: "" if v != v else f"{v:.4f}")
+def format_runs_table(frame, summaries: dict | None = None) -> str:
+    """One line per run; `best` is each run's watched metric (val_acc, val_loss, val_return...)."""
+    table = frame[["id", "name", "status", "dataset", "model", "duration_s"]].copy()
+    summaries = summaries or {}
+
+    def best(run_id: str) -> str:
+        summary = summaries.get(run_id) or {}
+        metric = summary.get("best_metric") or "val_acc"
+        value = summary.get(f"best_{metric}")
+        return f"{metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+    table.insert(5, "best", table["id"].map(best))
     table["duration"] = table.pop("duration_s").map(_duration)
     return table.to_string(index=False)
 
