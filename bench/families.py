@@ -96,8 +96,9 @@ def bench_preset(name: str, budget_s: float, device) -> dict:
             "per_s": statistics.median(rates[1:] or rates) if rates else float("nan")}
 
 
-def print_rows(rows: list[dict]) -> None:
-    print(f"{'preset':30s} {'task':15s} {'steps':>6s} {'secs':>6s} {'watched metric':>24s} {'per s':>9s}  others")
+def print_rows(rows: list[dict], header: bool = True) -> None:
+    if header:
+        print(f"{'preset':30s} {'task':15s} {'steps':>6s} {'secs':>6s} {'watched metric':>24s} {'per s':>9s}  others")
     for row in rows:
         if "skipped" in row:
             print(f"{row['preset']:30s} skipped: {row['skipped']}")
@@ -149,8 +150,8 @@ def main() -> None:
     for name in names:
         row = bench_preset(name, args.budget, device)
         rows.append(row)
-        print_rows([row])
-    print()
+        print_rows([row], header=not rows[:-1])
+    print("\nsummary")
     print_rows(rows)
 
 
