@@ -254,14 +254,17 @@ def _safe_member_name(name: str) -> str | None:
     return "/".join(p for p in parts if p not in ("", "."))
 
 
-def extract_zip(zip_path: Path) -> Path:
-    """Unpack the zip's image files once; later calls (same path, size and mtime) reuse the folder."""
+def extract_zip(zip_path: Path, *, keep=None, cache: str = "folders", max_bytes: int = _MAX_UNZIPPED_BYTES,
+                what: str = "images") -> Path:
+    """Unpack the zip's wanted files (images by default; `keep(name)` decides) once; later calls
+    (same path, size and mtime) reuse the folder under LAB_HOME/cache/<cache>."""
     from core.data.images import is_image_name
     from core.paths import safe_join
 
+    keep = keep or is_image_name
     stat = zip_path.stat()
     digest = hashlib.sha1(f"{zip_path}|{stat.st_size}|{stat.st_mtime_ns}".encode("utf-8")).hexdigest()
-    parent = cache_dir("folders")
+    parent = cache_dir(cache)
     dest = parent / digest
     if (dest / ".complete").is_file():
         return dest
@@ -277,10 +280,10 @@ def extract_zip(zip_path: Path) -> Path:
             if clean is None:
                 raise DataError(f"{zip_path.name} was refused: member '{info.filename}' would be written outside "
                                 "the folder it is unpacked into")
-            if not info.is_dir() and clean and is_image_name(clean):
+            if not info.is_dir() and clean and keep(clean):
                 wanted.append((info, clean))
-        if sum(info.file_size for info, _ in wanted) > _MAX_UNZIPPED_BYTES:
-            raise DataError(f"{zip_path.name} unpacks to more than {_MAX_UNZIPPED_BYTES / 1024**3:.0f} GB of images")
+        if sum(info.file_size for info, _ in wanted) > max_bytes:
+            raise DataError(f"{zip_path.name} unpacks to more than {max_bytes / 1024**3:.0f} GB of {what}")
         # Unpack into a private folder and rename it into place: a crash never leaves a half folder
         # that a later call would take for a whole one.
         tmp = Path(tempfile.mkdtemp(prefix=f"{digest}.", suffix=".part", dir=parent))

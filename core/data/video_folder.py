@@ -318,54 +318,9 @@ def _open_source(path_text: str | None) -> Path:
 
 
 def _extract_videos(zip_path: Path) -> Path:
-    """Unpack the zip's video files once (checked member by member first), as core.data.folder does for images."""
-    import hashlib
-    import shutil
-    import tempfile
-    import zipfile
-
-    from core.data.folder import _MEMBER_ERRORS, _safe_member_name
-    from core.paths import cache_dir, safe_join
-
-    stat = zip_path.stat()
-    digest = hashlib.sha1(f"{zip_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    parent = cache_dir("video-folders")
-    dest = parent / digest
-    if (dest / ".complete").is_file():
-        return dest
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{zip_path.name} is not a readable zip file ({exc})") from None
-    with archive:
-        wanted = []
-        for info in archive.infolist():
-            clean = _safe_member_name(info.filename)
-            if clean is None:
-                raise DataError(f"{zip_path.name} was refused: member '{info.filename}' would be written outside "
-                                "the folder it is unpacked into")
-            if not info.is_dir() and clean and _is_video(clean):
-                wanted.append((info, clean))
-        if sum(info.file_size for info, _ in wanted) > _MAX_DECODED_BYTES:
-            raise DataError(f"{zip_path.name} unpacks to more than {_MAX_DECODED_BYTES / 1024**3:.0f} GB of videos")
-        tmp = Path(tempfile.mkdtemp(prefix=f"{digest}.", suffix=".part", dir=parent))
-        try:
-            for info, clean in wanted:
-                target = safe_join(tmp, clean)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    with archive.open(info) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                except _MEMBER_ERRORS:
-                    target.write_bytes(b"")  # a corrupt member: an empty file, skipped when decoding
-            (tmp / ".complete").touch()
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return dest
+    """Unpack the zip's video files once, checked member by member first (core.data.folder's unpacker)."""
+    from core.data.folder import extract_zip
+    return extract_zip(zip_path, keep=_is_video, cache="video-folders", max_bytes=_MAX_DECODED_BYTES, what="videos")
 
 
 if __name__ == "__main__":  # the decoding child: python -m core.data.video_folder JOBS.json OUT_DIR
