@@ -126,9 +126,10 @@ def options_section(owner: str, schema: dict) -> None:
             column.text_input(label, key=key, help=option.help or None)
 
 
-def _save_folder_zip() -> None:
-    """Keep an uploaded zip under LAB_HOME/cache/uploads and point data.path at it (runs before redraw)."""
-    upload = st.session_state.get("folder_zip")
+def save_zip_upload(upload_key: str) -> None:
+    """on_change of a .zip uploader: keep the zip under LAB_HOME/cache/uploads and point data.path at it
+    (runs before the redraw, so the path field shows it)."""
+    upload = st.session_state.get(upload_key)
     if upload is None:
         return
     import hashlib
@@ -145,7 +146,7 @@ def data_section(datasets: list[str]) -> None:
     st.selectbox("Data set", datasets, key=k + "data.name")
     if st.session_state[k + "data.name"] == "folder":
         st.file_uploader("Upload a .zip with train/<class>/ images…", type=["zip"], key="folder_zip",
-                         on_change=_save_folder_zip)
+                         on_change=save_zip_upload, args=("folder_zip",))
         st.text_input("…or a folder or .zip on the server", key=k + "data.path",
                       placeholder="/data/photos  (with train/<class>/*.jpg inside)")
     c1, c2, c3 = st.columns(3)

@@ -147,10 +147,12 @@ def class_names(split_dir: Path) -> list[str]:
     return [d.name for d in _visible_dirs(split_dir) if _walk_images(d, first_only=True)]
 
 
-def _walk_images(top: Path, first_only: bool = False) -> list[tuple[Path, int]]:
-    """(path, mtime_ns) of image files under `top`, sorted; hidden files and symlinks are left out."""
+def _walk_images(top: Path, first_only: bool = False, keep=None) -> list[tuple[Path, int]]:
+    """(path, mtime_ns) of image files (or files `keep(name)` accepts) under `top`, sorted; hidden
+    files, symlinks and macOS zip debris are left out."""
     from core.data.images import is_image_name
 
+    keep = keep or is_image_name
     found, stack = [], [top]
     while stack:
         with os.scandir(stack.pop()) as entries:
@@ -160,7 +162,7 @@ def _walk_images(top: Path, first_only: bool = False) -> list[tuple[Path, int]]:
                 if e.is_dir():
                     if e.name not in _IGNORED_DIRS:
                         stack.append(Path(e.path))
-                elif is_image_name(e.name):
+                elif keep(e.name):
                     found.append((Path(e.path), e.stat().st_mtime_ns))
                     if first_only:
                         return found

@@ -274,21 +274,9 @@ def _is_video(name: str) -> bool:
 
 
 def _walk_videos(top: Path, first_only: bool = False) -> list[tuple[Path, int]]:
-    """(path, mtime_ns) of video files under `top`, sorted; hidden files and symlinks left out."""
-    found, stack = [], [top]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for e in entries:
-                if e.name.startswith(".") or e.is_symlink():
-                    continue
-                if e.is_dir():
-                    if e.name != "__MACOSX":
-                        stack.append(Path(e.path))
-                elif _is_video(e.name):
-                    found.append((Path(e.path), e.stat().st_mtime_ns))
-                    if first_only:
-                        return found
-    return sorted(found)
+    """(path, mtime_ns) of video files under `top`, sorted (core.data.folder's walker with a video filter)."""
+    from core.data.folder import _walk_images
+    return _walk_images(top, first_only, keep=_is_video)
 
 
 def _list_videos(split_dir: Path, classes: list[str], split: str) -> tuple[list[tuple[Path, int]], int]:

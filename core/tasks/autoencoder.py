@@ -135,7 +135,8 @@ def setup(config, device):
     from core.data import load_dataset
     from core.options import resolve
     from core.tasks import Setup
-    from core.tasks.gan import data_metadata, image_batches, image_preprocessing
+    from core.tasks.classification import image_batches
+    from core.tasks.gan import data_metadata, image_preprocessing
 
     splits = load_dataset(config.data, seed=config.seed)
     pre = image_preprocessing(splits, 0.0, 1.0)  # x / 255: pixels in [0, 1], targets of the sigmoid

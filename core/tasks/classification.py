@@ -86,14 +86,10 @@ def preprocessing_for(config, splits) -> dict:
             "image_size": splits.image_size, "channels": splits.channels}
 
 
-def setup(config, device, splits=None):
-    from core.data import load_dataset
+def image_batches(config, splits, device, pre: dict):
+    """(train, val) DeviceBatches over in-memory images normalised with `pre`; the GAN and autoencoder
+    tasks use the same ones."""
     from core.data.loader import DeviceBatches
-    from core.models import build_from_config, parameter_count
-    from core.tasks import Setup
-
-    splits = splits or load_dataset(config.data, seed=config.seed)
-    pre = preprocessing_for(config, splits)
     batch = config.optim.batch_size
     train = DeviceBatches(splits.train_x, splits.train_y, batch_size=batch, device=device, mean=pre["mean"],
                           std=pre["std"], shuffle=True, drop_last=len(splits.train_y) > batch,
@@ -101,6 +97,17 @@ def setup(config, device, splits=None):
                           augment_flip=config.data.augment_flip, seed=config.seed)
     val = DeviceBatches(splits.val_x, splits.val_y, batch_size=max(batch, 256), device=device, mean=pre["mean"],
                         std=pre["std"], shuffle=False)
+    return train, val
+
+
+def setup(config, device, splits=None):
+    from core.data import load_dataset
+    from core.models import build_from_config, parameter_count
+    from core.tasks import Setup
+
+    splits = splits or load_dataset(config.data, seed=config.seed)
+    pre = preprocessing_for(config, splits)
+    train, val = image_batches(config, splits, device, pre)
     model = build_from_config(config.model, num_classes=splits.num_classes, in_channels=splits.channels,
                               image_size=splits.image_size)
     metadata = {"classes": list(splits.classes), "preprocessing": pre, "params": parameter_count(model),

@@ -213,24 +213,13 @@ def data_metadata(splits) -> dict:
                      "source": splits.source}}
 
 
-def image_batches(config, splits, device, pre: dict):
-    """(train, val) DeviceBatches of the images normalised with `pre` (labels kept for scatter plots)."""
-    from core.data.loader import DeviceBatches
-    batch = config.optim.batch_size
-    train = DeviceBatches(splits.train_x, splits.train_y, batch_size=batch, device=device, mean=pre["mean"],
-                          std=pre["std"], shuffle=True, drop_last=len(splits.train_y) > batch,
-                          augment_crop=config.data.augment_crop, crop_padding=config.data.crop_padding,
-                          augment_flip=config.data.augment_flip, seed=config.seed)
-    val = DeviceBatches(splits.val_x, splits.val_y, batch_size=max(batch, 256), device=device, mean=pre["mean"],
-                        std=pre["std"], shuffle=False)
-    return train, val
-
 
 def setup(config, device):
     from core.data import load_dataset
     from core.models import model_info
     from core.options import resolve
     from core.tasks import Setup
+    from core.tasks.classification import image_batches
 
     splits = load_dataset(config.data, seed=config.seed)
     pre = image_preprocessing(splits, 0.5, 0.5)  # x / 255 -> [-1, 1], the range of the generator's tanh

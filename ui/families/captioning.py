@@ -14,28 +14,12 @@ PER_ROW = 4
 UPLOAD_KEY = "captions_zip"
 
 
-def _save_zip_upload() -> None:
-    """Keep an uploaded .zip under LAB_HOME/cache/uploads and point data.path at it (before the redraw)."""
-    import hashlib
-
-    from core.paths import cache_dir
-    from ui.forms import PREFIX
-    upload = st.session_state.get(UPLOAD_KEY)
-    if upload is None:
-        return
-    data = upload.getvalue()
-    target = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}.zip"
-    if not target.exists():
-        target.write_bytes(data)
-    st.session_state[PREFIX + "data.path"] = str(target)
-
-
 def form_extras() -> None:
-    from ui.forms import PREFIX
+    from ui.forms import PREFIX, save_zip_upload
     if st.session_state.get(PREFIX + "data.name") != "captions-folder":
         return
     st.file_uploader("Upload a .zip with captions.csv (columns image, caption) and the images…", type=["zip"],
-                     key=UPLOAD_KEY, on_change=_save_zip_upload)
+                     key=UPLOAD_KEY, on_change=save_zip_upload, args=(UPLOAD_KEY,))
     # the page draws the data.path field ("…or a file, folder or .zip on the server") right below
 
 
