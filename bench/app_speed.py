@@ -4,9 +4,13 @@
 
 Starts `streamlit run app.py` headless on a free port against a fresh LAB_HOME filled with 100
 synthetic runs of 5,000 logged steps each, drives it with headless Chromium (Playwright), and prints:
-  first paint            seconds from opening the app until the Home page's title and runs are shown
-  switch to <page>       seconds from clicking a page in the sidebar until its title is shown
-  runs comparison        server seconds to render the Runs page comparing all 100 runs (AppTest)
+  baseline               a new visitor's first paint of a one-line Streamlit app: this machine's floor
+  first paint            seconds from opening the app until the Home page's title and runs are shown,
+                         for new visitors (fresh browser context, empty cache), interleaved with the baseline
+  switch to <page>       seconds from clicking a page in the sidebar until its title is shown, each
+                         starting from a page that has finished running and drawing
+  runs comparison        server seconds to render the Runs page comparing all 100 runs (AppTest), after the
+                         app's background imports have finished
 Targets: first paint < 2 s, page switches < 0.5 s, comparison < 1 s.
 """
 
@@ -71,55 +75,48 @@ def start_server(script: Path, cwd: Path, port: int) -> subprocess.Popen:
     return server
 
 
-def baseline_paint(tmp: Path) -> None:
-    """The same measurement on a one-line Streamlit app: the floor this machine and browser set."""
-    from playwright.sync_api import sync_playwright
-    script = tmp / "hello.py"
-    script.write_text('import streamlit as st\nst.title("Hello")\n')
-    port = free_port()
-    server = start_server(script, tmp, port)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            paints = []
-            for _ in range(4):
-                page = browser.new_page()
-                started = time.perf_counter()
-                page.goto(f"http://127.0.0.1:{port}")
-                page.get_by_role("heading", name="Hello").wait_for()
-                paints.append(time.perf_counter() - started)
-                page.close()
-            browser.close()
-        print(f"baseline: first paint of a one-line Streamlit app {np.median(paints[1:]):.3f} s (median of 3)")
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VISITS = 7
 
 
-def browser_figures(url: str) -> None:
+def settled(page) -> None:
+    """Wait until the script has finished and the browser has had a moment to draw what it sent."""
+    page.wait_for_selector('[data-test-script-state="notRunning"]', state="attached")
+    time.sleep(1.0)
+
+
+def paint(browser, url: str, heading: str, text: str) -> float:
+    """A new visitor (fresh context, empty cache): seconds until the heading and `text` are shown."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    started = time.perf_counter()
+    page.goto(url)
+    page.get_by_role("heading", name=heading).wait_for()
+    page.get_by_text(text).first.wait_for()
+    seconds = time.perf_counter() - started
+    page.close()
+    return seconds
+
+
+def browser_figures(app_url: str, hello_url: str) -> None:
     from playwright.sync_api import sync_playwright
-    chromium = shutil.which("chromium")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        started = time.perf_counter()
-        page.goto(url)
-        page.get_by_role("heading", name="Deep Learning Lab").wait_for()
-        page.get_by_text("best validation accuracy").first.wait_for()
-        print(f"first paint (new server, first visit) {time.perf_counter() - started:.3f} s")
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=BROWSER_ARGS)
+        first = paint(browser, app_url, "Deep Learning Lab", "best validation accuracy")
+        print(f"first paint (new server, first visit) {first:.3f} s")
+        paint(browser, hello_url, "Hello", "Hello")  # the baseline server's first visit, not counted
         time.sleep(8)  # let the background imports (torch) finish, as a person reading the page would
-        paints = []
-        for _ in range(3):
-            fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
-            started = time.perf_counter()
-            fresh.goto(url)
-            fresh.get_by_role("heading", name="Deep Learning Lab").wait_for()
-            fresh.get_by_text("best validation accuracy").first.wait_for()
-            paints.append(time.perf_counter() - started)
-            fresh.close()
-        print(f"first paint (new visitor) {np.median(paints):.3f} s (median of 3: title and run cards shown)")
+        ours, baseline = [], []
+        for _ in range(VISITS):  # interleaved, so both see the same machine load
+            baseline.append(paint(browser, hello_url, "Hello", "Hello"))
+            ours.append(paint(browser, app_url, "Deep Learning Lab", "best validation accuracy"))
+        print(f"baseline: first paint of a one-line Streamlit app {np.median(baseline):.3f} s "
+              f"(median of {VISITS} new visitors)")
+        print(f"first paint (new visitor) {np.median(ours):.3f} s (median of {VISITS}: title and run cards shown; "
+              f"{np.median(np.array(ours) - np.array(baseline)):+.3f} s against the baseline)")
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        page.get_by_role("heading", name="Deep Learning Lab").wait_for()
+        settled(page)
         switches: dict[str, list[float]] = {}
         for _ in range(3):
             for title in ("Train", "Runs", "Media", "Concepts", "Home"):
@@ -128,7 +125,7 @@ def browser_figures(url: str) -> None:
                 page.get_by_role("link", name=title, exact=True).first.click()
                 page.get_by_role("heading", name=heading, exact=True).wait_for()
                 switches.setdefault(title, []).append(time.perf_counter() - started)
-                time.sleep(0.5)
+                settled(page)  # the next switch starts from a finished page
         for title, values in switches.items():
             print(f"switch to {title} {np.median(values):.3f} s (median of 3; first {values[0]:.3f} s)")
         browser.close()
@@ -136,18 +133,21 @@ def browser_figures(url: str) -> None:
 
 def comparison_figure(ids: list[str]) -> None:
     from streamlit.testing.v1 import AppTest
+    from ui import warmup
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params["compare"] = ",".join(ids)  # the Runs page preselects these rows
     at.run()
     at.switch_page("app_pages/runs.py").run()  # warm: imports and caches
+    warmup.wait()  # the app imports torch in the background after its first page; measure after that
     timings = []
-    for _ in range(3):
+    for _ in range(5):
         started = time.perf_counter()
         at.run()
         timings.append(time.perf_counter() - started)
         assert not at.exception, at.exception
     assert at.get("plotly_chart"), "no chart was drawn"
-    print(f"runs comparison ({RUNS} runs x {STEPS} steps) {min(timings):.3f} s (median {np.median(timings):.3f} s)")
+    print(f"runs comparison ({RUNS} runs x {STEPS} steps) {np.median(timings):.3f} s "
+          f"(median of 5; best {min(timings):.3f} s)")
 
 
 def main() -> int:
@@ -156,14 +156,16 @@ def main() -> int:
         started = time.perf_counter()
         ids = fill_store()
         print(f"filled the store with {RUNS} runs x {STEPS} steps in {time.perf_counter() - started:.1f} s")
-        baseline_paint(Path(tmp))
-        port = free_port()
-        server = start_server(ROOT / "app.py", ROOT, port)
+        hello = Path(tmp) / "hello.py"
+        hello.write_text('import streamlit as st\nst.title("Hello")\n')
+        ports = free_port(), free_port()
+        servers = [start_server(ROOT / "app.py", ROOT, ports[0]), start_server(hello, Path(tmp), ports[1])]
         try:
-            browser_figures(f"http://127.0.0.1:{port}")
+            browser_figures(*(f"http://127.0.0.1:{port}" for port in ports))
         finally:
-            server.terminate()
-            server.wait(timeout=20)
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=20)
         comparison_figure(ids)
     return 0
 

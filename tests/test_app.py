@@ -180,3 +180,18 @@ def test_train_form_switches_to_every_task_with_its_own_fields_and_a_valid_prese
     at.number_input(key="cfg.optim.lr").set_value(0.0).run()
     assert any("optim.lr" in e.value for e in at.error)
     assert [b for b in at.button if b.label == "Launch"][0].disabled
+
+
+def test_home_cards_show_each_runs_best_value_and_curve_and_escape_names(lab_home):
+    from core.config import preset
+    store = RunStore()
+    run_id = store.create_run(preset("digits-mlp").to_dict(), name="<img src=x onerror=alert(1)>")
+    store.log_metrics([(run_id, step, step, "val_acc", acc, time.time()) for step, acc in ((1, 0.5), (2, 0.8), (3, 0.9))])
+    store.update_summary(run_id, {"best_val_acc": 0.9})
+    store.finish(run_id, "completed")
+    at = open_page("app_pages/home.py")
+    card = next(m.value for m in at.markdown if "validation accuracy" in m.value)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in card and "<img" not in card  # a typed name is text, not HTML
+    assert "90.0%" in card and "completed" in card
+    assert card.count("<polyline") == 1 and "validation accuracy by epoch" in card  # the sparkline of three epochs
+    assert any(link.proto.label == "Open" and link.proto.query_string == f"run={run_id}" for link in at.get("page_link"))

@@ -64,3 +64,18 @@ def test_prime_stride_avoids_factors_of_logging_intervals():
     steps = pd.Series(np.arange(10, 50_001, 10))
     kept = steps[steps % prime_stride(12) == 0]
     assert 0.9 * len(steps) / 13 < len(kept) < 1.1 * len(steps) / 13
+
+
+def test_overlay_figure_draws_raw_smoothed_and_best_traces_that_plotly_accepts(store_with_runs):
+    import plotly.graph_objects as go
+    from ui.charts import overlay_figure
+    store, ids = store_with_runs
+    result = compare_runs(store, ids, "train_loss", smoothing=0.9, max_points=200)
+    names = {ids[0]: "long run", ids[1]: "short run"}
+    fig = overlay_figure(result.curves, result.best, names, key="train_loss", x="step", log_y=True, smoothed=True)
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["long run", "short run"]
+    assert len(fig.data) == 6  # per run: the faint raw curve, the smoothed one and the best point
+    stars = [t for t in fig.data if t.mode == "markers"]
+    assert [float(t.y[0]) for t in stars] == [-1.0, -1.0] and fig.layout.yaxis.type == "log"
+    # built without Plotly's validation for speed, so check the result against it: this raises on a bad field
+    assert go.Figure(fig.to_dict()).to_dict()["data"][1]["name"] == "long run"

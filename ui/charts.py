@@ -107,25 +107,34 @@ PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#e
 
 def overlay_figure(curves: pd.DataFrame, best: pd.DataFrame, names: dict[str, str], *, key: str, x: str,
                    log_y: bool, smoothed: bool) -> go.Figure:
-    """Several runs' curves of one metric: smoothed lines over faint raw ones, best point marked."""
+    """Several runs' curves of one metric: smoothed lines over faint raw ones, best point marked.
+
+    The traces are plain dicts of numpy arrays handed to Plotly without its per-property validation
+    (`_validate=False`): with 100 runs that is three hundred traces, and validating them took about
+    0.4 s of the page's 0.9 s. The dicts use only well-known scatter fields; the tests read them back.
+    """
     traces = []
     best_by_run = {run_id: part for run_id, part in best.groupby("run_id", sort=False)}  # one pass, not one mask per run
-    for index, (run_id, part) in enumerate(curves.groupby("run_id", sort=False)):
+    parts = dict(tuple(curves.groupby("run_id", sort=False)))
+    order = [run_id for run_id in names if run_id in parts] + [run_id for run_id in parts if run_id not in names]
+    for index, run_id in enumerate(order):  # the order the runs were selected in, which sets their colours
+        part = parts[run_id]
         colour = PALETTE[index % len(PALETTE)]
         label = names.get(run_id, run_id)
-        xs = part["x"].to_numpy()  # numpy, not Series: Plotly validates arrays several times faster
+        xs = part["x"].to_numpy()
         if smoothed:
-            traces.append(go.Scatter(x=xs, y=part["value"].to_numpy(), mode="lines", line=dict(color=colour, width=1),
-                                     opacity=0.25, legendgroup=run_id, showlegend=False, hoverinfo="skip"))
-        traces.append(go.Scatter(x=xs, y=part["smoothed" if smoothed else "value"].to_numpy(), mode="lines",
-                                 name=label, legendgroup=run_id, line=dict(color=colour, width=2)))
+            traces.append(dict(type="scatter", x=xs, y=part["value"].to_numpy(), mode="lines",
+                               line=dict(color=colour, width=1), opacity=0.25, legendgroup=run_id,
+                               showlegend=False, hoverinfo="skip"))
+        traces.append(dict(type="scatter", x=xs, y=part["smoothed" if smoothed else "value"].to_numpy(),
+                           mode="lines", name=label, legendgroup=run_id, line=dict(color=colour, width=2)))
         top = best_by_run.get(run_id)
         if top is not None and not top.empty and x in top.columns:
-            traces.append(go.Scatter(x=top[x].to_numpy(), y=top["value"].to_numpy(), mode="markers",
-                                     legendgroup=run_id, showlegend=False,
-                                     marker=dict(color=colour, size=11, symbol="star", line=dict(color="white", width=1)),
-                                     hovertemplate=f"best {key} %{{y:.4g}} ({label})<extra></extra>"))
-    fig = go.Figure(data=traces)
+            traces.append(dict(type="scatter", x=top[x].to_numpy(), y=top["value"].to_numpy(), mode="markers",
+                               legendgroup=run_id, showlegend=False,
+                               marker=dict(color=colour, size=11, symbol="star", line=dict(color="white", width=1)),
+                               hovertemplate=f"best {key} %{{y:.4g}} ({label})<extra></extra>"))
+    fig = go.Figure(data=traces, _validate=False)
     fig.update_xaxes(title_text={"step": "step", "epoch": "epoch", "time": "wall time (s)"}[x])
     fig.update_yaxes(title_text=key, type="log" if log_y else "linear")
     return _layout(fig, 460)

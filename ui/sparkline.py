@@ -1,9 +1,14 @@
-"""Sparklines for the Home page's run cards, without a chart library (it must paint fast)."""
+"""The Home page's run cards: text and an inline SVG sparkline, without a chart library (it must paint fast)."""
 
 from __future__ import annotations
 
+from html import escape
 
-def sparkline_svg(values: list[float], width: int = 220, height: int = 44, colour: str = "#4f46e5") -> str:
+from ui.resources import duration, status_badge
+
+
+def sparkline_svg(values: list[float], width: int = 220, height: int = 44, colour: str = "#4f46e5",
+                  title: str = "") -> str:
     """A tiny inline SVG line chart: cheap to send and to draw (no chart library on the Home page)."""
     points = [v for v in values if v == v]
     if len(points) < 2:
@@ -13,6 +18,27 @@ def sparkline_svg(values: list[float], width: int = 220, height: int = 44, colou
     step = (width - 4) / (len(points) - 1)
     coords = " ".join(f"{2 + i * step:.1f},{height - 3 - (v - low) / span * (height - 6):.1f}"
                       for i, v in enumerate(points))
+    label = f"<title>{escape(title)}</title>" if title else ""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}"><polyline fill="none" stroke="{colour}" stroke-width="2" '
-            f'stroke-linejoin="round" points="{coords}"/></svg>')
+            f'viewBox="0 0 {width} {height}" role="img">{label}<polyline fill="none" stroke="{colour}" '
+            f'stroke-width="2" stroke-linejoin="round" points="{coords}"/></svg>')
+
+
+def metric_label(metric: str) -> str:
+    return "validation accuracy" if metric == "val_acc" else metric.replace("val_", "validation ").replace("_", " ")
+
+
+def run_card(run, metric: str, curve: list[float]) -> str:
+    """One run as markdown with a little HTML: name and status, data set and model, best watched value, sparkline.
+
+    Names come from users, so everything they typed is escaped before it reaches the page.
+    """
+    label = metric_label(metric)
+    best = run.summary.get(f"best_{metric}")
+    value = "–" if best is None else (f"{best:.1%}" if metric.endswith("acc") else f"{best:.4g}")
+    details = " · ".join(escape(str(part)) for part in (run.dataset or "?", run.model or "?", duration(run.duration_s)))
+    line = sparkline_svg(curve, title=f"{label} by epoch")
+    return (f"**{escape(run.name)}** {status_badge(run.status)}\n\n"
+            f"<div style='font-size:0.875rem;opacity:0.65;margin-top:-0.5rem'>{details}</div>\n\n"
+            f"<div style='font-size:0.875rem'>best {label}</div>"
+            f"<div style='font-size:2.25rem;line-height:1.25'>{value}</div>\n\n{line}")
