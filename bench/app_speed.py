@@ -112,7 +112,7 @@ def browser_figures(app_url: str, hello_url: str) -> None:
         print(f"baseline: first paint of a one-line Streamlit app {np.median(baseline):.3f} s "
               f"(median of {VISITS} new visitors)")
         print(f"first paint (new visitor) {np.median(ours):.3f} s (median of {VISITS}: title and run cards shown; "
-              f"{np.median(np.array(ours) - np.array(baseline)):+.3f} s against the baseline)")
+              f"{np.median(ours) - np.median(baseline):+.3f} s against the baseline's median)")
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_url)
         page.get_by_role("heading", name="Deep Learning Lab").wait_for()

@@ -31,6 +31,7 @@ def _import_all() -> None:
     core.models.list_models()
     core.data.list_datasets()
     import core.inference  # noqa: F401
+    import core.analysis  # noqa: F401  (pandas and the Runs page's comparison)
     import plotly.graph_objects  # noqa: F401
 
 
