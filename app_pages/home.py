@@ -10,7 +10,7 @@ st.markdown("Train real neural networks from your browser, watch them learn live
             "try the models on your own pictures and videos. Everything runs on this machine: on its GPU "
             "when it has one, on the CPU otherwise.")
 
-left, right, _ = st.columns([1.3, 1, 2])
+left, right, _ = st.columns([1.1, 1, 2.4], vertical_alignment="center")
 if left.button("Train your first model", type="primary", icon=":material/rocket_launch:",
                help="Starts the digits-cnn preset (a small CNN on 1,797 handwritten digits; seconds on a CPU) "
                     "and opens its live view"):
