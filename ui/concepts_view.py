@@ -154,14 +154,14 @@ def map_figure(concepts: tuple[Concept, ...], highlighted: set[str], lang: str) 
                     opacity=[1.0 if n.id in highlighted else 0.3 for n in nodes],
                     line=dict(color="white", width=1.5))))
     # Labels as annotations: they take a white backing, so the lines behind them do not cross the words.
-    for n in nodes:
-        fig.add_annotation(x=n.x, y=n.y, text=_wrap(map_label(by_id[n.id].title[lang]), 16),
-                           showarrow=False, yanchor="top", yshift=-11, font=dict(size=11, color="#1f2333"),
-                           bgcolor="rgba(255,255,255,0.8)", opacity=1.0 if n.id in highlighted else 0.45)
+    # Set as one list: add_annotation re-validates every earlier label each time (0.8 s for 34 labels).
     top, bottom = max((n.y for n in nodes), default=0), min((n.y for n in nodes), default=0)
-    for area, x in layout.columns:
-        fig.add_annotation(x=x, y=top + 0.75, text=f"<b>{_wrap(AREAS[area][lang], 13)}</b>", showarrow=False,
-                           font=dict(color=AREA_COLOURS[area][0], size=12))
+    labels = [dict(x=n.x, y=n.y, text=_wrap(map_label(by_id[n.id].title[lang]), 16), showarrow=False,
+                   yanchor="top", yshift=-11, font=dict(size=11, color="#1f2333"), bgcolor="rgba(255,255,255,0.8)",
+                   opacity=1.0 if n.id in highlighted else 0.45) for n in nodes]
+    labels += [dict(x=x, y=top + 0.75, text=f"<b>{_wrap(AREAS[area][lang], 13)}</b>", showarrow=False,
+                    font=dict(color=AREA_COLOURS[area][0], size=12)) for area, x in layout.columns]
+    fig.update_layout(annotations=labels)
     rows = top - bottom + 1
     fig.update_layout(height=int(170 + 100 * rows), margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
                       dragmode=False, plot_bgcolor="rgba(0,0,0,0)",
