@@ -332,7 +332,9 @@ def page_links(at) -> list[tuple[str, str, str]]:
 
 
 def card_titles(at) -> list[str]:
-    return [m.value[2:-2] for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")]
+    """A card is one markdown: the area badge, the bold title and the grey summary, a paragraph each."""
+    cards = [m.value.split("\n\n") for m in at.markdown if m.value.count("\n\n") == 2]
+    return [parts[1][2:-2] for parts in cards if parts[0].endswith("]") and parts[1].startswith("**")]
 
 
 def test_the_explorer_shows_a_card_per_concept_and_searches(lab_home):
