@@ -77,6 +77,7 @@ def start_server(script: Path, cwd: Path, port: int) -> subprocess.Popen:
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VISITS = 7
+SWITCHES = 5
 
 
 def settled(page) -> None:
@@ -118,7 +119,7 @@ def browser_figures(app_url: str, hello_url: str) -> None:
         page.get_by_role("heading", name="Deep Learning Lab").wait_for()
         settled(page)
         switches: dict[str, list[float]] = {}
-        for _ in range(3):
+        for _ in range(SWITCHES):
             for title in ("Train", "Runs", "Media", "Concepts", "Home"):
                 heading = "Deep Learning Lab" if title == "Home" else title
                 started = time.perf_counter()
@@ -127,7 +128,7 @@ def browser_figures(app_url: str, hello_url: str) -> None:
                 switches.setdefault(title, []).append(time.perf_counter() - started)
                 settled(page)  # the next switch starts from a finished page
         for title, values in switches.items():
-            print(f"switch to {title} {np.median(values):.3f} s (median of 3; first {values[0]:.3f} s)")
+            print(f"switch to {title} {np.median(values):.3f} s (median of {SWITCHES}; first {values[0]:.3f} s)")
         browser.close()
 
 
