@@ -195,3 +195,10 @@ def test_home_cards_show_each_runs_best_value_and_curve_and_escape_names(lab_hom
     assert "90.0%" in card and "completed" in card
     assert card.count("<polyline") == 1 and "validation accuracy by epoch" in card  # the sparkline of three epochs
     assert any(link.proto.label == "Open" and link.proto.query_string == f"run={run_id}" for link in at.get("page_link"))
+
+
+def test_the_sidebar_follows_the_chosen_language(lab_home):
+    english = texts(open_page("app_pages/home.py"))
+    chinese = texts(open_page("app_pages/home.py", lang="zh"))
+    assert "Job queue" in english and "Nothing running." in english
+    assert "任务队列" in chinese and "没有正在运行的任务。" in chinese and "Job queue" not in chinese

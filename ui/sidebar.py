@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.i18n import language_control
+from ui.i18n import language, language_control, tr
 from ui.resources import TRAIN_PAGE, status_badge, store
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _device_lines() -> list[str]:
+def _device_lines(lang: str) -> list[str]:
     from core.sysinfo import cpu_summary, gpus
+    busy = "% 忙碌" if lang == "zh" else "% busy"
     lines = [f"**GPU {g.index}** {g.name}  \n{g.memory_used_mb / 1024:.1f} / {g.memory_total_mb / 1024:.0f} GiB"
-             + (f", {g.utilisation_pct:.0f}% busy" if g.utilisation_pct is not None else "") for g in gpus()]
-    return lines or [f"**{cpu_summary()}**  \nno GPU found: training runs on the CPU"]
+             + (f", {g.utilisation_pct:.0f}{busy}" if g.utilisation_pct is not None else "") for g in gpus()]
+    no_gpu = "未找到 GPU：训练在 CPU 上运行" if lang == "zh" else "no GPU found: training runs on the CPU"
+    return lines or [f"**{cpu_summary()}**  \n{no_gpu}"]
 
 
 def render_sidebar() -> None:
     with st.sidebar:
         language_control()  # on every page, so the choice carries across pages
-        st.caption("Compute")
-        for line in _device_lines():
+        st.caption(tr("Compute", "计算设备"))
+        for line in _device_lines(language()):
             st.markdown(f":material/memory: {line}")
         _queue()
 
@@ -28,10 +30,10 @@ def render_sidebar() -> None:
 def _queue() -> None:
     # Drawn on every rerun, not on a timer: a timed fragment in the sidebar can race a page switch
     # and break the browser's page (Streamlit: "Bad delta path index"). The Train page polls its run.
-    st.caption("Job queue")
+    st.caption(tr("Job queue", "任务队列"))
     active = list(store().get_runs(statuses=["running", "queued"]).values())  # no pandas: first paint
     if not active:
-        st.markdown("Nothing running.")
+        st.markdown(tr("Nothing running.", "没有正在运行的任务。"))
         return
     for run in active:
         st.page_link(TRAIN_PAGE, label=f"{run.name} · {run.status}", query_params={"run": run.id},
