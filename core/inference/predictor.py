@@ -115,19 +115,34 @@ def _resolve(device) -> torch.device:
     return torch.device(device)
 
 
-def load_run_predictor(run_id: str, which: str = "best", device="cpu") -> Predictor:
-    """The predictor of a run's best.pt or last.pt, cached until that file changes."""
+def existing_checkpoint(run_id: str, which: str = "best") -> tuple[Path, int]:
+    """The run's best.pt or last.pt and its mtime (part of the cache keys), or a CheckpointError that says
+    what to wait for."""
     from core.store import RunStore
 
     path = checkpoint_path(run_id, which)
     run = RunStore().get_run(run_id)  # RunNotFound with a clear message for unknown ids
     try:
-        mtime_ns = path.stat().st_mtime_ns
+        return path, path.stat().st_mtime_ns
     except FileNotFoundError:
         if which == "best":
             raise CheckpointError(f"run {run_id} has no best.pt yet; wait for its first epoch or pick last") from None
         raise CheckpointError(f"run {run_id} ({run.status}) has no last.pt: it saved no checkpoint; "
                               "wait for its first epoch to end") from None
+
+
+def load_weights(model: torch.nn.Module, payload: dict, path: str, run_id: str, model_name: str) -> None:
+    """Load the checkpoint's weights, or a CheckpointError naming the file, the run and the model."""
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{Path(path).name} of run {run_id} does not fit its model "
+                              f"'{model_name}': {str(exc).splitlines()[0]}") from None
+
+
+def load_run_predictor(run_id: str, which: str = "best", device="cpu") -> Predictor:
+    """The predictor of a run's best.pt or last.pt, cached until that file changes."""
+    path, mtime_ns = existing_checkpoint(run_id, which)
     return _cached_run_predictor(str(path), run_id, which, mtime_ns, str(_resolve(device)))
 
 
@@ -149,11 +164,7 @@ def _cached_run_predictor(path: str, run_id: str, which: str, mtime_ns: int, dev
     model_cfg = dataclasses.replace(config.model, pretrained=False, freeze_backbone=False)
     model = build_from_config(model_cfg, num_classes=len(classes), in_channels=int(pre["channels"]),
                               image_size=int(pre["image_size"]))
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{Path(path).name} of run {run_id} does not fit its model "
-                              f"'{config.model.name}': {str(exc).splitlines()[0]}") from None
+    load_weights(model, payload, path, run_id, config.model.name)
     model.to(torch.device(device)).eval()
     return Predictor(model=model, classes=classes, mean=[float(m) for m in pre["mean"]],
                      std=[float(s) for s in pre["std"]], image_size=int(pre["image_size"]),

@@ -10,6 +10,7 @@ import torch
 
 from core.engine.checkpoint import load_checkpoint
 from core.errors import CheckpointError, LabError
+from core.inference.predictor import _resolve, existing_checkpoint, load_weights
 
 
 @dataclass
@@ -28,16 +29,7 @@ class RunModel:
 
 def load_run_model(run_id: str, which: str = "best", device="cpu") -> RunModel:
     """The run's model rebuilt by its task and loaded from the checkpoint; cached until the file changes."""
-    from core.inference.predictor import _resolve, checkpoint_path
-    from core.store import RunStore
-
-    path = checkpoint_path(run_id, which)
-    run = RunStore().get_run(run_id)  # RunNotFound with a clear message for unknown ids
-    try:
-        mtime_ns = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        raise CheckpointError(f"run {run_id} ({run.status}) has no {path.name} yet; wait for its first epoch"
-                              + (" or pick last" if which == "best" else "")) from None
+    path, mtime_ns = existing_checkpoint(run_id, which)
     return _cached(str(path), run_id, which, mtime_ns, str(_resolve(device)))
 
 
@@ -54,11 +46,7 @@ def _cached(path: str, run_id: str, which: str, mtime_ns: int, device: str) -> R
     metadata = {k: v for k, v in payload.items()
                 if k not in ("model", "optimizer", "scheduler", "scaler", "rng", "config")}
     model = task_spec(config.task).build_model(config, metadata)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{Path(path).name} of run {run_id} does not fit its model "
-                              f"'{config.model.name}': {str(exc).splitlines()[0]}") from None
+    load_weights(model, payload, path, run_id, config.model.name)
     model.to(torch.device(device)).eval()
     return RunModel(model=model, config=config, metadata=metadata, run_id=run_id, which=which,
                     epoch=payload.get("epoch"))
