@@ -409,3 +409,15 @@ def test_analysis_imports_neither_torch_nor_streamlit():
     code = "import sys, core.analysis; print(sorted(m for m in ('torch', 'streamlit') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_remaining_seconds_follows_the_pace_since_a_pause():
+    from core.analysis import remaining_seconds
+    rows = [(step, 1000.0 + step) for step in range(1, 101)]  # 1 step/s, then a night off
+    rows += [(100 + i, 1000.0 + 100 + 36_000 + 0.5 * i) for i in range(1, 21)]  # resumed at 2 steps/s
+    frame = pd.DataFrame({"run_id": "r", "step": [s for s, _ in rows], "epoch": 0, "key": "train_loss",
+                          "value": 1.0, "time": [t for _, t in rows]})
+    assert remaining_seconds(frame, 200) == pytest.approx((200 - 120) / 2)  # not the age-based ~9 hours
+    steady = frame.iloc[:100]
+    assert remaining_seconds(steady, 200) == pytest.approx(100.0)
+    assert remaining_seconds(steady.iloc[:1], 200) is None and remaining_seconds(steady.iloc[:0], 200) is None

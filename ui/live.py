@@ -266,7 +266,8 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
         st.error(run.error or "the run failed", icon=":material/error:")
     if total:
         elapsed = (run.duration_s or 0.0)
-        eta = elapsed / done * (total - done) if done and run.status == "running" else None
+        from core.analysis import remaining_seconds
+        eta = remaining_seconds(frame, total) if run.status == "running" else None
         st.progress(min(1.0, done / total), text=f"epoch {min(epochs, done // max(1, per_epoch) + 1)}/{epochs} · "
                     f"step {done:,}/{total:,} · elapsed {duration(elapsed)}"
                     + (f" · about {duration(eta)} left" if eta is not None else ""))

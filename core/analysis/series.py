@@ -23,7 +23,7 @@ _HIGHER_IS_BETTER = ("acc", "top5", "samples_per_s")
 
 __all__ = [
     "BEST_COLUMNS", "CURVE_COLUMNS", "STATS_COLUMNS", "X_AXES", "best_point", "ema", "lttb",
-    "lttb_indices", "metric_curves", "metric_mode", "sparkline", "summary_stats",
+    "lttb_indices", "metric_curves", "metric_mode", "remaining_seconds", "sparkline", "summary_stats",
 ]
 
 
@@ -215,3 +215,25 @@ def _concat(pieces: list[np.ndarray]) -> np.ndarray:
 
 def _empty(columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype=dtypes[column]) for column in columns})
+
+
+def remaining_seconds(frame: pd.DataFrame, total_steps: int, window: int = 50) -> float | None:
+    """Seconds until `total_steps`, at the pace of one run's latest logging; None before there is a pace.
+
+    Only the last stretch without a pause counts: a run interrupted at night and resumed in the
+    morning is estimated from its speed since the resume, not from its age (its wall-clock duration
+    includes the pause). A pause is a gap between log rows over ten times the usual one and 30 s.
+    """
+    if frame.empty or total_steps <= 0:
+        return None
+    rows = frame[frame.key == frame.key.value_counts().idxmax()].sort_values("step").tail(window)
+    times, steps = rows["time"].to_numpy(dtype=float), rows["step"].to_numpy(dtype=float)
+    if len(times) >= 3:
+        gaps = np.diff(times)
+        pauses = np.flatnonzero(gaps > max(10 * float(np.median(gaps)), 30.0))
+        if len(pauses):
+            times, steps = times[pauses[-1] + 1:], steps[pauses[-1] + 1:]
+    if len(times) < 2 or times[-1] <= times[0] or steps[-1] <= steps[0]:
+        return None
+    pace = (steps[-1] - steps[0]) / (times[-1] - times[0])
+    return max(0.0, (total_steps - steps[-1]) / pace)
