@@ -73,6 +73,18 @@ def test_pretrained_weights_load_from_the_hub_cache_and_the_head_is_replaced(tor
     assert trainable == ["classifier.3.weight", "classifier.3.bias"]
     assert parameter_count(model, trainable_only=True) == 1024 * 4 + 4
 
+    # A training step changes the head only: the frozen backbone's batch-norm statistics stay as loaded.
+    head_before = model.net.classifier[3].weight.detach().clone()
+    model.train()
+    optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(8, 3, 64, 64) * 3 + 1), torch.randint(0, 4, (8,)))
+    loss.backward()
+    optimiser.step()
+    after = model.net.state_dict()
+    assert torch.equal(after["features.0.1.running_mean"], reference.state_dict()["features.0.1.running_mean"])
+    assert not torch.equal(after["classifier.3.weight"], head_before)
+    assert model.net.classifier.training  # dropout in the head still trains
+
 
 def test_pretrained_weights_offline_give_a_message_saying_where_to_put_the_file(torch_home, monkeypatch):
     def no_network(*args, **kwargs):

@@ -28,12 +28,26 @@ IMAGENET_MODELS = {
 
 
 class ImagenetClassifier(nn.Module):
-    """A torchvision model whose last linear layer is replaced by a head for `num_classes`."""
+    """A torchvision model whose last linear layer is replaced by a head for `num_classes`.
 
-    def __init__(self, net: nn.Module, in_channels: int):
+    With a frozen backbone, its batch-norm layers stay in eval mode while the head trains: they keep
+    the pretrained running statistics instead of drifting to the new data's batches, so the frozen
+    part really is unchanged (and normalises as the pretrained weights expect).
+    """
+
+    def __init__(self, net: nn.Module, in_channels: int, frozen_backbone: bool = False):
         super().__init__()
         self.net = net
         self.in_channels = in_channels
+        self.frozen_backbone = frozen_backbone
+
+    def train(self, mode: bool = True) -> ImagenetClassifier:
+        super().train(mode)
+        if mode and self.frozen_backbone:
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.in_channels == 1:
@@ -99,7 +113,7 @@ def build_imagenet(name: str, *, num_classes: int, in_channels: int, pretrained:
     if freeze_backbone:
         for param_name, param in net.named_parameters():
             param.requires_grad = param_name.startswith(head_name + ".")
-    return ImagenetClassifier(net, in_channels)
+    return ImagenetClassifier(net, in_channels, frozen_backbone=freeze_backbone)
 
 
 def _register(name: str, description: str) -> None:
