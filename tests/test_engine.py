@@ -135,3 +135,25 @@ def test_schedules_match_torch_references():
     peak = max(range(40), key=curve.__getitem__)
     assert curve[0] == pytest.approx(0.1 / 25) and 10 <= peak <= 13 and curve[-1] < 0.1 * 1e-2
     assert all(math.isfinite(v) for v in curve)
+
+
+def test_weight_decay_spares_biases_and_norms_and_old_single_group_checkpoints_still_resume(lab_home):
+    from core.engine.optim import build_optimizer, build_scheduler
+    config = small_config(**{"model.name": "cnn", "optim.optimizer": "adamw", "optim.lr": 3e-3,
+                             "optim.weight_decay": 0.01, "optim.epochs": 2})
+    trainer = assemble(config, device=torch.device("cpu"))
+    decayed, spared = trainer.optimizer.param_groups
+    names = {id(p): name for name, p in trainer.model.named_parameters()}
+    assert decayed["weight_decay"] == 0.01 and spared["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decayed["params"]) and all(p.ndim == 1 for p in spared["params"])
+    assert any("bias" in names[id(p)] for p in spared["params"])  # biases and batch-norm scales are spared
+    assert len(decayed["params"]) + len(spared["params"]) == sum(1 for p in trainer.model.parameters())
+
+    payload = trainer.state_dict()  # as a checkpoint written before the split: one group for everything
+    old_optimizer = build_optimizer(trainer.model, config.optim, split=False)
+    payload["optimizer"] = old_optimizer.state_dict()
+    payload["scheduler"] = build_scheduler(old_optimizer, config.optim, trainer.steps_per_epoch).state_dict()
+    resumed = assemble(config, device=torch.device("cpu"))
+    resumed.load_state_dict(payload)
+    assert len(resumed.optimizer.param_groups) == 1 and resumed.optimizer.param_groups[0]["weight_decay"] == 0.01
+    assert resumed.fit()["best_val_acc"] > 0.5  # and it trains on with the scheduler bound to that optimiser

@@ -7,16 +7,24 @@ import math
 import torch
 
 
-def build_optimizer(model: torch.nn.Module, optim_cfg) -> torch.optim.Optimizer:
+def parameter_groups(model: torch.nn.Module, weight_decay: float, split: bool = True) -> list[dict]:
+    """Weight decay on weight matrices and kernels only; biases and normalisation scales and shifts
+    (the 1-D parameters) are not decayed: the "no bias decay" of He et al. 2019 (Bag of Tricks), as in
+    nanoGPT. `split=False` gives the single group that checkpoints from before this split hold."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if not split or weight_decay == 0:
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def build_optimizer(model: torch.nn.Module, optim_cfg, split: bool = True) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, optim_cfg.weight_decay, split)
     if optim_cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=optim_cfg.lr, momentum=optim_cfg.momentum,
-                               nesterov=optim_cfg.nesterov, weight_decay=optim_cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=optim_cfg.lr, momentum=optim_cfg.momentum, nesterov=optim_cfg.nesterov)
     if optim_cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=optim_cfg.lr, betas=(optim_cfg.beta1, 0.999),
-                                weight_decay=optim_cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=optim_cfg.lr, betas=(optim_cfg.beta1, 0.999),
-                             weight_decay=optim_cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=optim_cfg.lr, betas=(optim_cfg.beta1, 0.999))
+    return torch.optim.AdamW(groups, lr=optim_cfg.lr, betas=(optim_cfg.beta1, 0.999))
 
 
 def lr_factor(step: int, optim_cfg, steps_per_epoch: int) -> float:

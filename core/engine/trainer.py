@@ -54,6 +54,10 @@ class Trainer:
 
     def load_state_dict(self, payload: dict) -> None:
         self.model.load_state_dict(payload["model"])
+        if len(payload["optimizer"]["param_groups"]) != len(self.optimizer.param_groups):
+            # saved before biases and norms got their own no-decay group: resume with the old layout
+            self.optimizer = build_optimizer(self.model, self.config.optim, split=False)
+            self.scheduler = build_scheduler(self.optimizer, self.config.optim, self.steps_per_epoch)
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
