@@ -210,3 +210,26 @@ def test_an_autoencoder_run_cannot_be_used_to_generate(lab_home):
         task, run_id = "autoencoder", "r1"
     with pytest.raises(InputError, match="run r1 was trained for the task 'autoencoder'; this needs a 'gan' run"):
         generate(Fake())
+
+
+def test_grad_clip_bounds_each_players_gradient_on_its_own(lab_home):
+    from core.engine.assemble import assemble
+    from core.engine.callbacks import Callback
+
+    class Norms(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_batch_end(self, trainer):
+            if len(self.seen) < 3:
+                model = trainer.model
+                self.seen.append([torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in player.parameters()]))
+                                  .item() for player in (model.generator, model.discriminator)])
+
+    norms = Norms()
+    trainer = assemble(tiny_config(**{"optim.grad_clip": 0.01, "optim.epochs": 1}), device=torch.device("cpu"),
+                       callbacks=[norms])
+    trainer.fit()
+    # each player's norm sits at the bound; clipped together, their joint norm would, and each would fall below it
+    for generator, discriminator in norms.seen:
+        assert generator == pytest.approx(0.01, rel=1e-3) and discriminator == pytest.approx(0.01, rel=1e-3)

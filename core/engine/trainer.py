@@ -34,6 +34,9 @@ class Trainer:
         self.autocast = autocast_context(device, config.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16" and device.type == "cuda")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # the parameter sets optim.grad_clip bounds one by one (a GAN's two players); else all together
+        groups = task.clip_groups(self.model) if hasattr(task, "clip_groups") else [self.params]
+        self.clip_groups = [[p for p in group if p.requires_grad] for group in groups]
         self.step = 0  # optimiser steps done, over the whole run
         self.epoch = 0  # epochs completed
         self.batch_in_epoch = 0  # batches of the current epoch already done (non-zero after a mid-epoch resume)
@@ -119,7 +122,8 @@ class Trainer:
             self.scaler.scale(loss).backward()
             if clip:
                 self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.params, clip)
+                for group in self.clip_groups:
+                    torch.nn.utils.clip_grad_norm_(group, clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.lr = self.optimizer.param_groups[0]["lr"]

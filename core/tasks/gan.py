@@ -117,6 +117,11 @@ class GANTask:
         self._real_floor: float | None = None
 
     # ---- training -------------------------------------------------------------------------
+    def clip_groups(self, model) -> list[list[torch.nn.Parameter]]:
+        """optim.grad_clip bounds each player's gradient norm on its own: clipped together, a
+        discriminator's large gradient would shrink the generator's step too."""
+        return [list(model.generator.parameters()), list(model.discriminator.parameters())]
+
     def training_step(self, model, batch):
         from torch.func import functional_call
         real, _ = batch  # (B, C, H, W) in [-1, 1]
