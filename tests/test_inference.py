@@ -398,11 +398,23 @@ def test_grad_cam_looks_at_the_shape(runs):
 
 def test_grad_cam_on_a_grey_cnn_and_an_mlp(runs):
     from core.inference import grad_cam, load_run_predictor
-    pictures, _ = _val_pictures(runs["digits"], 3)
-    heat = grad_cam(load_run_predictor(runs["digits"]), pictures[0])
-    assert heat.shape == (8, 8) and heat.max() == pytest.approx(1.0) and heat.min() < 1.0
+    pictures, _ = _val_pictures(runs["digits"], 20)
+    heats = [grad_cam(load_run_predictor(runs["digits"]), picture) for picture in pictures]
+    assert all(heat.shape == (8, 8) for heat in heats)
+    # maps of the rectified features: evidence shows up for (nearly) every digit, not an all-zero map
+    assert sum(heat.max() == pytest.approx(1.0) and heat.min() < 1.0 for heat in heats) >= 18
     with pytest.raises(LabError, match="Grad-CAM needs a convolutional model"):
         grad_cam(load_run_predictor(runs["mlp"]), pictures[0])
+
+
+def test_grad_cam_reads_rectified_feature_maps():
+    import torchvision
+    from core.inference.gradcam import find_target_layer
+    from core.models import build
+    assert find_target_layer(build("cnn", num_classes=3, in_channels=1, image_size=16))[0] == "4"  # conv, ReLU
+    assert find_target_layer(torchvision.models.resnet18())[0] == "layer4.1"  # the last residual block
+    name, layer = find_target_layer(torchvision.models.mobilenet_v3_small())
+    assert name == "features.12.2" and isinstance(layer, torch.nn.Hardswish)  # conv, norm, activation
 
 
 # ---- evaluation --------------------------------------------------------------------------------------

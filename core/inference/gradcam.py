@@ -1,6 +1,6 @@
 """Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391): where in the picture the evidence for a class lies.
 
-For the last convolutional layer's activations A (1, C, h, w) and the class score y_c (a logit):
+For the last convolutional layer's rectified activations A (1, C, h, w) and the class score y_c (a logit):
     alpha_k = mean over (i, j) of dy_c / dA_k[i, j]        (C,)   channel importance
     cam     = ReLU(sum_k alpha_k * A_k)                     (h, w)
 upsampled bilinearly to the model's input size and scaled to [0, 1].
@@ -22,16 +22,35 @@ from torch import nn
 from core.errors import LabError
 
 
-def find_target_layer(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    """The last registered nn.Conv2d: the deepest feature map that still has a spatial layout.
+RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish)
+NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)
 
-    (cnn: the second conv; small and torchvision ResNets: the last block's conv; MobileNet and
-    EfficientNet: the final 1x1 conv before pooling.)
+
+def find_target_layer(model: nn.Module) -> tuple[str, nn.Module]:
+    """The module whose output is the deepest rectified feature map: the maps A of Grad-CAM.
+
+    Start from the last registered nn.Conv2d. In a Sequential (our cnn; torchvision's conv-norm-activation
+    blocks, as at the end of MobileNet and EfficientNet) take the activation that follows it; inside any
+    other module (a residual block, whose output is the rectified sum) take that block. The raw conv
+    output would not do: its negative responses are what the ReLU throws away, and with them in the
+    weighted sum a small network's map can come out all zero.
     """
     convs = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
     if not convs:
         raise LabError("Grad-CAM needs a convolutional model; this one has no convolutional layer (e.g. an MLP)")
-    return convs[-1]
+    name, conv = convs[-1]
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    if isinstance(parent, nn.Sequential):
+        following = list(parent.named_children())
+        position = [key for key, _ in following].index(child)
+        for key, module in following[position + 1:position + 3]:  # conv [-> norm] -> activation
+            if isinstance(module, RECTIFIERS):
+                return (f"{parent_name}.{key}" if parent_name else key), module
+            if not isinstance(module, NORMS):
+                break
+        return name, conv
+    return (parent_name, parent) if parent is not model else (name, conv)  # the model's output is no map
 
 
 def grad_cam(predictor, image: Image.Image, class_index: int | None = None) -> np.ndarray:
