@@ -83,6 +83,7 @@ def test_train_first_model_then_classify_an_upload(app_url, tmp_path):
         page.get_by_role("link", name="Runs").first.click()
         page.get_by_role("heading", name="Runs").wait_for(timeout=60_000)
         page.get_by_text("1 of 1 runs").wait_for(timeout=60_000)
+        page.get_by_placeholder("name, id, model, data set, tag").wait_for(timeout=60_000)  # filters drawn
         page.screenshot(path=shots / "runs.png", full_page=True)
 
         page.get_by_role("link", name="Media").first.click()
