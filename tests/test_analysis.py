@@ -411,13 +411,18 @@ def test_analysis_imports_neither_torch_nor_streamlit():
     assert out.strip() == "[]"
 
 
-def test_remaining_seconds_follows_the_pace_since_a_pause():
+def test_remaining_seconds_follows_the_pace_since_the_resume():
     from core.analysis import remaining_seconds
     rows = [(step, 1000.0 + step) for step in range(1, 101)]  # 1 step/s, then a night off
-    rows += [(100 + i, 1000.0 + 100 + 36_000 + 0.5 * i) for i in range(1, 21)]  # resumed at 2 steps/s
+    resumed = 1000.0 + 100 + 36_000
+    rows += [(100 + i, resumed + 0.5 * i) for i in range(1, 21)]  # resumed at 2 steps/s
     frame = pd.DataFrame({"run_id": "r", "step": [s for s, _ in rows], "epoch": 0, "key": "train_loss",
                           "value": 1.0, "time": [t for _, t in rows]})
-    assert remaining_seconds(frame, 200) == pytest.approx((200 - 120) / 2)  # not the age-based ~9 hours
-    steady = frame.iloc[:100]
-    assert remaining_seconds(steady, 200) == pytest.approx(100.0)
-    assert remaining_seconds(steady.iloc[:1], 200) is None and remaining_seconds(steady.iloc[:0], 200) is None
+    assert remaining_seconds(frame, 200, since=resumed) == pytest.approx((200 - 120) / 2)
+    assert remaining_seconds(frame, 200) > 3600  # from the start, the night counts: why the resume time is passed
+    # validation pauses recur every epoch, so they belong in the pace: 10 steps per 2 s, then 45 s each 50 steps
+    times = [2.0 * (i // 10) + 45.0 * (i // 50) for i in range(0, 101, 10)]
+    epochs = pd.DataFrame({"run_id": "r", "step": list(range(0, 101, 10)), "epoch": 0, "key": "train_loss",
+                           "value": 1.0, "time": times})
+    assert remaining_seconds(epochs, 200) == pytest.approx(times[-1])  # 100 more steps take as long as the first 100
+    assert remaining_seconds(epochs.iloc[:1], 200) is None and remaining_seconds(epochs.iloc[:0], 200) is None

@@ -217,23 +217,23 @@ def _empty(columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype=dtypes[column]) for column in columns})
 
 
-def remaining_seconds(frame: pd.DataFrame, total_steps: int, window: int = 50) -> float | None:
-    """Seconds until `total_steps`, at the pace of one run's latest logging; None before there is a pace.
+def remaining_seconds(frame: pd.DataFrame, total_steps: int, since: float | None = None) -> float | None:
+    """Seconds until `total_steps` at one run's pace since `since` (when it last resumed; None: since
+    it started), validation and checkpoint time included; None before there is a pace.
 
-    Only the last stretch without a pause counts: a run interrupted at night and resumed in the
-    morning is estimated from its speed since the resume, not from its age (its wall-clock duration
-    includes the pause). A pause is a gap between log rows over ten times the usual one and 30 s.
+    A resumed run's wall-clock duration includes its pause (a night, say), so the pace is measured
+    from the rows logged after the resume, not from the run's age.
     """
     if frame.empty or total_steps <= 0:
         return None
-    rows = frame[frame.key == frame.key.value_counts().idxmax()].sort_values("step").tail(window)
-    times, steps = rows["time"].to_numpy(dtype=float), rows["step"].to_numpy(dtype=float)
-    if len(times) >= 3:
-        gaps = np.diff(times)
-        pauses = np.flatnonzero(gaps > max(10 * float(np.median(gaps)), 30.0))
-        if len(pauses):
-            times, steps = times[pauses[-1] + 1:], steps[pauses[-1] + 1:]
-    if len(times) < 2 or times[-1] <= times[0] or steps[-1] <= steps[0]:
+    rows = frame[frame.key == frame.key.value_counts().idxmax()]
+    if since is not None:
+        rows = rows[rows["time"] >= since]
+    rows = rows.sort_values("time")
+    if len(rows) < 2:
         return None
-    pace = (steps[-1] - steps[0]) / (times[-1] - times[0])
-    return max(0.0, (total_steps - steps[-1]) / pace)
+    first, last = rows.iloc[0], rows.iloc[-1]
+    if last["time"] <= first["time"] or last["step"] <= first["step"]:
+        return None
+    pace = (last["step"] - first["step"]) / (last["time"] - first["time"])  # steps per second
+    return max(0.0, (total_steps - float(last["step"])) / pace)
