@@ -185,13 +185,15 @@ def test_train_form_switches_to_every_task_with_its_own_fields_and_a_valid_prese
 def test_home_cards_show_each_runs_best_value_and_curve_and_escape_names(lab_home):
     from core.config import preset
     store = RunStore()
-    run_id = store.create_run(preset("digits-mlp").to_dict(), name="<img src=x onerror=alert(1)>")
+    run_id = store.create_run(preset("digits-mlp").to_dict(), name="<img src=x onerror=alert(1)> [see](https://x.example)")
     store.log_metrics([(run_id, step, step, "val_acc", acc, time.time()) for step, acc in ((1, 0.5), (2, 0.8), (3, 0.9))])
     store.update_summary(run_id, {"best_val_acc": 0.9})
     store.finish(run_id, "completed")
     at = open_page("app_pages/home.py")
     card = next(m.value for m in at.markdown if "validation accuracy" in m.value)
-    assert "&lt;img src=x onerror=alert(1)&gt;" in card and "<img" not in card  # a typed name is text, not HTML
+    # a typed name is text: no HTML, and no markdown link either
+    name = "<div style='font-weight:600'>&lt;img src=x onerror=alert(1)&gt; [see](https://x.example)</div>\n\n"
+    assert card.startswith(name) and "<img" not in card  # an HTML block: markdown leaves it as text
     assert "90.0%" in card and "completed" in card
     assert card.count("<polyline") == 1 and "validation accuracy by epoch" in card  # the sparkline of three epochs
     assert any(link.proto.label == "Open" and link.proto.query_string == f"run={run_id}" for link in at.get("page_link"))

@@ -31,14 +31,15 @@ def metric_label(metric: str) -> str:
 def run_card(run, metric: str, curve: list[float]) -> str:
     """One run as markdown with a little HTML: name and status, data set and model, best watched value, sparkline.
 
-    Names come from users, so everything they typed is escaped before it reaches the page.
+    Names come from users: they sit escaped in HTML blocks (a line that starts with <div>), which
+    markdown leaves alone, so they show as typed: no tags, formatting, links or images.
     """
     label = metric_label(metric)
     best = run.summary.get(f"best_{metric}")
     value = "–" if best is None else (f"{best:.1%}" if metric.endswith("acc") else f"{best:.4g}")
     details = " · ".join(escape(str(part)) for part in (run.dataset or "?", run.model or "?", duration(run.duration_s)))
     line = sparkline_svg(curve, title=f"{label} by epoch")
-    return (f"**{escape(run.name)}** {status_badge(run.status)}\n\n"
-            f"<div style='font-size:0.875rem;opacity:0.65;margin-top:-0.5rem'>{details}</div>\n\n"
+    return (f"<div style='font-weight:600'>{escape(run.name)}</div>\n\n{status_badge(run.status)}\n\n"
+            f"<div style='font-size:0.875rem;opacity:0.65'>{details}</div>\n\n"
             f"<div style='font-size:0.875rem'>best {label}</div>"
             f"<div style='font-size:2.25rem;line-height:1.25'>{value}</div>\n\n{line}")
