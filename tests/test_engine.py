@@ -149,6 +149,13 @@ def test_weight_decay_spares_biases_and_norms_and_old_single_group_checkpoints_s
     assert any("bias" in names[id(p)] for p in spared["params"])  # biases and batch-norm scales are spared
     assert len(decayed["params"]) + len(spared["params"]) == sum(1 for p in trainer.model.parameters())
 
+    import torchvision
+    from core.engine.optim import parameter_groups
+    convnext = torchvision.models.convnext_tiny()
+    _, convnext_spared = parameter_groups(convnext, 0.05)
+    scales = {id(p) for name, p in convnext.named_parameters() if name.endswith("layer_scale")}
+    assert scales and scales <= {id(p) for p in convnext_spared["params"]}  # (C, 1, 1) scales are spared too
+
     payload = trainer.state_dict()  # as a checkpoint written before the split: one group for everything
     old_optimizer = build_optimizer(trainer.model, config.optim, split=False)
     payload["optimizer"] = old_optimizer.state_dict()

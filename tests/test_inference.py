@@ -415,6 +415,7 @@ def test_grad_cam_reads_rectified_feature_maps():
     assert find_target_layer(torchvision.models.resnet18())[0] == "layer4.1"  # the last residual block
     name, layer = find_target_layer(torchvision.models.mobilenet_v3_small())
     assert name == "features.12.2" and isinstance(layer, torch.nn.Hardswish)  # conv, norm, activation
+    assert find_target_layer(torchvision.models.convnext_tiny())[0] == "features.7.2"  # no activation: the block
 
 
 # ---- evaluation --------------------------------------------------------------------------------------

@@ -85,6 +85,12 @@ def test_pretrained_weights_load_from_the_hub_cache_and_the_head_is_replaced(tor
     assert not torch.equal(after["classifier.3.weight"], head_before)
     assert model.net.classifier.training  # dropout in the head still trains
 
+    from torchvision.ops import StochasticDepth
+    from core.models.imagenet import build_imagenet
+    efficientnet = build_imagenet("efficientnet_b0", num_classes=3, in_channels=3, freeze_backbone=True).train()
+    drops = [m for m in efficientnet.modules() if isinstance(m, StochasticDepth)]
+    assert drops and not any(m.training for m in drops)  # no frozen residual branch is dropped at random
+
 
 def test_pretrained_weights_offline_give_a_message_saying_where_to_put_the_file(torch_home, monkeypatch):
     def no_network(*args, **kwargs):

@@ -8,14 +8,16 @@ import torch
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float, split: bool = True) -> list[dict]:
-    """Weight decay on weight matrices and kernels only; biases and normalisation scales and shifts
-    (the 1-D parameters) are not decayed: the "no bias decay" of He et al. 2019 (Bag of Tricks), as in
-    nanoGPT. `split=False` gives the single group that checkpoints from before this split hold."""
+    """Weight decay on weight matrices and kernels only; biases, normalisation scales and shifts and
+    per-channel scales such as ConvNeXt's layer_scale (C, 1, 1), all with one dimension above 1, are
+    not decayed: the "no bias decay" of He et al. 2019 (Bag of Tricks), as in nanoGPT.
+    `split=False` gives the single group that checkpoints from before this split hold."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not split or weight_decay == 0:
         return [{"params": params, "weight_decay": weight_decay}]
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    matrix = [sum(size > 1 for size in p.shape) >= 2 for p in params]
+    return [{"params": [p for p, m in zip(params, matrix) if m], "weight_decay": weight_decay},
+            {"params": [p for p, m in zip(params, matrix) if not m], "weight_decay": 0.0}]
 
 
 def build_optimizer(model: torch.nn.Module, optim_cfg, split: bool = True) -> torch.optim.Optimizer:

@@ -49,6 +49,11 @@ def find_target_layer(model: nn.Module) -> tuple[str, nn.Module]:
                 return (f"{parent_name}.{key}" if parent_name else key), module
             if not isinstance(module, NORMS):
                 break
+        # no activation follows the conv here (ConvNeXt's block): the enclosing residual block, if any
+        grand_name = parent_name.rpartition(".")[0]
+        grand = model.get_submodule(grand_name) if grand_name else model
+        if grand is not model and not isinstance(grand, nn.Sequential):
+            return grand_name, grand
         return name, conv
     return (parent_name, parent) if parent is not model else (name, conv)  # the model's output is no map
 

@@ -30,9 +30,10 @@ IMAGENET_MODELS = {
 class ImagenetClassifier(nn.Module):
     """A torchvision model whose last linear layer is replaced by a head for `num_classes`.
 
-    With a frozen backbone, its batch-norm layers stay in eval mode while the head trains: they keep
-    the pretrained running statistics instead of drifting to the new data's batches, so the frozen
-    part really is unchanged (and normalises as the pretrained weights expect).
+    With a frozen backbone, its batch-norm and stochastic-depth layers stay in eval mode while the head
+    trains: the norms keep the pretrained running statistics instead of drifting to the new data's
+    batches, and no residual branch of the frozen part is dropped at random, so the head learns on
+    the same features it will see at evaluation.
     """
 
     def __init__(self, net: nn.Module, in_channels: int, frozen_backbone: bool = False):
@@ -44,8 +45,9 @@ class ImagenetClassifier(nn.Module):
     def train(self, mode: bool = True) -> ImagenetClassifier:
         super().train(mode)
         if mode and self.frozen_backbone:
+            from torchvision.ops import StochasticDepth
             for module in self.net.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if isinstance(module, (nn.modules.batchnorm._BatchNorm, StochasticDepth)):
                     module.eval()
         return self
 
