@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from core.concepts.learning_demos import gan_2d, policy_gradient, single_threaded_torch
+from core.concepts.learning_demos import gan_2d, policy_gradient
 from core.concepts.optim_race import OPTIMIZERS, SURFACES, optimizer_race
 
 DEMO_IDS = ("conv_kernel", "activations", "optimizer_race", "residual_gradients", "self_attention",
@@ -132,6 +132,7 @@ def residual_gradients(depth: int = 50, width: int = 64, activation: str = "tanh
     x = torch.randn(batch, width, generator=generator, dtype=torch.float64)
     target = torch.randn(batch, width, generator=generator, dtype=torch.float64)
     norms = {}
+    from core.engine.devices import single_threaded_torch
     with single_threaded_torch():
         for kind in ("plain", "residual"):
             h = x  # (batch, width)

@@ -5,29 +5,9 @@ Gaussians, and REINFORCE on a short corridor. Both are seeded, so the page shows
 from __future__ import annotations
 
 import math
-import threading
-from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
-
-_THREADS = threading.Lock()
-
-
-@contextmanager
-def single_threaded_torch():
-    """Run torch on one thread for the duration. On tensors this small, handing each op to a thread
-    pool costs more than the op; on a busy machine the pool's threads also wait on each other, which
-    was measured at 60x slower (88 s instead of 1.4 s for 100 GAN steps on two shared cores).
-    The lock keeps two sessions from restoring each other's setting halfway through."""
-    import torch
-    with _THREADS:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
 # ---- a GAN in two dimensions ------------------------------------------------------------------------
 
@@ -63,6 +43,7 @@ def gan_2d(steps: int = 500, seed: int = 0, batch: int = 256, checkpoints: int =
 
 @lru_cache(maxsize=8)  # the slowest demo, and seeded: the same arguments give the same (read-only) result
 def _cached_gan(steps: int, seed: int, batch: int, checkpoints: int, samples: int, lr: float) -> dict:
+    from core.engine.devices import single_threaded_torch
     with single_threaded_torch():
         return _train_gan(steps, seed, batch, checkpoints, samples, lr)
 

@@ -17,7 +17,6 @@ hundreds of one-step graphs alive.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from core.engine.devices import single_threaded_torch
 from core.options import Option
 
 OPTIONS = {
@@ -121,19 +121,6 @@ def physical_state(env) -> list[float]:
     return [float(v) for v in np.asarray(state, dtype=np.float64).ravel()] if state is not None else []
 
 
-@contextlib.contextmanager
-def single_thread():
-    """One intra-op thread while the policy sees a handful of states at a time: thread hand-offs cost more
-    than such tiny matrix products, and far more on a busy machine (milliseconds per op when the second
-    core is taken). The previous setting comes back afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def sample_actions(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One action per row of (N, A) probabilities by inverting the CDF: faster than multinomial here."""
     u = torch.rand(probs.shape[0], 1, generator=generator)  # (N, 1)
@@ -141,7 +128,7 @@ def sample_actions(probs: torch.Tensor, generator: torch.Generator | None) -> to
 
 
 @torch.no_grad()
-@single_thread()
+@single_threaded_torch()
 def rollout(model, envs, seeds, *, generator: torch.Generator | None = None, greedy: bool = False,
             record: bool = False) -> list[Episode]:
     """Play one episode per (env, seed), side by side, with the policy `model` (logits or (logits, values))."""
