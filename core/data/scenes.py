@@ -265,24 +265,6 @@ def encode_captions(captions: list[list[str]], vocab: Vocabulary, max_length: in
     return torch.from_numpy(padded), torch.tensor(owner, dtype=torch.int64)
 
 
-def mean_std(x) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, 3, S, S), in [0, 1] units (std never 0)."""
-    import torch
-    if x.numel() == 0:
-        return [0.5] * 3, [0.5] * 3
-    totals = torch.zeros(x.shape[1], dtype=torch.float64)
-    squares = torch.zeros_like(totals)
-    for chunk in x.split(1024):
-        c = chunk.to(torch.float64)
-        totals += c.sum(dim=(0, 2, 3))
-        squares += c.square().sum(dim=(0, 2, 3))
-    count = x.shape[0] * x.shape[2] * x.shape[3]
-    mean = totals / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt()
-    std = torch.where(std > 1e-3, std, torch.ones_like(std))
-    return [float(m) / 255 for m in mean], [float(v) / 255 for v in std]
-
-
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """A seeded split of n items; with two or more, each side gets at least one."""
     import torch

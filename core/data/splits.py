@@ -20,6 +20,28 @@ _CHUNK = 1024
 _MAX_BYTES = 8 * 1024**3  # resized uint8 images beyond this would not fit next to a model on most machines
 
 
+def channel_mean_std(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of uint8 images (N, C, H, W), scaled to [0, 1].
+
+    Summed chunk by chunk in float64 so the result does not depend on chunking and no float copy
+    of the whole set is ever made. A constant channel gets std 1.0 rather than 0, so normalising by
+    it can never divide by zero; no images at all give 0.5 and 0.5.
+    """
+    if x.numel() == 0:
+        return (0.5,) * x.shape[1], (0.5,) * x.shape[1]
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros(x.shape[1], dtype=torch.float64)
+    for chunk in x.split(_CHUNK):
+        c = chunk.to(torch.float64)  # (n, C, H, W)
+        total += c.sum(dim=(0, 2, 3))
+        total_sq += c.square().sum(dim=(0, 2, 3))
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = (total_sq / count - mean.square()).clamp_min(0.0).sqrt()
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # in 0..255 units still
+    return tuple(float(m) / 255.0 for m in mean), tuple(float(s) / 255.0 for s in std)
+
+
 @dataclass
 class ImageSplits:
     train_x: torch.Tensor  # (N, C, H, W) uint8
@@ -37,27 +59,8 @@ class ImageSplits:
         return len(self.classes)
 
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and (population) std of the training images scaled to [0, 1].
-
-        Summed chunk by chunk in float64 so the result does not depend on chunking and no float
-        copy of the whole set is ever made. A constant channel gets std 1.0 rather than 0, so
-        normalising by it can never divide by zero.
-        """
-        x = self.train_x
-        if x.numel() == 0:
-            return (0.5,) * self.channels, (0.5,) * self.channels
-        total = torch.zeros(x.shape[1], dtype=torch.float64)
-        total_sq = torch.zeros(x.shape[1], dtype=torch.float64)
-        for chunk in x.split(_CHUNK):
-            c = chunk.to(torch.float64)  # (n, C, H, W)
-            total += c.sum(dim=(0, 2, 3))
-            total_sq += c.square().sum(dim=(0, 2, 3))
-        count = x.shape[0] * x.shape[2] * x.shape[3]
-        mean = total / count
-        var = (total_sq / count - mean.square()).clamp_min(0.0)
-        std = var.sqrt()
-        std = torch.where(std > 1e-6, std, torch.ones_like(std))  # in 0..255 units still
-        return tuple(float(m) / 255.0 for m in mean), tuple(float(s) / 255.0 for s in std)
+        """Per-channel mean and (population) std of the training images scaled to [0, 1]."""
+        return channel_mean_std(self.train_x)
 
 
 def shuffle_pairs(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

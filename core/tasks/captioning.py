@@ -125,7 +125,8 @@ def load_data(config):
 
 
 def setup(config, device):
-    from core.data.scenes import CaptionBatches, Vocabulary, encode_captions, mean_std, tokenize
+    from core.data.scenes import CaptionBatches, Vocabulary, encode_captions, tokenize
+    from core.data.splits import channel_mean_std
     from core.options import resolve
     from core.tasks import Setup
 
@@ -133,7 +134,7 @@ def setup(config, device):
     data = load_data(config)
     max_length = opts["max_length"]
     vocab = Vocabulary.build([tokenize(c) for caps in data.train_captions for c in caps], opts["min_count"])
-    mean, std = mean_std(data.train_x)
+    mean, std = map(list, channel_mean_std(data.train_x))
     batch = config.optim.batch_size
     tokens, owner = encode_captions(data.train_captions, vocab, max_length)
     train = CaptionBatches(data.train_x, tokens, owner, batch_size=batch, device=device, mean=mean, std=std,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.data.splits import channel_mean_std
 from core.errors import ConfigError
 from core.tasks.classification import ClassificationTask
 
@@ -53,19 +54,9 @@ class VideoSplits:
         return int(self.train_x.shape[-1])
 
     def mean_std(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training frames in [0, 1], summed in float64 chunk by chunk."""
-        x = self.train_x.flatten(0, 1)  # (N*T, C, S, S)
-        total = torch.zeros(x.shape[1], dtype=torch.float64)
-        total_sq = torch.zeros_like(total)
-        for chunk in x.split(2048):
-            c = chunk.to(torch.float64)
-            total += c.sum(dim=(0, 2, 3))
-            total_sq += c.square().sum(dim=(0, 2, 3))
-        count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
-        mean = total / count
-        std = (total_sq / count - mean.square()).clamp_min(0).sqrt()
-        std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a constant channel: never divide by 0
-        return [float(m) / 255 for m in mean], [float(s) / 255 for s in std]
+        """Per-channel mean and std of the training frames in [0, 1]."""
+        mean, std = channel_mean_std(self.train_x.flatten(0, 1))  # (N*T, C, S, S)
+        return list(mean), list(std)
 
 
 class ClipBatches:
