@@ -7,6 +7,7 @@ import time
 import pytest
 
 from core import jobs
+from core.jobs.runner import resumed_at
 from core.config import preset
 from core.engine.checkpoint import LAST, load_checkpoint
 from core.paths import run_dir
@@ -62,8 +63,11 @@ def test_cancel_saves_a_checkpoint_and_resume_finishes_with_no_step_repeated(lab
     assert jobs.cancel(run_id, wait_s=30) == "cancelled"
     assert load_checkpoint(run_dir(run_id) / LAST)["step"] > 0
     stopped_at = load_checkpoint(run_dir(run_id) / LAST)["step"]
+    assert resumed_at(RunStore(), run_id) is None
+    before = time.time()
     assert jobs.resume(run_id, detach=False, progress=False) == "completed"
     assert f"resumed from step {stopped_at} " in " ".join(RunStore().events(run_id).message)
+    assert before <= resumed_at(RunStore(), run_id) <= time.time()  # the live view paces its ETA from here
     frame = RunStore().metrics(run_id, keys=["train_loss"])
     steps = frame.step.tolist()
     assert steps == sorted(set(steps))

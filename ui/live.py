@@ -248,13 +248,6 @@ def _actions(run) -> None:
         st.rerun()
 
 
-def _resumed_at(run_id: str) -> float | None:
-    """When the run last resumed (the runner logs it), so its ETA follows the pace since then."""
-    events = store().events(run_id)
-    resumed = events[events.message.str.startswith("resumed from step")]
-    return float(resumed.time.iloc[-1]) if len(resumed) else None
-
-
 def _live_panel(run_id: str, status_at_render: str) -> None:
     run = store().get_run(run_id)
     if run.status != status_at_render:  # queued -> running -> done: redraw the whole page once
@@ -274,7 +267,8 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     if total:
         elapsed = (run.duration_s or 0.0)
         from core.analysis import remaining_seconds
-        eta = remaining_seconds(frame, total, since=_resumed_at(run_id)) if run.status == "running" else None
+        from core.jobs.runner import resumed_at
+        eta = remaining_seconds(frame, total, since=resumed_at(store(), run_id)) if run.status == "running" else None
         st.progress(min(1.0, done / total), text=f"epoch {min(epochs, done // max(1, per_epoch) + 1)}/{epochs} · "
                     f"step {done:,}/{total:,} · elapsed {duration(elapsed)}"
                     + (f" · about {duration(eta)} left" if eta is not None else ""))

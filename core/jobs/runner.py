@@ -114,6 +114,16 @@ def _print_unexpected(exc: Exception) -> None:
         traceback.print_exception(exc)
 
 
+RESUMED = "resumed from step"  # the event that starts a resumed run's new stretch of training
+
+
+def resumed_at(store, run_id: str) -> float | None:
+    """When the run last resumed from a checkpoint (its ETA is paced from then), or None if it never did."""
+    events = store.events(run_id)
+    times = events.time[events.message.str.startswith(RESUMED)]
+    return float(times.iloc[-1]) if len(times) else None
+
+
 def _restore(trainer, store, run_id: str, folder) -> None:
     """Continue from last.pt; history past the checkpoint is dropped so no step appears twice."""
     checkpoint = folder / LAST
@@ -125,5 +135,5 @@ def _restore(trainer, store, run_id: str, folder) -> None:
     store.delete_metrics_after(run_id, trainer.step)
     from core.engine.samples import drop_samples_after
     drop_samples_after(folder, trainer.step)
-    store.log_event(run_id, f"resumed from step {trainer.step} (epoch {trainer.epoch}, "
+    store.log_event(run_id, f"{RESUMED} {trainer.step} (epoch {trainer.epoch}, "
                             f"batch {trainer.batch_in_epoch} of that epoch)")
