@@ -81,8 +81,10 @@ def test_scenes_are_deterministic_and_their_captions_name_what_is_drawn():
     assert x1.shape == (60, 3, 64, 64) and x1.dtype == torch.uint8
     assert torch.equal(x1, x2) and o1 == o2
     assert not torch.equal(x1, generate_scenes(60, seed=4)[0])
+    seen = {1: 0, 2: 0}
     for image, objects in zip(x1, o1):
         captions = describe(objects)
+        seen[len(objects)] = seen.get(len(objects), 0) + 1
         assert 3 <= len(captions) <= 4 and len(set(captions)) == len(captions)
         for colour, shape, *_ in objects:
             assert all(shape in c for c in captions) and all(colour in c for c in captions)
@@ -92,9 +94,13 @@ def test_scenes_are_deterministic_and_their_captions_name_what_is_drawn():
             bright = pixels[:, (pixels - background).abs().sum(0) > 60].mean(1)
             nearest = min(COLOURS, key=lambda c: sum((bright[i] - COLOURS[c][i]) ** 2 for i in range(3)))
             assert nearest == objects[0][0]
-        if len(objects) == 2 and "left of" in captions[0]:
-            (a, b) = sorted(objects, key=lambda o: (o[4], o[3]))
-            assert a[4] < b[4]  # the first-named shape is in a column further left
+        if len(objects) == 2:  # "left of" / "above" follow the grid cells: the first-named shape is that one
+            first, second = sorted(objects, key=lambda o: (o[4], o[3]))  # by column, then row
+            relation = "left of" if first[4] != second[4] else "above"
+            phrased = [c for c in captions if relation in c]
+            assert phrased and all(c.index(f"{first[0]} {first[1]}") < c.index(relation)
+                                   < c.index(f"{second[0]} {second[1]}") for c in phrased), (objects, captions)
+    assert seen[1] >= 5 and seen[2] >= 5  # both kinds of scene were checked
 
 
 def test_vocabulary_keeps_specials_first_and_maps_rare_words_to_unk():

@@ -67,7 +67,7 @@ def autocast_context(device: torch.device, amp: str):
     return lambda: torch.autocast(device_type="cuda", dtype=dtype)
 
 
-_THREADS = threading.Lock()
+_THREADS = threading.RLock()  # re-entrant: a wrapped demo may call a wrapped rollout
 
 
 @contextmanager

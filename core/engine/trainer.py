@@ -33,9 +33,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.steps_per_epoch)
         self.autocast = autocast_context(device, config.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16" and device.type == "cuda")
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
         # the parameter sets optim.grad_clip bounds one by one (a GAN's two players); else all together
-        groups = task.clip_groups(self.model) if hasattr(task, "clip_groups") else [self.params]
+        groups = task.clip_groups(self.model) if hasattr(task, "clip_groups") else [list(self.model.parameters())]
         self.clip_groups = [[p for p in group if p.requires_grad] for group in groups]
         self.step = 0  # optimiser steps done, over the whole run
         self.epoch = 0  # epochs completed
