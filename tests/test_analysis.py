@@ -426,3 +426,9 @@ def test_remaining_seconds_follows_the_pace_since_the_resume():
                            "value": 1.0, "time": times})
     assert remaining_seconds(epochs, 200) == pytest.approx(times[-1])  # 100 more steps take as long as the first 100
     assert remaining_seconds(epochs.iloc[:1], 200) is None and remaining_seconds(epochs.iloc[:0], 200) is None
+
+
+def test_moving_average_is_a_trailing_mean_of_the_same_length():
+    from core.analysis import moving_average
+    assert moving_average([2.0, 4.0, 6.0, 8.0], window=2).tolist() == [2.0, 3.0, 5.0, 7.0]  # shorter at the start
+    assert moving_average([], window=3).size == 0

@@ -24,9 +24,6 @@ def _series(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
     return lttb(x, y, MAX_POINTS)
 
 
-PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#eab308", "#64748b"]
-
-
 def live_figure(frame: pd.DataFrame) -> go.Figure:
     """Losses, the task's other metrics, learning rate and throughput of one run: train per log
     window (lines), validation per epoch (lines and markers). Any task's metric names work."""

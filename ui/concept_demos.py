@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from core.analysis.series import moving_average
 from core.concepts import demos
 from ui.i18n import t, tr
 
@@ -251,8 +252,7 @@ def _gan(lang: str) -> None:
     for key, name, colour in (("d_loss", tr("discriminator", "判别器"), "#4f46e5"),
                               ("g_loss", tr("generator", "生成器"), "#ec4899")):
         series = result[key]
-        window = max(1, len(series) // 50)  # a moving average: raw GAN losses are too noisy to read
-        smooth = np.convolve(series, np.ones(window) / window, mode="valid")
+        smooth = moving_average(series, max(1, len(series) // 50))  # raw GAN losses are too noisy to read
         losses.add_trace(go.Scatter(y=smooth, name=name, line=dict(color=colour)))
     losses.update_xaxes(title_text=tr("step", "步"))
     losses.update_yaxes(title_text=tr("loss", "损失"))
@@ -282,8 +282,8 @@ def _policy(lang: str) -> None:
     for key, name, colour in (("reinforce", "REINFORCE", "#f97316"),
                               ("baseline", tr("REINFORCE + baseline", "REINFORCE + 基线"), "#4f46e5")):
         series = result["returns"][key]
-        smooth = np.convolve(series, np.ones(10) / 10, mode="valid")
-        fig.add_trace(go.Scatter(x=result["episode"][9:], y=smooth, name=name, line=dict(color=colour)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=result["episode"], y=moving_average(series, 10), name=name, line=dict(color=colour)),
+                      row=1, col=1)
     for value, name, dash in ((result["random_return"], tr("random policy", "随机策略"), "dot"),
                               (result["best_return"], tr("best possible", "最优"), "dash")):
         fig.add_hline(y=value, line=dict(color="#64748b", dash=dash), annotation_text=name, row=1, col=1)

@@ -10,6 +10,7 @@ from ui.families import hook
 from ui.forms import (PREFIX, compute_section, data_section, form_config, load_into_form, model_section,
                       optim_section, options_section, preset_picker, task_picker)
 from ui.resources import duration, show_error, status_badge, store
+from ui.sparkline import metric_label
 
 ACTIVE = ("queued", "running")
 
@@ -277,7 +278,7 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     show = (lambda v: f"{v:.2%}") if headline.endswith("acc") else (lambda v: f"{v:.4g}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("train loss", f"{last['train_loss']:.4f}" if "train_loss" in last else "–")
-    c2.metric(headline.replace("val_", "validation ").replace("_", " "),
+    c2.metric(metric_label(headline),
               show(last[headline]) if headline in last else "–")
     best = run.summary.get(f"best_{headline}")
     c3.metric("best", show(best) if best is not None else "–",

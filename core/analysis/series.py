@@ -23,7 +23,7 @@ _HIGHER_IS_BETTER = ("acc", "top5", "samples_per_s")
 
 __all__ = [
     "BEST_COLUMNS", "CURVE_COLUMNS", "STATS_COLUMNS", "X_AXES", "best_point", "ema", "lttb",
-    "lttb_indices", "metric_curves", "metric_mode", "remaining_seconds", "sparkline", "summary_stats",
+    "lttb_indices", "metric_curves", "metric_mode", "moving_average", "remaining_seconds", "sparkline", "summary_stats",
 ]
 
 
@@ -237,3 +237,14 @@ def remaining_seconds(frame: pd.DataFrame, total_steps: int, since: float | None
         return None
     pace = (last["step"] - first["step"]) / (last["time"] - first["time"])  # steps per second
     return max(0.0, (total_steps - float(last["step"])) / pace)
+
+
+def moving_average(values, window: int = 20) -> np.ndarray:
+    """Trailing mean over up to `window` values (shorter at the start), same length as `values`."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    index = np.arange(1, values.size + 1)
+    start = np.maximum(0, index - window)
+    return (sums[index] - sums[start]) / (index - start)

@@ -205,14 +205,3 @@ def episode_history(folder) -> dict:
         lengths.extend(int(n) for n in payload.get("lengths", []))
         steps.extend([sample.step] * len(payload.get("returns", [])))
     return {"returns": returns, "lengths": lengths, "steps": steps}
-
-
-def moving_average(values, window: int = 20) -> np.ndarray:
-    """Trailing mean over up to `window` values (shorter at the start), same length as `values`."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return values
-    sums = np.cumsum(np.insert(values, 0, 0.0))
-    index = np.arange(1, values.size + 1)
-    start = np.maximum(0, index - window)
-    return (sums[index] - sums[start]) / (index - start)

@@ -8,11 +8,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import LabError
+from ui.charts import PALETTE
 from ui.families.gan import enlarge, load_model, real_images_panel, sample_history
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
-PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#eab308", "#64748b", "#14b8a6",
-           "#78350f"]
 
 
 @st.cache_data(show_spinner="Encoding the validation images…", max_entries=16)

@@ -69,7 +69,7 @@ def history_figure(history: dict, window: int = 20) -> go.Figure:
     import numpy as np
 
     from core.analysis import lttb
-    from core.inference.rl import moving_average
+    from core.analysis import moving_average
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("Return per episode", "Episode length (steps)"))
     episodes = np.arange(1, len(history["returns"]) + 1, dtype=float)
