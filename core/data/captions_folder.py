@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from core.data import register_dataset
+from core.data.folder import safe_member_name
 from core.data.scenes import DEFAULT_SIZE, CaptionData, split_indices
 from core.errors import DataError
 from core.options import Option
@@ -104,15 +105,6 @@ class _Source:
         return max(times + [os.stat(self.base / CSV_NAME).st_mtime_ns])
 
 
-def _clean_name(name: str) -> str | None:
-    """A relative POSIX path, or None for absolute paths and names that climb out with '..'."""
-    clean = name.strip().replace("\\", "/")
-    parts = PurePosixPath(clean).parts
-    if not clean or clean.startswith("/") or (len(clean) > 1 and clean[1] == ":") or ".." in parts:
-        return None
-    return "/".join(p for p in parts if p not in ("", "."))
-
-
 def read_captions(text: str, where: str) -> dict[str, list[str]]:
     """captions.csv text -> {image path: [captions]} in file order, or DataError saying what is wrong."""
     if not text.strip():
@@ -136,8 +128,8 @@ def read_captions(text: str, where: str) -> dict[str, list[str]]:
         if not image or not caption:
             bad.append(line)
             continue
-        name = _clean_name(image)
-        if name is None:
+        name = safe_member_name(image)
+        if not name:  # absolute, climbs out with "..", or nothing but "."
             unsafe.append(image)
             continue
         captions.setdefault(name, []).append(caption)

@@ -245,7 +245,7 @@ def _mean_size(files: list[tuple[Path, int]]) -> float:
 
 # ---- zips -------------------------------------------------------------------------------------
 
-def _safe_member_name(name: str) -> str | None:
+def safe_member_name(name: str) -> str | None:
     """The member's relative POSIX path, or None when it is absolute or climbs out with `..`."""
     clean = name.replace("\\", "/")
     if clean.startswith("/") or (len(clean) > 1 and clean[1] == ":"):  # /etc/x, C:/x, C:x
@@ -278,7 +278,7 @@ def extract_zip(zip_path: Path, *, keep=None, cache: str = "folders", max_bytes:
         # Check every member before writing anything: one bad name rejects the whole archive.
         wanted = []
         for info in archive.infolist():
-            clean = _safe_member_name(info.filename)
+            clean = safe_member_name(info.filename)
             if clean is None:
                 raise DataError(f"{zip_path.name} was refused: member '{info.filename}' would be written outside "
                                 "the folder it is unpacked into")
