@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from core.errors import LabError, RunNotFound
 
@@ -59,3 +61,23 @@ def safe_join(root: Path, relative: str) -> Path:
     if target != root and root not in target.parents:
         raise LabError(f"path '{relative}' escapes its folder {root}")
     return target
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, fsync: bool = False) -> Path:
+    """`write(handle)` into a temp file beside `path`, then rename it over `path`: a reader sees the
+    old file or the whole new one, never half of it. On any failure the temp file is removed and
+    the old file stays. `fsync` also survives a power cut (checkpoints)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

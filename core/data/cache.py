@@ -9,14 +9,12 @@ and they are read with `weights_only=True`: the cache holds only tensors, lists,
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from core.paths import cache_dir
+from core.paths import atomic_write, cache_dir
 
 _FORMAT = 1  # bump when the layout of cached entries changes, to ignore old files
 
@@ -59,17 +57,7 @@ def _compact(value):
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def clear_cache() -> int:

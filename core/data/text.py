@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.data import register_dataset
 from core.errors import DataError
 from core.options import Option
-from core.paths import cache_dir
+from core.paths import atomic_write, cache_dir
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_FILE = "tinyshakespeare.txt"
@@ -174,15 +173,7 @@ def download(url: str, path: Path, timeout: float = 30.0) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def collect_pydocs(max_chars: int = PYDOCS_MAX_CHARS) -> str:

@@ -7,31 +7,18 @@ file carrying a malicious pickle is refused instead of executed.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from core.errors import CheckpointError
+from core.paths import atomic_write
 from core.paths import BEST_CHECKPOINT as BEST, LAST_CHECKPOINT as LAST  # noqa: F401  (re-exported)
 
 
 def save_checkpoint(payload: dict, path: Path) -> Path:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Written whole or not at all (temp file, fsync, rename), so a crash never leaves half a checkpoint."""
+    return atomic_write(Path(path), lambda handle: torch.save(payload, handle), fsync=True)
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError, LabError
-from core.paths import run_dir
+from core.paths import atomic_write, run_dir
 
 CACHE_VERSION = 1
 MISCLASSIFIED_COLUMNS = ["index", "true", "predicted", "confidence"]
@@ -165,13 +163,8 @@ def _read_cache(path: Path, key: dict) -> EvalReport | None:
 
 
 def _write_cache(path: Path, payload: dict) -> None:
-    """Temp file and rename: a reader never sees half a report. A read-only folder only costs speed."""
-    tmp = None
+    """Written whole or not at all. A read-only folder only costs speed: the report is recomputed."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, path)
+        atomic_write(path, lambda handle: handle.write(json.dumps(payload).encode()))
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        pass
