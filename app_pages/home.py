@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.sparkline import run_card
+from core.store.records import watched_metric
 from ui.resources import RUNS_PAGE, TRAIN_PAGE, show_error, store
 
 st.title("Deep Learning Lab")
@@ -30,7 +31,7 @@ if not recent:
     st.info("No runs yet. Press **Train your first model**: it finishes in well under a minute.",
             icon=":material/lightbulb:")
 else:
-    watched = {run_id: run.summary.get("best_metric") or "val_acc" for run_id, run in recent.items()}
+    watched = {run_id: watched_metric(run.summary) for run_id, run in recent.items()}
     curves = store().metric_series(list(recent), sorted(set(watched.values())))
     columns = st.columns(3)
     for index, run in enumerate(recent.values()):

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from core.errors import LabError
+from core.store.records import best_of, watched_metric
 
 # CLI flag -> config field; flags left unset keep the preset's (or the default) value
 TRAIN_FLAGS = {
@@ -104,8 +105,7 @@ def cmd_train(args) -> int:
 def _report_end(run_id: str, status: str, folder) -> int:
     from core.store import RunStore
     run = RunStore().get_run(run_id)
-    metric = run.summary.get("best_metric") or "val_acc"
-    best = run.summary.get(f"best_{metric}")
+    metric, best = watched_metric(run.summary), best_of(run.summary)
     line = f"run {run_id} {status}"
     if best is not None:
         line += f": best {metric} {best:.4f} at epoch {run.summary.get('best_epoch')}"
@@ -161,9 +161,8 @@ def format_runs_table(frame, summaries: dict | None = None) -> str:
 
     def best(run_id: str) -> str:
         summary = summaries.get(run_id) or {}
-        metric = summary.get("best_metric") or "val_acc"
-        value = summary.get(f"best_{metric}")
-        return f"{metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+        value = best_of(summary)
+        return f"{watched_metric(summary)} {value:.4f}" if value is not None else ""
     table.insert(5, "best", table["id"].map(best))
     table["duration"] = table.pop("duration_s").map(_duration)
     return table.to_string(index=False)

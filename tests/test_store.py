@@ -330,3 +330,11 @@ def test_threads_share_one_store(store):
     assert errors == []
     assert len(store.metrics(run_id)) == 4000
     assert store.get_run(run_id).summary == {f"t{i}": 800 for i in range(4)}
+
+
+def test_each_run_reports_the_metric_its_task_watches_and_its_best_value():
+    from core.store.records import best_of, watched_metric
+    assert (watched_metric({}), best_of({})) == ("val_acc", None)  # classification, before any validation
+    assert (watched_metric({"best_val_acc": 0.9}), best_of({"best_val_acc": 0.9})) == ("val_acc", 0.9)
+    gan = {"best_metric": "val_fd", "best_val_fd": 0.25, "best_val_acc": 0.9}
+    assert (watched_metric(gan), best_of(gan)) == ("val_fd", 0.25)

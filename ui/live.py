@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import LabError
+from core.store.records import best_of, watched_metric
 from ui.charts import class_counts_figure, confusion_figure, live_figure, schedule_figure
 from ui.families import hook
 from ui.forms import (PREFIX, compute_section, data_section, form_config, load_into_form, model_section,
@@ -274,13 +275,13 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
                     f"step {done:,}/{total:,} · elapsed {duration(elapsed)}"
                     + (f" · about {duration(eta)} left" if eta is not None else ""))
     last = store().last_metrics(run_id)
-    headline = run.summary.get("best_metric") or "val_acc"
+    headline = watched_metric(run.summary)
     show = (lambda v: f"{v:.2%}") if headline.endswith("acc") else (lambda v: f"{v:.4g}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("train loss", f"{last['train_loss']:.4f}" if "train_loss" in last else "–")
     c2.metric(metric_label(headline),
               show(last[headline]) if headline in last else "–")
-    best = run.summary.get(f"best_{headline}")
+    best = best_of(run.summary)
     c3.metric("best", show(best) if best is not None else "–",
               help=f"epoch {run.summary.get('best_epoch')}" if best is not None else None)
     c4.metric("samples / s", f"{last['samples_per_s']:,.0f}" if "samples_per_s" in last else "–",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from core.store.records import best_of
 from ui.resources import duration, status_badge
 
 
@@ -35,7 +36,7 @@ def run_card(run, metric: str, curve: list[float]) -> str:
     markdown leaves alone, so they show as typed: no tags, formatting, links or images.
     """
     label = metric_label(metric)
-    best = run.summary.get(f"best_{metric}")
+    best = best_of(run.summary)
     value = "–" if best is None else (f"{best:.1%}" if metric.endswith("acc") else f"{best:.4g}")
     details = " · ".join(escape(str(part)) for part in (run.dataset or "?", run.model or "?", duration(run.duration_s)))
     line = sparkline_svg(curve, title=f"{label} by epoch")

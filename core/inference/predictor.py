@@ -23,6 +23,7 @@ from core.data.images import to_rgb
 from core.engine.checkpoint import BEST, LAST, load_checkpoint
 from core.errors import CheckpointError, LabError, ModelError, RunNotFound
 from core.paths import run_dir
+from core.store.records import watched_metric
 
 PRETRAINED_CHOICES = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0")
 CHECKPOINT_FILES = {"best": BEST, "last": LAST}
@@ -250,7 +251,7 @@ def list_model_sources(store=None) -> list[dict]:
             continue
         summary = details[row.id].summary if row.id in details else {}
         task = (details[row.id].config.get("task") if row.id in details else None) or "classification"
-        metric_name = summary.get("best_metric") or "val_acc"
+        metric_name = watched_metric(summary)
         best_is_last = summary.get("best_epoch") == summary.get("epochs_done")
         for which, present in (("best", has_best), ("last", has_last and not (has_best and best_is_last))):
             if not present:

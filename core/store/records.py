@@ -107,6 +107,19 @@ class Run:
         return best_val_acc(self.summary)
 
 
+def watched_metric(summary: dict) -> str:
+    """The metric the run's task watches for its best checkpoint: val_acc unless the task named another
+    (val_loss, val_fd, val_bleu4, val_return...)."""
+    metric = summary.get("best_metric") if isinstance(summary, dict) else None
+    return metric if isinstance(metric, str) and metric else "val_acc"
+
+
+def best_of(summary: dict) -> float | None:
+    """The watched metric's best value so far, or None before the first validation."""
+    value = summary.get(f"best_{watched_metric(summary)}") if isinstance(summary, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def best_val_acc(summary: dict) -> float:
     value = summary.get("best_val_acc") if isinstance(summary, dict) else None
     try:
