@@ -149,13 +149,7 @@ class RunConfig:
         info = dataset_info(d.name)
         if info.needs_path and not d.path:
             raise ConfigError(f"data.path: the '{d.name}' data set needs a folder or .zip path")
-        if d.image_size is not None:
-            _int_range("data.image_size", d.image_size, 4, 1024)
-        _float_range("data.val_fraction", d.val_fraction, 0.0, 0.9, low_open=True)
-        _int_range("data.num_samples", d.num_samples, 10, 1_000_000)
-        if d.limit is not None:
-            _int_range("data.limit", d.limit, 1, 100_000_000)
-        _int_range("data.crop_padding", d.crop_padding, 0, 64)
+        check_image_data(d)
 
         _choice("model.name", m.name, list_models())
         spec = model_info(m.name)
@@ -185,6 +179,17 @@ def _choice(name: str, value: Any, allowed) -> None:
     allowed = list(allowed)
     if value not in allowed:
         raise ConfigError(f"{name}: '{value}' is not one of: {', '.join(map(str, allowed))}")
+
+
+def check_image_data(d, min_size: int = 4, max_size: int = 1024) -> None:
+    """The DataConfig fields every image task reads: size, validation share, sample count, limit, padding."""
+    if d.image_size is not None:
+        _int_range("data.image_size", d.image_size, min_size, max_size)
+    _float_range("data.val_fraction", d.val_fraction, 0.0, 0.9, low_open=True)
+    _int_range("data.num_samples", d.num_samples, 10, 1_000_000)
+    if d.limit is not None:
+        _int_range("data.limit", d.limit, 1, 100_000_000)
+    _int_range("data.crop_padding", d.crop_padding, 0, 64)
 
 
 def _int_range(name: str, value: Any, low: int, high: int) -> None:

@@ -135,13 +135,12 @@ def setup(config, device):
     from core.data import load_dataset
     from core.options import resolve
     from core.tasks import Setup
-    from core.tasks.classification import image_batches
-    from core.tasks.gan import data_metadata, image_preprocessing
+    from core.tasks.classification import build_image_model, data_metadata, image_batches, image_preprocessing
 
     splits = load_dataset(config.data, seed=config.seed)
     pre = image_preprocessing(splits, 0.0, 1.0)  # x / 255: pixels in [0, 1], targets of the sigmoid
     train, val = image_batches(config, splits, device, pre)
-    model = build_model(config, {"preprocessing": pre})
+    model = build_image_model(config, {"preprocessing": pre})
     options = resolve(config.task_options, OPTIONS)
     sample_batch = splits.val_x[:SAMPLE_COUNT].float() / 255.0  # (16, C, H, W)
     task = AutoencoderTask(variational=model.variational, loss=options["loss"], beta=options["beta"],
@@ -153,22 +152,18 @@ def setup(config, device):
     return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
 
 
-def build_model(config, metadata):
-    from core.tasks.gan import build_model as build_image_model
-    return build_image_model(config, metadata)
-
-
 def _validate(config) -> None:
-    from core.tasks.gan import validate_image_data
+    from core.tasks.classification import validate_image_data
     validate_image_data(config, min_size=4, max_size=128)
 
 
 def _spec():
+    from core.tasks.classification import build_image_model
     from core.tasks import TaskSpec
     return TaskSpec(name="autoencoder", title="Autoencoder / VAE",
                     description="Compress images to a small code and reconstruct them; the VAE makes the code "
                                 "a distribution you can sample and walk",
-                    data_kind="images", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS)
+                    data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS)
 
 
 SPEC = _spec()

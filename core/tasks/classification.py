@@ -110,10 +110,8 @@ def setup(config, device, splits=None):
     train, val = image_batches(config, splits, device, pre)
     model = build_from_config(config.model, num_classes=splits.num_classes, in_channels=splits.channels,
                               image_size=splits.image_size)
-    metadata = {"classes": list(splits.classes), "preprocessing": pre, "params": parameter_count(model),
-                "trainable_params": parameter_count(model, trainable_only=True),
-                "data": {"train": len(splits.train_y), "val": len(splits.val_y), "skipped": splits.skipped,
-                         "source": splits.source}}
+    metadata = {"preprocessing": pre, "params": parameter_count(model),
+                "trainable_params": parameter_count(model, trainable_only=True), **data_metadata(splits)}
     task = ClassificationTask(num_classes=splits.num_classes, label_smoothing=config.optim.label_smoothing)
     return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
 
@@ -142,3 +140,45 @@ def _spec():
 
 
 SPEC = _spec()
+
+
+# ---- image-task helpers (classification, GAN, autoencoder) --------------------------------------
+
+def image_preprocessing(splits, mean: float, std: float) -> dict:
+    return {"mean": [mean] * splits.channels, "std": [std] * splits.channels, "image_size": splits.image_size,
+            "channels": splits.channels}
+
+
+def data_metadata(splits) -> dict:
+    return {"classes": list(splits.classes),
+            "data": {"train": len(splits.train_y), "val": len(splits.val_y), "skipped": splits.skipped,
+                     "source": splits.source}}
+
+
+def build_image_model(config, metadata):
+    """A generative image model (GAN, autoencoder) for the preprocessing's channels and size."""
+    from core.models import model_info
+    from core.options import resolve
+    pre = metadata["preprocessing"]
+    spec = model_info(config.model.name)
+    return spec.builder(in_channels=pre["channels"], image_size=pre["image_size"],
+                        **resolve(config.model.options, spec.options))
+
+
+def validate_image_data(config, *, min_size: int = 8, max_size: int = 128) -> int:
+    """Checks every image-generating family shares; returns the image size the run will use."""
+    from core.config import check_image_data
+    from core.data import dataset_info
+    from core.errors import ConfigError
+    from core.tasks import validate_family
+
+    validate_family(config)
+    d = config.data
+    check_image_data(d, min_size, max_size)
+    if config.model.pretrained:
+        raise ConfigError(f"model.pretrained: '{config.model.name}' is trained from scratch; turn it off")
+    size = d.image_size or dataset_info(d.name).image_size
+    if size < min_size:
+        raise ConfigError(f"data.image_size: '{config.model.name}' needs images of at least {min_size}px, "
+                          f"but '{d.name}' gives {size}px; set data.image_size to {max(min_size, 28)}")
+    return size

@@ -207,29 +207,17 @@ class GANTask:
 
 # ---- the task's spec ---------------------------------------------------------------------------
 
-def image_preprocessing(splits, mean: float, std: float) -> dict:
-    return {"mean": [mean] * splits.channels, "std": [std] * splits.channels, "image_size": splits.image_size,
-            "channels": splits.channels}
-
-
-def data_metadata(splits) -> dict:
-    return {"classes": list(splits.classes),
-            "data": {"train": len(splits.train_y), "val": len(splits.val_y), "skipped": splits.skipped,
-                     "source": splits.source}}
-
-
-
 def setup(config, device):
     from core.data import load_dataset
     from core.models import model_info
     from core.options import resolve
     from core.tasks import Setup
-    from core.tasks.classification import image_batches
+    from core.tasks.classification import build_image_model, data_metadata, image_batches, image_preprocessing
 
     splits = load_dataset(config.data, seed=config.seed)
     pre = image_preprocessing(splits, 0.5, 0.5)  # x / 255 -> [-1, 1], the range of the generator's tanh
     train, val = image_batches(config, splits, device, pre)
-    model = build_model(config, {"preprocessing": pre})
+    model = build_image_model(config, {"preprocessing": pre})
     options = resolve(config.task_options, OPTIONS)
     latent_dim = resolve(config.model.options, model_info(config.model.name).options)["latent_dim"]
     task = GANTask(latent_dim=latent_dim, channels=splits.channels, device=device,
@@ -239,43 +227,10 @@ def setup(config, device):
     return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
 
 
-def build_model(config, metadata):
-    from core.models import model_info
-    from core.options import resolve
-    pre = metadata["preprocessing"]
-    spec = model_info(config.model.name)
-    return spec.builder(in_channels=pre["channels"], image_size=pre["image_size"],
-                        **resolve(config.model.options, spec.options))
-
-
-def validate_image_data(config, *, min_size: int = 8, max_size: int = 128) -> int:
-    """Checks every image-generating family shares; returns the image size the run will use."""
-    from core.config import check_float, check_int
-    from core.data import dataset_info
-    from core.errors import ConfigError
-    from core.tasks import validate_family
-
-    validate_family(config)
-    d = config.data
-    if d.image_size is not None:
-        check_int("data.image_size", d.image_size, min_size, max_size)
-    check_float("data.val_fraction", d.val_fraction, 0.0, 0.9, low_open=True)
-    check_int("data.num_samples", d.num_samples, 10, 1_000_000)
-    if d.limit is not None:
-        check_int("data.limit", d.limit, 1, 100_000_000)
-    check_int("data.crop_padding", d.crop_padding, 0, 64)
-    if config.model.pretrained:
-        raise ConfigError(f"model.pretrained: '{config.model.name}' is trained from scratch; turn it off")
-    size = d.image_size or dataset_info(d.name).image_size
-    if size < min_size:
-        raise ConfigError(f"data.image_size: '{config.model.name}' needs images of at least {min_size}px, "
-                          f"but '{d.name}' gives {size}px; set data.image_size to {max(min_size, 28)}")
-    return size
-
-
 def _validate(config) -> None:
     from core.errors import ConfigError
     from core.models.gan import stages_for
+    from core.tasks.classification import validate_image_data
     size = validate_image_data(config, min_size=8, max_size=128)
     if stages_for(size) < 1:
         raise ConfigError(f"data.image_size: dcgan needs an even image size (8 or more), got {size}px; "
@@ -283,11 +238,12 @@ def _validate(config) -> None:
 
 
 def _spec():
+    from core.tasks.classification import build_image_model
     from core.tasks import TaskSpec
     return TaskSpec(name="gan", title="Generative adversarial network",
                     description="A generator learns to draw images that a discriminator cannot tell from real "
                                 "ones (DCGAN); watch samples from fixed noise evolve",
-                    data_kind="images", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS)
+                    data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS)
 
 
 SPEC = _spec()
