@@ -161,15 +161,14 @@ def test_search_ranks_title_hits_first_and_filters_by_area(tmp_path):
 
 
 def test_map_labels_are_short_and_wrap_evenly_in_both_scripts():
-    from core.concepts.graph import map_label
-    from ui.concepts_view import _wrap
+    from core.concepts.graph import map_label, wrap_label
     assert map_label("Residual networks (ResNet)") == "ResNet"
     assert map_label("Optimisers: SGD, momentum, Adam and AdamW") == "Optimisers"
     assert map_label("Sequence to sequence (encoder-decoder)") == "Sequence to sequence"
     assert map_label("自编码器与变分自编码器（VAE）") == "自编码器与 VAE"
-    assert _wrap("Backpropagation and gradient descent", 16) == "Backpropagation<br>and gradient<br>descent"
-    assert _wrap("反向传播与梯度下降", 16) == "反向传播与<br>梯度下降"  # 5 + 4, not 8 + 1
-    assert _wrap("Transformer 与仅解码器的 GPT", 16) == "Transformer 与<br>仅解码器的 GPT"
+    assert wrap_label("Backpropagation and gradient descent", 16) == "Backpropagation<br>and gradient<br>descent"
+    assert wrap_label("反向传播与梯度下降", 16) == "反向传播与<br>梯度下降"  # 5 + 4, not 8 + 1
+    assert wrap_label("Transformer 与仅解码器的 GPT", 16) == "Transformer 与<br>仅解码器的 GPT"
 
 
 # ---- the map ----------------------------------------------------------------------------------------

@@ -5,13 +5,12 @@ Which concept is open lives in the URL (`?concept=<id>`), so every concept has a
 
 from __future__ import annotations
 
-import re
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.concepts import AREAS, RELATION_KINDS, SECTIONS, CatalogueError, Concept, list_concepts, search
-from core.concepts.graph import concept_map, map_label
+from core.concepts.graph import concept_map, map_label, wrap_label
 from ui.i18n import t
 from ui.resources import TRAIN_PAGE, status_badge, store
 
@@ -98,37 +97,6 @@ def area_badge(area: str, lang: str) -> str:
     return f":{AREA_COLOURS[area][1]}-badge[{AREAS[area][lang]}]"
 
 
-def _wrap(text: str, width: int) -> str:
-    """Lines of at most `width` columns joined by <br>, as even as they can be ("Backpropagation and /
-    gradient descent", not a lone last word). A Chinese character counts two columns; Latin words stay
-    whole, Chinese may break between any two characters (it has no spaces to break at)."""
-    tokens = [(" ", 1) if token.isspace() else (token, sum(1 + _is_wide(ch) for ch in token))
-              for token in re.findall(r"[^\s\u3000-\u9fff\uff00-\uffef]+|\s+|.", text)]
-    lines = _fill(tokens, width)
-    total = sum(size for _, size in tokens)
-    for narrower in range(-(-total // max(len(lines), 1)), width):  # the narrowest with as few lines
-        if len(candidate := _fill(tokens, narrower)) == len(lines):
-            lines = candidate
-            break
-    return "<br>".join(lines)
-
-
-def _is_wide(ch: str) -> bool:
-    return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
-
-
-def _fill(tokens: list[tuple[str, int]], width: int) -> list[str]:
-    lines, line, used = [], "", 0
-    for token, size in tokens:
-        if used + size > width and line.strip():
-            lines.append(line.strip())
-            line, used = "", 0
-            if token == " ":
-                continue
-        line, used = line + token, used + size
-    return [part for part in lines + [line.strip()] if part]
-
-
 def map_figure(concepts: tuple[Concept, ...], highlighted: set[str], lang: str) -> go.Figure:
     layout = concept_map(concepts)
     by_id = {c.id: c for c in concepts}
@@ -146,7 +114,7 @@ def map_figure(concepts: tuple[Concept, ...], highlighted: set[str], lang: str) 
     fig.add_trace(go.Scatter(
         x=[n.x for n in nodes], y=[n.y for n in nodes], mode="markers", showlegend=False,
         customdata=[n.id for n in nodes], hovertemplate="%{hovertext}<extra></extra>",
-        hovertext=[f"<b>{by_id[n.id].title[lang]}</b><br>{_wrap(by_id[n.id].summary[lang], 50)}"
+        hovertext=[f"<b>{by_id[n.id].title[lang]}</b><br>{wrap_label(by_id[n.id].summary[lang], 50)}"
                    for n in nodes],
         marker=dict(size=[20 if n.id in highlighted else 12 for n in nodes],
                     color=[AREA_COLOURS[n.area][0] for n in nodes],
@@ -155,10 +123,10 @@ def map_figure(concepts: tuple[Concept, ...], highlighted: set[str], lang: str) 
     # Labels as annotations: they take a white backing, so the lines behind them do not cross the words.
     # Set as one list: add_annotation re-validates every earlier label each time (0.8 s for 34 labels).
     top, bottom = max((n.y for n in nodes), default=0), min((n.y for n in nodes), default=0)
-    labels = [dict(x=n.x, y=n.y, text=_wrap(map_label(by_id[n.id].title[lang]), 16), showarrow=False,
+    labels = [dict(x=n.x, y=n.y, text=wrap_label(map_label(by_id[n.id].title[lang]), 16), showarrow=False,
                    yanchor="top", yshift=-11, font=dict(size=11, color="#1f2333"), bgcolor="rgba(255,255,255,0.8)",
                    opacity=1.0 if n.id in highlighted else 0.45) for n in nodes]
-    labels += [dict(x=x, y=top + 0.75, text=f"<b>{_wrap(AREAS[area][lang], 13)}</b>", showarrow=False,
+    labels += [dict(x=x, y=top + 0.75, text=f"<b>{wrap_label(AREAS[area][lang], 13)}</b>", showarrow=False,
                     font=dict(color=AREA_COLOURS[area][0], size=12)) for area, x in layout.columns]
     fig.update_layout(annotations=labels)
     rows = top - bottom + 1

@@ -11,6 +11,7 @@ a new concept file moves only its own column.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,3 +147,34 @@ def map_label(title: str) -> str:
                     return base.split(joint)[0] + joint + space + inner
             return inner
     return head
+
+
+def wrap_label(text: str, width: int) -> str:
+    """Lines of at most `width` columns joined by <br>, as even as they can be ("Backpropagation and /
+    gradient descent", not a lone last word). A Chinese character counts two columns; Latin words stay
+    whole, Chinese may break between any two characters (it has no spaces to break at)."""
+    tokens = [(" ", 1) if token.isspace() else (token, sum(1 + _is_wide(ch) for ch in token))
+              for token in re.findall(r"[^\s\u3000-\u9fff\uff00-\uffef]+|\s+|.", text)]
+    lines = _fill(tokens, width)
+    total = sum(size for _, size in tokens)
+    for narrower in range(-(-total // max(len(lines), 1)), width):  # the narrowest with as few lines
+        if len(candidate := _fill(tokens, narrower)) == len(lines):
+            lines = candidate
+            break
+    return "<br>".join(lines)
+
+
+def _is_wide(ch: str) -> bool:
+    return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
+
+
+def _fill(tokens: list[tuple[str, int]], width: int) -> list[str]:
+    lines, line, used = [], "", 0
+    for token, size in tokens:
+        if used + size > width and line.strip():
+            lines.append(line.strip())
+            line, used = "", 0
+            if token == " ":
+                continue
+        line, used = line + token, used + size
+    return [part for part in lines + [line.strip()] if part]
