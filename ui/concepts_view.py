@@ -5,7 +5,6 @@ Which concept is open lives in the URL (`?concept=<id>`), so every concept has a
 
 from __future__ import annotations
 
-
 import plotly.graph_objects as go
 import streamlit as st
 
