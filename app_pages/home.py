@@ -16,7 +16,7 @@ if left.button("Train your first model", type="primary", icon=":material/rocket_
                help="Starts the digits-cnn preset (a small CNN on 1,797 handwritten digits; seconds on a CPU) "
                     "and opens its live view"):
     from core import jobs
-    from core.config import preset
+    from core.presets import preset
     try:
         run_id = jobs.submit(preset("digits-cnn"))
     except Exception as exc:  # e.g. a store that cannot be written

@@ -11,7 +11,6 @@ st.caption("Classify your own pictures and videos, generate text and images, cap
            "with one of your runs or a pretrained ImageNet model.")
 
 from core.inference import list_model_sources  # noqa: E402
-from ui.media_view import compare_tab, images_tab, load_predictor, video_tab  # noqa: E402
 
 sources = list_model_sources()
 if not sources:
@@ -31,36 +30,14 @@ if index is None:
     st.page_link(TRAIN_PAGE, label="Train a model", icon=":material/model_training:")
     st.stop()
 source = sources[index]
-if source.get("task", "classification") != "classification":  # the family's own panel
-    from ui.families import hook
-    panel = hook(source["task"], "media")
-    if panel is None:
-        st.info(f"Runs of the task '{source['task']}' have nothing to show here yet.")
-    else:
-        try:
-            panel(source)
-        except LabError as exc:
-            st.error(str(exc), icon=":material/error:")
-        except Exception as exc:
-            show_error(exc)
+from ui.families import hook  # noqa: E402
+panel = hook(source["task"], "media")
+if panel is None:
+    st.info(f"Runs of the task '{source['task']}' have nothing to show here yet.")
     st.stop()
 try:
-    predictor = load_predictor(source)
+    panel(source)
 except LabError as exc:
-    st.error(str(exc), icon=":material/cloud_off:")
-    st.page_link(TRAIN_PAGE, label="Train a model of your own instead (no download needed)",
-                 icon=":material/model_training:")
-    st.stop()
+    st.error(str(exc), icon=":material/error:")
 except Exception as exc:
     show_error(exc)
-    st.stop()
-st.caption(f"{len(predictor.classes)} classes · input {predictor.image_size}px · "
-           + ", ".join(predictor.classes[:12]) + ("…" if len(predictor.classes) > 12 else ""))
-
-images, compare, video = st.tabs(["Images", "Compare models", "Video"])
-with images:
-    images_tab(predictor)
-with compare:
-    compare_tab([s for s in sources if s.get("task", "classification") == "classification"])
-with video:
-    video_tab(predictor)

@@ -63,7 +63,7 @@ compare_section(selected, names, {i: details[i].config for i in selected})
 from ui.families import hook  # noqa: E402
 by_task: dict[str, list[str]] = {}
 for run_id in selected:
-    by_task.setdefault(details[run_id].config.get("task", "classification"), []).append(run_id)
+    by_task.setdefault(details[run_id].task, []).append(run_id)
 for task, run_ids in by_task.items():  # e.g. the fusion variants of video runs, an autoencoder's latent space
     extra = hook(task, "runs_extra")
     if extra:

@@ -10,7 +10,7 @@ st.title("Train")
 run_id = st.query_params.get("run")
 preset_param = st.query_params.get("preset")
 if preset_param and st.session_state.get("_preset_param") != preset_param:  # "Train this" from Concepts
-    from core.config import PRESETS, preset
+    from core.presets import PRESETS, preset
     if preset_param in PRESETS:
         st.session_state["preset_choice"] = preset_param
         load_into_form(preset(preset_param))

@@ -34,7 +34,7 @@ RUNS, STEPS = 100, 5000
 
 
 def fill_store() -> list[str]:
-    from core.config import preset
+    from core.presets import preset
     from core.store import RunStore
     store = RunStore()
     rng = np.random.default_rng(0)

@@ -57,7 +57,7 @@ class Budget:
 
 def train_for(config, budget_s: float, device):
     """(trainer, seconds trained, throughputs logged) after `budget_s` seconds or the whole schedule."""
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     from core.errors import Cancelled
 
     stop = threading.Event()
@@ -76,7 +76,7 @@ def evaluate(trainer) -> dict[str, float]:
 
 
 def bench_preset(name: str, budget_s: float, device) -> dict:
-    from core.config import preset
+    from core.presets import preset
     from core.errors import DataError, LabError
 
     config = preset(name)
@@ -111,7 +111,7 @@ def print_rows(rows: list[dict], header: bool = True) -> None:
 
 
 def shakespeare(device) -> None:
-    from core.config import preset
+    from core.presets import preset
     config = preset("shakespeare-char-gpt")
     config.device = str(device)
     if SHAKESPEARE.exists() and not config.data.path:
@@ -134,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("LAB_HOME", tempfile.mkdtemp(prefix="lab-bench-"))
 
-    from core.config import list_presets
+    from core.presets import list_presets
     from core.engine.devices import resolve_device
     from core.tasks import list_tasks
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from core.tasks import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,7 +36,7 @@ def sync(device):
 def engine_rate(config, splits, device, steps):
     """The engine's own epoch loop (store logging on) over exactly `steps` batches; the first epoch warms up."""
     from dataclasses import replace
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     from core.engine.callbacks import StoreLogger
     from core.store import RunStore
     store = RunStore()
@@ -146,7 +147,7 @@ def main() -> int:
         for model_name, cpu_steps, gpu_steps in (("cnn", 60, 300), ("resnet18_small", 8, 200)):
             steps = args.steps or (gpu_steps if device.type == "cuda" else cpu_steps)
             warmup = max(2, steps // 10)
-            config = base.replace(**{"model.name": model_name, "name": f"bench-{model_name}"}).validate()
+            config = validate(base.replace(**{"model.name": model_name, "name": f"bench-{model_name}"}))
             a = engine_rate(config, splits, device, steps)
             b = bare_rate(model_name, splits, device, steps, warmup, mean, std, args.amp)
             c = tutorial_rate(model_name, str(train_folder), device, steps, warmup, mean, std, args.amp)

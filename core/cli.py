@@ -9,6 +9,7 @@ from typing import Any
 
 from core.errors import LabError
 from core.store.records import best_of, watched_metric
+from core.tasks import validate
 
 # CLI flag -> config field; flags left unset keep the preset's (or the default) value
 TRAIN_FLAGS = {
@@ -77,13 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> Any:
-    from core.config import RunConfig, apply_overrides, parse_set_args, preset
+    from core.config import RunConfig, parse_set_args
+    from core.tasks import apply_overrides
+    from core.presets import preset
     config = preset(args.preset) if args.preset else RunConfig()
     if args.preset and args.dataset and args.dataset != config.data.name:
         config.data.path = None
     overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items() if getattr(args, flag) is not None}
     overrides.update(parse_set_args(args.set))
-    return apply_overrides(config, overrides).validate()
+    return validate(apply_overrides(config, overrides))
 
 
 def cmd_train(args) -> int:
@@ -218,7 +221,7 @@ def cmd_registry(args) -> int:
 
 def registry_rows(kind: str) -> list[dict]:
     if kind == "presets":
-        from core.config import PRESETS
+        from core.presets import PRESETS
         return [{"name": name, "task": cfg.task, "description": text, "config": cfg.to_dict()}
                 for name, (text, cfg) in PRESETS.items()]
     if kind == "models":

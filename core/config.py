@@ -1,7 +1,8 @@
 """Typed run configuration: defaults in one place, validated once, round-tripped through JSON.
 
 A `RunConfig` is stored with every run and every checkpoint, so any run can be rebuilt exactly.
-This module imports no torch; validation looks up the registries lazily.
+This module imports no torch and nothing above core.options: it checks the fields every task shares
+(`RunConfig.check_common`); each family checks its own (core.tasks.validate runs both).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.errors import ConfigError
+from core.options import parse_option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -65,7 +67,7 @@ class OptimConfig:
 @dataclass
 class RunConfig:
     name: str = ""  # empty: derived from data set and model
-    task: str = "classification"  # what a step computes: see core.tasks.list_tasks()
+    task: str = "classification"  # the family: what a step computes (core.tasks.list_tasks())
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own options (core.options)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -102,80 +104,50 @@ class RunConfig:
         return apply_overrides(self, overrides)
 
     # ---- validation ------------------------------------------------------------------------
-    def validate(self) -> "RunConfig":
-        """Raise ConfigError naming the first bad field and its allowed range; return self."""
-        from core.tasks import list_tasks, task_spec
-
-        _choice("task", self.task, list_tasks())
-        if self.task == "classification":
-            self._validate_images()
-        else:
-            task_spec(self.task).validate(self)
+    def check_common(self) -> "RunConfig":
+        """Raise ConfigError naming the first bad field shared by every task (optimisation, device, seed...);
+        return self. The task, data and model fields are the family's to check: core.tasks.validate runs both."""
         o = self.optim
-        _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
-        _float_range("optim.lr", o.lr, 0.0, 10.0, low_open=True)
-        _float_range("optim.momentum", o.momentum, 0.0, 0.999)
-        _float_range("optim.beta1", o.beta1, 0.0, 0.999)
+        check_choice("optim.optimizer", o.optimizer, OPTIMIZERS)
+        check_float("optim.lr", o.lr, 0.0, 10.0, low_open=True)
+        check_float("optim.momentum", o.momentum, 0.0, 0.999)
+        check_float("optim.beta1", o.beta1, 0.0, 0.999)
         if o.nesterov and (o.optimizer != "sgd" or o.momentum == 0):
             raise ConfigError("optim.nesterov: needs optimizer 'sgd' with momentum > 0")
-        _float_range("optim.weight_decay", o.weight_decay, 0.0, 1.0)
-        _choice("optim.schedule", o.schedule, SCHEDULES)
-        _int_range("optim.epochs", o.epochs, 1, MAX_EPOCHS)  # before warmup_epochs, which it bounds
-        _float_range("optim.warmup_epochs", o.warmup_epochs, 0.0, float(o.epochs))
-        _int_range("optim.step_size", o.step_size, 1, MAX_EPOCHS)
-        _float_range("optim.gamma", o.gamma, 0.0, 1.0, low_open=True)
-        _float_range("optim.label_smoothing", o.label_smoothing, 0.0, 0.5)
+        check_float("optim.weight_decay", o.weight_decay, 0.0, 1.0)
+        check_choice("optim.schedule", o.schedule, SCHEDULES)
+        check_int("optim.epochs", o.epochs, 1, MAX_EPOCHS)  # before warmup_epochs, which it bounds
+        check_float("optim.warmup_epochs", o.warmup_epochs, 0.0, float(o.epochs))
+        check_int("optim.step_size", o.step_size, 1, MAX_EPOCHS)
+        check_float("optim.gamma", o.gamma, 0.0, 1.0, low_open=True)
+        check_float("optim.label_smoothing", o.label_smoothing, 0.0, 0.5)
         if o.grad_clip is not None:
-            _float_range("optim.grad_clip", o.grad_clip, 0.0, 1e6, low_open=True)
-        _int_range("optim.batch_size", o.batch_size, 1, 65_536)
+            check_float("optim.grad_clip", o.grad_clip, 0.0, 1e6, low_open=True)
+        check_int("optim.batch_size", o.batch_size, 1, 65_536)
 
         dev = self.device if isinstance(self.device, str) else repr(self.device)
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"device: '{dev}' is not one of auto, cpu, cuda, cuda:N, mps")
-        _choice("amp", self.amp, AMP_MODES)
-        _int_range("seed", self.seed, 0, 2**31 - 1)
+        check_choice("amp", self.amp, AMP_MODES)
+        check_int("seed", self.seed, 0, 2**31 - 1)
         if self.early_stopping_patience is not None:
-            _int_range("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
-        _int_range("log_every", self.log_every, 1, 100_000)
+            check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
+        check_int("log_every", self.log_every, 1, 100_000)
         return self
 
-    def _validate_images(self) -> None:
-        """Data and model fields of image classification (other tasks validate their own: core.tasks)."""
-        from core.data import dataset_info, list_datasets
-        from core.models import list_models, model_info
 
-        d, m = self.data, self.model
-        _choice("data.name", d.name, list_datasets())
-        info = dataset_info(d.name)
-        if info.needs_path and not d.path:
-            raise ConfigError(f"data.path: the '{d.name}' data set needs a folder or .zip path")
-        check_image_data(d)
-
-        _choice("model.name", m.name, list_models())
-        spec = model_info(m.name)
-        size = d.image_size or info.image_size
-        if size < spec.min_image_size:
-            raise ConfigError(
-                f"data.image_size: model '{m.name}' needs images of at least {spec.min_image_size}px,"
-                f" but '{d.name}' gives {size}px; set data.image_size to {spec.min_image_size} or more"
-            )
-        if m.pretrained and not spec.pretrained_available:
-            raise ConfigError(f"model.pretrained: '{m.name}' has no pretrained weights; models with weights: "
-                              + ", ".join(n for n in list_models() if model_info(n).pretrained_available))
-        if m.freeze_backbone and not m.pretrained:
-            raise ConfigError("model.freeze_backbone: freezing only makes sense with model.pretrained on")
-        _int_range("model.hidden", m.hidden, 1, 65_536)
-        _float_range("model.dropout", m.dropout, 0.0, 0.95)
-
-        from core.options import validate_options
-        validate_options("data.options", d.options, info.options)
-        validate_options("model.options", m.options, spec.options)
-        validate_options("task_options", self.task_options, {})
+def task_of(raw: dict) -> str:
+    """The family of a stored config dict; configs saved before tasks were configurable name none and are
+    the default task's."""
+    task = raw.get("task") if isinstance(raw, dict) else None
+    if isinstance(task, dict):  # an early format wrote {"name": ...}
+        task = task.get("name")
+    return str(task) if task else RunConfig.task
 
 
 # ---- helpers (also used by the tasks' own validation) ------------------------------------------
 
-def _choice(name: str, value: Any, allowed) -> None:
+def check_choice(name: str, value: Any, allowed) -> None:
     allowed = list(allowed)
     if value not in allowed:
         raise ConfigError(f"{name}: '{value}' is not one of: {', '.join(map(str, allowed))}")
@@ -184,22 +156,22 @@ def _choice(name: str, value: Any, allowed) -> None:
 def check_image_data(d, min_size: int = 4, max_size: int = 1024) -> None:
     """The DataConfig fields every image task reads: size, validation share, sample count, limit, padding."""
     if d.image_size is not None:
-        _int_range("data.image_size", d.image_size, min_size, max_size)
-    _float_range("data.val_fraction", d.val_fraction, 0.0, 0.9, low_open=True)
-    _int_range("data.num_samples", d.num_samples, 10, 1_000_000)
+        check_int("data.image_size", d.image_size, min_size, max_size)
+    check_float("data.val_fraction", d.val_fraction, 0.0, 0.9, low_open=True)
+    check_int("data.num_samples", d.num_samples, 10, 1_000_000)
     if d.limit is not None:
-        _int_range("data.limit", d.limit, 1, 100_000_000)
-    _int_range("data.crop_padding", d.crop_padding, 0, 64)
+        check_int("data.limit", d.limit, 1, 100_000_000)
+    check_int("data.crop_padding", d.crop_padding, 0, 64)
 
 
-def _int_range(name: str, value: Any, low: int, high: int) -> None:
+def check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name}: expected a whole number, got {value!r}")
     if not low <= value <= high:
         raise ConfigError(f"{name}: {value} is out of range; allowed {low} to {high:,}")
 
 
-def _float_range(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+def check_float(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise ConfigError(f"{name}: expected a number, got {value!r}")
     too_low = value <= low if low_open else value < low
@@ -225,11 +197,6 @@ def _from_dict(cls, raw: dict[str, Any], prefix: str):
     return cls(**kwargs)
 
 
-check_choice = _choice
-check_int = _int_range
-check_float = _float_range
-
-
 def _parse_value(text: str, current: Any) -> Any:
     """Turn a command-line string into the type of the field it overrides."""
     lowered = text.strip().lower()
@@ -252,14 +219,16 @@ def _parse_value(text: str, current: Any) -> Any:
     return text
 
 
-def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+def apply_overrides(config: RunConfig, overrides: dict[str, Any], option_schema=None) -> RunConfig:
     """Copy `config` with dotted keys set ("optim.lr" or the unique short form "lr").
 
-    String values are converted to the field's type, so `--set lr=0.1` works from a shell.
+    String values are converted to the field's type, so `--set lr=0.1` works from a shell; option values
+    (`model.options.layers=4`) to their Option's type when `option_schema(config, owner)` is given
+    (core.tasks.apply_overrides passes the registries'), else to the most natural type.
     """
     result = copy.deepcopy(config)
     for key, value in overrides.items():
-        if _set_option(result, key, value):
+        if _set_option(result, key, value, option_schema):
             continue
         parent, attr = _resolve_key(result, key)
         current = getattr(parent, attr)
@@ -275,7 +244,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 _STR_NONE = {"path"}  # optional string fields: keep the text as is
 
 
-def _set_option(config: RunConfig, key: str, value: Any) -> bool:
+def _set_option(config: RunConfig, key: str, value: Any, option_schema) -> bool:
     """`model.options.layers=4`, `data.options.frames=8`, `task_options.env=CartPole-v1`: True when handled."""
     parts = key.split(".")
     if parts[0] == "task_options" and len(parts) == 2:
@@ -285,28 +254,13 @@ def _set_option(config: RunConfig, key: str, value: Any) -> bool:
     else:
         return False
     if isinstance(value, str):
-        from core.options import parse_option
+        schema = option_schema(config, owner) if option_schema else {}
         try:
-            value = parse_option(value, option_schema(config, owner).get(name))
+            value = parse_option(value, schema.get(name))
         except ConfigError as exc:
             raise ConfigError(f"{key}: {exc}") from None
     target[name] = value
     return True
-
-
-def option_schema(config: RunConfig, owner: str) -> dict:
-    """The Option schema for 'data.options', 'model.options' or 'task_options' of this config ({} if unknown)."""
-    try:
-        if owner == "task_options":
-            from core.tasks import task_spec
-            return task_spec(config.task).options
-        if owner == "model.options":
-            from core.models import model_info
-            return model_info(config.model.name).options
-        from core.data import dataset_info
-        return dataset_info(config.data.name).options
-    except (ConfigError, ImportError):
-        return {}
 
 
 def _resolve_key(config: RunConfig, key: str):
@@ -340,72 +294,3 @@ def parse_set_args(items: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {item}: expected key=value, e.g. --set optim.lr=0.05")
         result[key.strip()] = value
     return result
-
-
-# ---- presets -----------------------------------------------------------------------------------
-
-def _preset(name: str, data: dict, model: dict, optim: dict, **run: Any) -> RunConfig:
-    return RunConfig(name=name, data=DataConfig(**data), model=ModelConfig(**model), optim=OptimConfig(**optim), **run)
-
-
-PRESETS: dict[str, tuple[str, RunConfig]] = {
-    "digits-mlp": ("Two-layer perceptron on scikit-learn's 8x8 digits; offline, seconds on a CPU",
-                   _preset("digits-mlp", {"name": "digits"}, {"name": "mlp", "hidden": 128},
-                           {"optimizer": "adam", "lr": 3e-3, "epochs": 10, "batch_size": 64})),
-    "digits-cnn": ("Classic conv-pool-conv-pool-fc network on the 8x8 digits; offline, seconds on a CPU",
-                   _preset("digits-cnn", {"name": "digits"}, {"name": "cnn", "hidden": 128},
-                           {"optimizer": "adam", "lr": 2e-3, "epochs": 10, "batch_size": 32})),
-    "mnist-cnn": ("The classic CNN on MNIST (downloaded on first use)",
-                  _preset("mnist-cnn", {"name": "mnist"}, {"name": "cnn", "hidden": 1024, "dropout": 0.5},
-                          {"optimizer": "adam", "lr": 1e-3, "epochs": 5, "batch_size": 128})),
-    "cifar10-cnn": ("conv-pool-conv-pool-fc1024-fc on CIFAR-10 with crop and flip (downloaded on first use)",
-                    _preset("cifar10-cnn", {"name": "cifar10", "augment_crop": True, "augment_flip": True},
-                            {"name": "cnn", "hidden": 1024, "dropout": 0.5},
-                            {"optimizer": "adam", "lr": 1e-3, "epochs": 30, "batch_size": 128,
-                             "schedule": "cosine"})),
-    "cifar10-resnet18": ("ResNet-18 for 32x32 images on CIFAR-10, SGD with one-cycle (downloaded on first use)",
-                         _preset("cifar10-resnet18", {"name": "cifar10", "augment_crop": True, "augment_flip": True},
-                                 {"name": "resnet18_small"},
-                                 {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
-                                  "weight_decay": 5e-4, "schedule": "onecycle", "epochs": 30, "batch_size": 256,
-                                  "label_smoothing": 0.1})),
-    "folder-transfer-resnet18": ("Fine-tune an ImageNet ResNet-18's new head on your own image folder",
-                                 _preset("folder-transfer-resnet18",
-                                         {"name": "folder", "image_size": 128, "augment_flip": True,
-                                          "augment_crop": True, "crop_padding": 8},
-                                         {"name": "resnet18", "pretrained": True, "freeze_backbone": True},
-                                         {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4,
-                                          "epochs": 5, "batch_size": 32, "schedule": "cosine"})),
-    "shapes-cnn": ("The classic CNN on generated coloured shapes; offline, fast demo",
-                   _preset("shapes-cnn", {"name": "shapes", "num_samples": 4000}, {"name": "cnn", "hidden": 256},
-                           {"optimizer": "adam", "lr": 1e-3, "epochs": 5, "batch_size": 64})),
-}
-
-
-def _family_presets() -> None:
-    """Presets of the other task families live beside them in core/presets/<family>.py as plain dicts."""
-    import importlib
-    import pkgutil
-
-    import core.presets
-    for module_info in sorted(pkgutil.iter_modules(core.presets.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"core.presets.{module_info.name}")
-        for name, (description, raw) in module.PRESETS.items():
-            PRESETS[name] = (description, RunConfig.from_dict({"name": name, **raw}))
-
-
-_family_presets()
-
-
-def list_presets(task: str | None = None) -> list[str]:
-    return [n for n, (_, c) in PRESETS.items() if task is None or c.task == task]
-
-
-def preset(name: str) -> RunConfig:
-    if name not in PRESETS:
-        raise ConfigError(f"preset: '{name}' is not one of: {', '.join(PRESETS)}")
-    return copy.deepcopy(PRESETS[name][1])
-
-
-def preset_description(name: str) -> str:
-    return PRESETS[name][0]

@@ -38,3 +38,11 @@ class Cancelled(Exception):
 
 class InputError(LabError):
     """Uploaded media that cannot be used: empty, not an image, truncated, too large, undecodable."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A one-line, user-facing description of why a run failed."""
+    if isinstance(exc, LabError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:500] + " (see the run's log.txt for details)"

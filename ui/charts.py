@@ -11,17 +11,17 @@ MAX_POINTS = 1000
 TRAIN_COLOUR, VAL_COLOUR, OTHER_COLOUR = "#4f46e5", "#f97316", "#0ea5e9"
 
 
-def _layout(fig: go.Figure, height: int) -> go.Figure:
+def base_layout(fig: go.Figure, height: int) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
 
 
 def _series(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
-    from core.analysis import lttb
+    from core.analysis import downsample
     part = frame[frame.key == key]
     x, y = part.step.to_numpy(dtype=float), part.value.to_numpy(dtype=float)
-    return lttb(x, y, MAX_POINTS)
+    return downsample(x, y, MAX_POINTS)
 
 
 def live_figure(frame: pd.DataFrame) -> go.Figure:
@@ -55,7 +55,7 @@ def live_figure(frame: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="step", row=2)
     fig.update_yaxes(rangemode="tozero", exponentformat="e", row=2, col=1)
     fig.update_yaxes(rangemode="tozero", row=2, col=2)
-    _layout(fig, 580)
+    base_layout(fig, 580)
     fig.update_layout(legend=dict(y=1.12), margin=dict(t=70))
     return fig
 
@@ -64,20 +64,20 @@ def schedule_figure(lrs: list[float], steps_per_epoch: int) -> go.Figure:
     steps = np.arange(len(lrs))
     x, y = steps.astype(float), np.asarray(lrs, dtype=float)
     if len(x) > MAX_POINTS:
-        from core.analysis import lttb
-        x, y = lttb(x, y, MAX_POINTS)
+        from core.analysis import downsample
+        x, y = downsample(x, y, MAX_POINTS)
     fig = go.Figure(go.Scatter(x=x / max(1, steps_per_epoch), y=y, mode="lines", line=dict(color=TRAIN_COLOUR),
                                fill="tozeroy", name="learning rate"))
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="learning rate", exponentformat="e")
-    return _layout(fig, 220)
+    return base_layout(fig, 220)
 
 
 def class_counts_figure(classes: list[str], train: list[int], val: list[int]) -> go.Figure:
     fig = go.Figure([go.Bar(x=classes, y=train, name="train", marker_color=TRAIN_COLOUR),
                      go.Bar(x=classes, y=val, name="validation", marker_color=VAL_COLOUR)])
     fig.update_layout(barmode="stack")
-    return _layout(fig, 240)
+    return base_layout(fig, 240)
 
 
 def confusion_figure(classes: list[str], matrix: np.ndarray) -> go.Figure:
@@ -85,7 +85,7 @@ def confusion_figure(classes: list[str], matrix: np.ndarray) -> go.Figure:
                                texttemplate="%{text}", hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
     fig.update_xaxes(title_text="predicted", type="category")
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
-    return _layout(fig, 460 if len(classes) <= 12 else 700)
+    return base_layout(fig, 460 if len(classes) <= 12 else 700)
 
 
 def top_k_figure(pairs: list[tuple[str, float]]) -> go.Figure:
@@ -95,7 +95,7 @@ def top_k_figure(pairs: list[tuple[str, float]]) -> go.Figure:
                            text=[f"{v:.1%}" for v in values], textposition="outside", cliponaxis=False))
     fig.update_xaxes(range=[0, 1.15], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
     fig.update_yaxes(type="category")  # class names such as "3" are labels, not numbers
-    return _layout(fig, 60 + 34 * len(pairs))
+    return base_layout(fig, 60 + 34 * len(pairs))
 
 
 PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#eab308", "#14b8a6", "#64748b",
@@ -134,7 +134,7 @@ def overlay_figure(curves: pd.DataFrame, best: pd.DataFrame, names: dict[str, st
     fig = go.Figure(data=traces, _validate=False)
     fig.update_xaxes(title_text={"step": "step", "epoch": "epoch", "time": "wall time (s)"}[x])
     fig.update_yaxes(title_text=key, type="log" if log_y else "linear")
-    return _layout(fig, 460)
+    return base_layout(fig, 460)
 
 
 def parallel_figure(table: pd.DataFrame, metric: str) -> go.Figure:
@@ -150,7 +150,7 @@ def parallel_figure(table: pd.DataFrame, metric: str) -> go.Figure:
             dims.append(dict(label=column, values=codes, tickvals=list(range(len(labels))), ticktext=list(labels)))
     colour = table[metric] if metric in table else None
     fig = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=colour, colorscale="Viridis", showscale=True)))
-    return _layout(fig, 420)
+    return base_layout(fig, 420)
 
 
 def timeline_figure(per_frame: pd.DataFrame) -> go.Figure:
@@ -163,5 +163,5 @@ def timeline_figure(per_frame: pd.DataFrame) -> go.Figure:
         hovertemplate="%{x:.1f}s: %{y} (%{marker.color:.0%})<extra></extra>"))
     fig.update_xaxes(title_text="time (s)")
     fig.update_yaxes(type="category")
-    return _layout(fig, 300)
+    return base_layout(fig, 300)
 

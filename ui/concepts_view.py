@@ -175,7 +175,7 @@ def _formulas(concept: Concept, lang: str) -> None:
 
 
 def _train_links(concept: Concept, lang: str) -> None:
-    from core.config import PRESETS, preset_description
+    from core.presets import PRESETS, preset_description
     st.markdown(f"**{t('concept.train')}**")
     available = [name for name in concept.presets if name in PRESETS]  # others may not exist yet
     if not available:

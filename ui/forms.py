@@ -6,9 +6,12 @@ import dataclasses
 
 import streamlit as st
 
-from core.config import AMP_MODES, OPTIMIZERS, SCHEDULES, RunConfig, apply_overrides, list_presets, preset
+from core.config import AMP_MODES, OPTIMIZERS, SCHEDULES, RunConfig
+from core.presets import list_presets, preset
+from core.tasks import apply_overrides, option_schema
 
 PREFIX = "cfg."
+UPLOAD_ERROR = "_upload_error"  # why the last uploaded file was refused, shown once by the form
 OPTION_OWNERS = ("data.options", "model.options", "task_options")  # dicts drawn from each family's schema
 # optional numeric fields shown as numbers where 0 means "off / native / all"
 OPTIONAL_ZERO = {"data.image_size", "data.limit", "optim.grad_clip", "early_stopping_patience"}
@@ -55,7 +58,6 @@ def _on_task_change() -> None:
 
 def form_config() -> RunConfig:
     """The config the widgets currently describe (not yet validated)."""
-    from core.config import option_schema
     values = {}
     for key in _fields(RunConfig()):
         if key in OPTION_OWNERS:
@@ -132,52 +134,15 @@ def save_zip_upload(upload_key: str) -> None:
     upload = st.session_state.get(upload_key)
     if upload is None:
         return
-    import hashlib
-    from core.paths import cache_dir
-    data = upload.getvalue()
-    target = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}.zip"
-    if not target.exists():
-        target.write_bytes(data)
-    st.session_state[PREFIX + "data.path"] = str(target)
+    from core.data.uploads import keep_zip_upload
+    from core.errors import LabError
+    try:
+        st.session_state[PREFIX + "data.path"] = str(keep_zip_upload(upload.getvalue(), upload.name))
+    except LabError as exc:
+        st.session_state[UPLOAD_ERROR] = str(exc)
 
 
-def data_section(datasets: list[str]) -> None:
-    k = PREFIX
-    st.selectbox("Data set", datasets, key=k + "data.name")
-    if st.session_state[k + "data.name"] == "folder":
-        st.file_uploader("Upload a .zip with train/<class>/ images…", type=["zip"], key="folder_zip",
-                         on_change=save_zip_upload, args=("folder_zip",))
-        st.text_input("…or a folder or .zip on the server", key=k + "data.path",
-                      placeholder="/data/photos  (with train/<class>/*.jpg inside)")
-    c1, c2, c3 = st.columns(3)
-    c1.number_input("Image size (px, 0 = native)", step=8, key=k + "data.image_size")
-    c2.number_input("Validation fraction", step=0.05, format="%.2f", key=k + "data.val_fraction",
-                    help="Used when the data set has no validation split of its own")
-    c3.number_input("Limit training samples (0 = all)", step=100, key=k + "data.limit")
-    if st.session_state[k + "data.name"] == "shapes":
-        st.number_input("Generated samples", step=500, key=k + "data.num_samples")
-    c1, c2, c3 = st.columns(3)
-    c1.toggle("Random crop", key=k + "data.augment_crop", help="Pad, then crop a random window each batch")
-    c2.number_input("Crop padding (px)", step=1, key=k + "data.crop_padding")
-    c3.toggle("Horizontal flip", key=k + "data.augment_flip", help="Good for photos, wrong for digits")
-
-
-def model_section(models: list[str], pretrained_ok: bool) -> None:
-    k = PREFIX
-    st.selectbox("Model", models, key=k + "model.name")
-    if not pretrained_ok:  # a model without weights: switch both off rather than leave them stuck on
-        st.session_state[k + "model.pretrained"] = False
-        st.session_state[k + "model.freeze_backbone"] = False
-    c1, c2 = st.columns(2)
-    c1.toggle("Pretrained ImageNet weights", key=k + "model.pretrained", disabled=not pretrained_ok)
-    c2.toggle("Freeze the backbone (train the head only)", key=k + "model.freeze_backbone",
-              disabled=not pretrained_ok)
-    c1, c2 = st.columns(2)
-    c1.number_input("Hidden width (mlp, cnn)", step=32, key=k + "model.hidden")
-    c2.number_input("Dropout", step=0.1, format="%.2f", key=k + "model.dropout")
-
-
-def optim_section(classification: bool = True) -> None:
+def optim_section(label_smoothing: bool = False) -> None:
     k = PREFIX
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Optimiser", OPTIMIZERS, key=k + "optim.optimizer")
@@ -199,7 +164,7 @@ def optim_section(classification: bool = True) -> None:
     c1, c2, c3 = st.columns(3)
     c1.number_input("Batch size", step=16, key=k + "optim.batch_size")
     c2.number_input("Epochs", step=1, key=k + "optim.epochs")
-    if classification:
+    if label_smoothing:
         c3.number_input("Label smoothing", step=0.05, format="%.2f", key=k + "optim.label_smoothing")
     c1, c2 = st.columns(2)
     c1.number_input("Gradient clipping (max norm, 0 = off)", step=0.5, format="%.2f", key=k + "optim.grad_clip")

@@ -40,7 +40,7 @@ def compare_runs(store, run_ids: list[str], key: str, *, x: str = "step", smooth
     mode = metric_mode(key)
     per_run = max(100, min(max_points, POINT_BUDGET // max(1, len(run_ids))))
     stats = store.metric_stats(run_ids, key, mode)
-    # thin only the runs with more than twice the points a curve keeps; LTTB then picks the final ones
+    # thin only the runs with more than twice the points a curve keeps; MinMaxLTTB then picks the final ones
     long_runs = stats.loc[stats["count"] > 2 * per_run, "run_id"].tolist()
     stride = prime_stride(stats["count"].max() / (2 * per_run)) if long_runs else 1
     sample = store.metric_sample(run_ids, key, stride, thin=long_runs).assign(key=key)

@@ -14,8 +14,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from core.config import task_of
+
 MISSING = "—"  # shown where a run's config has no such field
-DEFAULT_TASK = "classification"  # configs made before tasks were configurable are classifiers
 
 RUNS_TABLE_COLUMNS = [
     "id", "name", "status", "task", "dataset", "model", "lr", "batch_size", "epochs", "optimizer",
@@ -237,7 +238,4 @@ def _section_name(config: dict, section: str) -> str | None:
 
 
 def _task_name(config: dict) -> str:
-    task = config.get("task")
-    if isinstance(task, dict):
-        task = task.get("name")
-    return str(task) if task else DEFAULT_TASK
+    return task_of(config)

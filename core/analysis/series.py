@@ -8,10 +8,12 @@ value, time; many runs, many keys) and works on one key. Runs are grouped with n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from core.analysis.downsample import lttb, lttb_indices
+from core.analysis.downsample import downsample, downsample_indices
 
 X_AXES = ("step", "epoch", "time")
 CURVE_COLUMNS = ["run_id", "x", "value", "smoothed"]
@@ -22,8 +24,9 @@ STATS_COLUMNS = ["run_id", "best", "last", "min", "max", "step_of_best", "count"
 _HIGHER_IS_BETTER = ("acc", "top5", "samples_per_s")
 
 __all__ = [
-    "BEST_COLUMNS", "CURVE_COLUMNS", "STATS_COLUMNS", "X_AXES", "best_point", "ema", "lttb",
-    "lttb_indices", "metric_curves", "metric_mode", "moving_average", "remaining_seconds", "sparkline", "summary_stats",
+    "BEST_COLUMNS", "CURVE_COLUMNS", "STATS_COLUMNS", "X_AXES", "Progress", "best_point", "downsample",
+    "downsample_indices", "ema", "metric_curves", "metric_mode", "moving_average", "remaining_seconds", "run_progress",
+    "sparkline", "summary_stats",
 ]
 
 
@@ -63,8 +66,9 @@ def metric_curves(frame: pd.DataFrame, key: str, *, x: str = "step", smoothing: 
     `x` picks the horizontal axis: "step", "epoch" (fractional for per-window keys), or "time"
     (seconds since the run's first metric row in `frame`). Smoothing runs over each run's full
     series before downsampling, so the smoothed curve is the one you would get with every point.
-    Each run is then cut to at most `max_points` with LTTB, choosing the points on the curve the
-    user sees (the smoothed one when smoothing is on) and keeping raw and smoothed at the same x.
+    Each run is then cut to at most `max_points` with MinMaxLTTB (plus its extremes), choosing the points
+    on the curve the user sees (the smoothed one when smoothing is on) and keeping raw and smoothed at the
+    same x.
     Rows whose x or value is not finite are left out (a chart cannot place them).
     """
     if x not in X_AXES:
@@ -92,7 +96,7 @@ def metric_curves(frame: pd.DataFrame, key: str, *, x: str = "step", smoothing: 
         seg_x, seg_v = xs[start:stop], value[start:stop]
         seg_s = ema(seg_v, smoothing) if smoothing > 0 else seg_v
         if seg_x.size > max_points:
-            chosen = lttb_indices(seg_x, seg_s, max_points)
+            chosen = downsample_indices(seg_x, seg_s, max_points)
             seg_x, seg_v, seg_s = seg_x[chosen], seg_v[chosen], seg_s[chosen]
         pieces_x.append(seg_x)
         pieces_v.append(seg_v)
@@ -146,11 +150,11 @@ def summary_stats(frame: pd.DataFrame, key: str, mode: str | None = None) -> pd.
 
 
 def sparkline(frame: pd.DataFrame, run_id: str, key: str, n: int = 40) -> list[float]:
-    """At most `n` values of one run's `key` in step order, LTTB-downsampled, for a run card."""
+    """At most `n` values of one run's `key` in step order, downsampled (MinMaxLTTB), for a run card."""
     rows, _, _ = _key_rows(frame[frame["run_id"] == run_id], key, finite_only=True)
     if rows.empty:
         return []
-    _, values = lttb(rows["step"].to_numpy(np.float64), rows["value"].to_numpy(np.float64), n)
+    _, values = downsample(rows["step"].to_numpy(np.float64), rows["value"].to_numpy(np.float64), n)
     return [float(v) for v in values]
 
 
@@ -237,6 +241,34 @@ def remaining_seconds(frame: pd.DataFrame, total_steps: int, since: float | None
         return None
     pace = (last["step"] - first["step"]) / (last["time"] - first["time"])  # steps per second
     return max(0.0, (total_steps - float(last["step"])) / pace)
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int  # steps done
+    total: int  # steps in the whole run (0 until the worker knows its steps per epoch)
+    epoch: int  # the epoch under way, from 1 (the last one once done)
+    epochs: int
+    eta_s: float | None  # seconds left at the pace since the latest resume; None unless running with a pace
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+
+def run_progress(status: str, config: dict, summary: dict, frame: pd.DataFrame,
+                 since: float | None = None) -> Progress:
+    """Where a run stands: steps done of all its steps, the epoch under way and (while it runs) the time
+    left. `frame` holds the run's metric rows; `since` is when it last resumed (core.jobs.runner.resumed_at)."""
+    epochs = int(config["optim"]["epochs"])
+    per_epoch = int(summary.get("steps_per_epoch") or 0)
+    total = epochs * per_epoch
+    done = int(frame["step"].max()) if not frame.empty else 0
+    if status == "completed":
+        done = total or done
+    epoch = min(epochs, done // max(1, per_epoch) + 1)
+    eta = remaining_seconds(frame, total, since=since) if status == "running" and total else None
+    return Progress(done=done, total=total, epoch=epoch, epochs=epochs, eta_s=eta)
 
 
 def moving_average(values, window: int = 20) -> np.ndarray:

@@ -205,7 +205,7 @@ def validate_catalogue(folder: Path | str = CATALOGUE_DIR, *, strict: bool = Fal
         problems += found.lines
     ids = {concept.id for _, concept in concepts}
     if strict:
-        from core.config import PRESETS
+        from core.presets import PRESETS
     for file, concept in concepts:  # cross-file checks, once every id is known
         found = _Problems(file)
         for i, relation in enumerate(concept.related):

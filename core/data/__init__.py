@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.errors import ConfigError
+from core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -24,62 +24,38 @@ class DatasetInfo:
     builder: Callable | None = None
     kind: str = "images"  # images (ImageSplits), text, video, captions or env: which tasks can use it
     options: dict = field(default_factory=dict)  # name -> core.options.Option
+    generated: bool = False  # True: made on the fly, data.num_samples sets how many
 
 
-_REGISTRY: dict[str, DatasetInfo] = {}
+# Import order is listing order (what the UI shows): built-in sets first, your own folder, then the
+# data sets of the other task families. The modules import no torch at import time, so loading is cheap.
+DATASETS: Registry[DatasetInfo] = Registry("data.name", tuple(f"core.data.{name}" for name in (
+    "digits", "shapes", "torchvision_sets", "folder",
+    "text", "moving_shapes", "video_folder", "scenes", "captions_folder", "environments")))
 
 
 def register_dataset(name: str, *, description: str, classes=None, channels: int = 0, image_size: int = 0,
-                     needs_path: bool = False, offline: bool = True, kind: str = "images", options=None):
+                     needs_path: bool = False, offline: bool = True, kind: str = "images", options=None,
+                     generated: bool = False):
     """Decorator: register `builder(cfg: DataConfig, *, seed: int)` under `name`.
 
     Image data sets (kind "images") return ImageSplits; other kinds return what their task expects.
     """
     def wrap(builder):
-        _REGISTRY[name] = DatasetInfo(name, description, tuple(classes) if classes else None, channels,
-                                      image_size, needs_path, offline, builder, kind, dict(options or {}))
+        DATASETS.add(name, DatasetInfo(name, description, tuple(classes) if classes else None, channels,
+                                       image_size, needs_path, offline, builder, kind, dict(options or {}),
+                                       generated))
         return builder
     return wrap
 
 
-_LOADED = False
-
-
-def _ensure_loaded() -> None:
-    # A flag, not `if not _REGISTRY`: importing one data set module first (say core.data.digits)
-    # must not hide the others. The modules import no torch at import time, so this stays cheap.
-    global _LOADED
-    if not _LOADED:
-        # Import order is listing order (what the UI shows): built-in sets first, your own folder last.
-        from core.data import digits, shapes, torchvision_sets  # noqa: F401, I001  (registers)
-        from core.data import folder  # noqa: F401, E402
-        _import_family_modules("core.data", FAMILY_MODULES)
-        _LOADED = True
-
-
-# Data sets of the other task families; each module registers its own on import.
-FAMILY_MODULES = ("text", "moving_shapes", "video_folder", "scenes", "captions_folder", "environments")
-
-
-def _import_family_modules(package: str, names) -> None:
-    import importlib
-    import importlib.util
-    for name in names:  # a family not built yet is simply absent; an existing one that fails to import raises
-        if importlib.util.find_spec(f"{package}.{name}") is not None:
-            importlib.import_module(f"{package}.{name}")
-
-
 def list_datasets(kind: str | None = "images") -> list[str]:
     """Registered names of one kind (image data sets by default; None for all)."""
-    _ensure_loaded()
-    return [n for n, info in _REGISTRY.items() if kind is None or info.kind == kind]
+    return DATASETS.names(lambda info: kind is None or info.kind == kind)
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    _ensure_loaded()
-    if name not in _REGISTRY:
-        raise ConfigError(f"data.name: '{name}' is not one of: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return DATASETS.get(name)
 
 
 def load_dataset(cfg, seed: int = 0):

@@ -34,7 +34,7 @@ _MAX_DECODED_BYTES = 8 * 1024**3  # the uint8 tensors must fit in memory (and on
 # Reading one member can fail in these ways when its bytes are bad (CRC, zlib stream, password,
 # unknown compression); the file is then skipped like any undecodable image.
 _MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, ValueError, NotImplementedError, EOFError)
-_SMALL_FILE = 16 * 1024  # bytes; below this mean file size decoding runs on one thread (see _decode)
+_SMALL_FILE = 16 * 1024  # bytes; below this mean file size decoding runs on one thread (see decode_files)
 _CHUNK = 64  # files per thread-pool task: amortises the per-task overhead on tiny images
 
 
@@ -51,7 +51,7 @@ def build_folder(cfg, *, seed: int):
     classes = class_names(train_dir)
     if not classes:
         where, kinds = _shown(cfg.path, root, train_dir), ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
-        if _visible_dirs(train_dir):
+        if visible_dirs(train_dir):
             raise DataError(f"no images ({kinds}) in the class folders of {where}")
         raise DataError(f"no class folders in {where}: put the images in train/<class>/ folders "
                         "(and optionally val/<class>/), or in <class>/ folders")
@@ -69,8 +69,8 @@ def build_folder(cfg, *, seed: int):
     key = f"folder:{train_dir}:{val_dir or ''}:{total}:{newest}:{size}"
 
     def build():
-        train_x, train_y, bad_train = _decode(train_files, size)
-        val_x, val_y, bad_val = _decode(val_files, size)
+        train_x, train_y, bad_train = decode_files(train_files, size)
+        val_x, val_y, bad_val = decode_files(val_files, size)
         return {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y,
                 "classes": classes, "skipped": bad_train + bad_val}
 
@@ -102,7 +102,7 @@ def open_source(path_text: str | None) -> Path:
     raise DataError(f"data path {path_text} is neither a folder nor a .zip file")
 
 
-def _visible_dirs(path: Path) -> list[Path]:
+def visible_dirs(path: Path) -> list[Path]:
     """Sub-folders, sorted, without hidden ones, macOS debris or symlinks (which could point anywhere)."""
     try:
         with os.scandir(path) as entries:
@@ -119,8 +119,8 @@ def find_splits(root: Path) -> tuple[Path, Path | None]:
     for _ in range(3):  # step through wrapping folders such as the top folder of a zip
         if _child(base, "train") is not None:
             break
-        subdirs = _visible_dirs(base)
-        if len(subdirs) == 1 and _visible_dirs(subdirs[0]) and not _has_images(base):
+        subdirs = visible_dirs(base)
+        if len(subdirs) == 1 and visible_dirs(subdirs[0]) and not _has_images(base):
             base = subdirs[0]
         else:
             break
@@ -132,7 +132,7 @@ def find_splits(root: Path) -> tuple[Path, Path | None]:
 
 
 def _child(base: Path, name: str) -> Path | None:
-    return next((d for d in _visible_dirs(base) if d.name.lower() == name), None)
+    return next((d for d in visible_dirs(base) if d.name.lower() == name), None)
 
 
 def _has_images(path: Path) -> bool:
@@ -144,10 +144,10 @@ def _has_images(path: Path) -> bool:
 
 def class_names(split_dir: Path) -> list[str]:
     """Sorted names of the class folders that hold at least one image file (at any depth)."""
-    return [d.name for d in _visible_dirs(split_dir) if _walk_images(d, first_only=True)]
+    return [d.name for d in visible_dirs(split_dir) if walk_images(d, first_only=True)]
 
 
-def _walk_images(top: Path, first_only: bool = False, keep=None) -> list[tuple[Path, int]]:
+def walk_images(top: Path, first_only: bool = False, keep=None) -> list[tuple[Path, int]]:
     """(path, mtime_ns) of image files (or files `keep(name)` accepts) under `top`, sorted; hidden
     files, symlinks and macOS zip debris are left out."""
     from core.data.images import is_image_name
@@ -172,7 +172,7 @@ def _walk_images(top: Path, first_only: bool = False, keep=None) -> list[tuple[P
 def _list_images(split_dir: Path, classes: list[str], split: str) -> tuple[list[tuple[Path, int]], int]:
     """[(path, label)] for one split, and the newest modification time among its files."""
     index = {name: i for i, name in enumerate(classes)}
-    unknown = [d.name for d in _visible_dirs(split_dir) if d.name not in index and _walk_images(d, first_only=True)]
+    unknown = [d.name for d in visible_dirs(split_dir) if d.name not in index and walk_images(d, first_only=True)]
     if unknown:
         raise DataError(f"{split}/ has class folders that train/ lacks: {', '.join(unknown[:5])}; "
                         "every validation class needs training images")
@@ -181,7 +181,7 @@ def _list_images(split_dir: Path, classes: list[str], split: str) -> tuple[list[
         class_dir = split_dir / name
         if not class_dir.is_dir():
             continue  # a class missing from the validation split is fine
-        for path, mtime in _walk_images(class_dir):
+        for path, mtime in walk_images(class_dir):
             files.append((path, index[name]))
             newest = max(newest, mtime)
     return files, newest
@@ -198,7 +198,7 @@ def _shown(user_path, root: Path, folder: Path) -> str:
 
 # ---- decoding ---------------------------------------------------------------------------------
 
-def _decode(files: list[tuple[Path, int]], size: int):
+def decode_files(files: list[tuple[Path, int]], size: int):
     """Decode in a thread pool (Pillow releases the GIL while decoding and resizing).
 
     Returns images (N, 3, size, size) uint8, labels (N,) int64 for the files that decoded, and the

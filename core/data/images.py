@@ -7,8 +7,13 @@ Pillow's decompression-bomb guard stays on and only common photo formats are ope
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: listing data sets stays light
+    import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Pillow plugins we let open a file: whatever its extension claims, nothing exotic gets parsed.
@@ -66,3 +71,30 @@ def decode_image(source, size: int | None = None) -> np.ndarray:
     if size is not None and rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)  # Pillow antialiases when shrinking
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def grid_png(images: torch.Tensor, nrow: int = 8, min_cell: int = 32, padding: int = 2) -> bytes:
+    """(N, C, H, W) in [0, 1] -> one PNG: a grid `nrow` images wide, small images enlarged without blur."""
+    import io
+    import math
+
+    from torch.nn import functional as F
+    from torchvision.utils import make_grid
+
+    images = images.detach().float().clamp(0, 1).cpu()
+    scale = max(1, math.ceil(min_cell / images.shape[-1]))
+    if scale > 1:
+        images = F.interpolate(images, scale_factor=scale, mode="nearest")  # crisp pixels
+    grid = make_grid(images, nrow=max(1, nrow), padding=padding, pad_value=1.0)  # (3, H', W'); grey -> RGB
+    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def to_arrays(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, C, H, W) in [0, 1] -> uint8 arrays (H, W) for grey or (H, W, 3) for colour."""
+    import torch
+    x = (images.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8)
+    x = x.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    return [img[:, :, 0] if img.shape[2] == 1 else img for img in x]

@@ -145,3 +145,9 @@ class DeviceBatches:
         flat = (rows[:, :, None] * padded_width + cols[:, None, :]).view(bsz, 1, height * width)  # (B, 1, H*W)
         out = src.reshape(bsz, channels, -1).gather(2, flat.expand(bsz, channels, height * width))
         return out.view(bsz, channels, height, width)
+
+
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+    """Batches in one training epoch as the image tasks serve them: full batches only (the last partial
+    one is dropped) unless the whole set fits in one batch."""
+    return max(1, train_size // batch_size)

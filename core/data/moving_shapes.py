@@ -132,7 +132,7 @@ def resolved_options(cfg) -> dict:
 def build_moving_shapes(cfg, *, seed: int):
     from core.data.cache import cached_tensors
     from core.data.splits import split_train_val
-    from core.tasks.video import VideoSplits
+    from core.data.clips import VideoSplits
 
     opts = resolved_options(cfg)
     n, frames, size = int(opts["num_samples"]), int(opts["frames"]), int(opts["size"])

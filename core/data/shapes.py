@@ -84,7 +84,7 @@ def generate_shapes(num_samples: int, seed: int):
 
 
 @register_dataset("shapes", description="Generated coloured shapes, 32x32 RGB (6 classes, offline, instant)",
-                  classes=SHAPE_CLASSES, channels=3, image_size=SIZE)
+                  classes=SHAPE_CLASSES, channels=3, image_size=SIZE, generated=True)
 def build_shapes(cfg, *, seed: int):
     from core.data.splits import ImageSplits, split_train_val
 

@@ -13,7 +13,6 @@ of the context length. Imports no torch at module level: registering data sets m
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import dataclass
@@ -152,10 +151,8 @@ def save_upload(data: bytes, filename: str = "upload.txt") -> Path:
     if len(data) > MAX_TEXT_BYTES:
         raise DataError(f"{filename} is {len(data) / 2**20:.0f} MB; up to {MAX_TEXT_BYTES // 2**20} MB is supported")
     decode_text(data, filename)
-    target = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}.txt"
-    if not target.exists():
-        _atomic_write(target, data)
-    return target
+    from core.data.uploads import keep_upload
+    return keep_upload(data, ".txt")
 
 
 def download(url: str, path: Path, timeout: float = 30.0) -> None:

@@ -1,5 +1,5 @@
 """Your own videos: a folder or .zip with train/<class>/*.mp4 (and optional val/<class>/), returned as
-core.tasks.video.VideoSplits like every video data set.
+core.data.clips.VideoSplits like every video data set.
 
 Layouts are those of the image folder data set (core.data.folder): root/train/<class>/ with an
 optional val|valid|validation|test/<class>/, a wrapping top folder, or class folders directly
@@ -218,16 +218,16 @@ def build_video_folder(cfg, *, seed: int):
     import torch
 
     from core.data.cache import cached_tensors
-    from core.data.folder import _visible_dirs, find_splits
+    from core.data.folder import visible_dirs, find_splits
     from core.data.splits import shuffle_pairs, split_train_val
     from core.options import resolve
-    from core.tasks.video import VideoSplits
+    from core.data.clips import VideoSplits
 
     opts = resolve(cfg.options, OPTIONS)
     frames, size = int(opts["frames"]), int(opts["size"])
-    root = _open_source(cfg.path)
+    root = open_source(cfg.path)
     train_dir, val_dir = find_splits(root)
-    classes = [d.name for d in _visible_dirs(train_dir) if _walk_videos(d, first_only=True)]
+    classes = [d.name for d in visible_dirs(train_dir) if walk_videos(d, first_only=True)]
     if not classes:
         raise DataError(f"no videos (mp4, webm, mov, avi, mkv) in class folders of {cfg.path}: put them in "
                         "train/<class>/ folders (and optionally val/<class>/), or in <class>/ folders")
@@ -273,27 +273,27 @@ def _is_video(name: str) -> bool:
     return name.lower().endswith((".mp4", ".webm", ".mov", ".avi", ".mkv"))  # core.inference.video's list
 
 
-def _walk_videos(top: Path, first_only: bool = False) -> list[tuple[Path, int]]:
+def walk_videos(top: Path, first_only: bool = False) -> list[tuple[Path, int]]:
     """(path, mtime_ns) of video files under `top`, sorted (core.data.folder's walker with a video filter)."""
-    from core.data.folder import _walk_images
-    return _walk_images(top, first_only, keep=_is_video)
+    from core.data.folder import walk_images
+    return walk_images(top, first_only, keep=_is_video)
 
 
 def _list_videos(split_dir: Path, classes: list[str], split: str) -> tuple[list[tuple[Path, int]], int]:
-    from core.data.folder import _visible_dirs
+    from core.data.folder import visible_dirs
     index = {name: i for i, name in enumerate(classes)}
-    unknown = [d.name for d in _visible_dirs(split_dir) if d.name not in index and _walk_videos(d, first_only=True)]
+    unknown = [d.name for d in visible_dirs(split_dir) if d.name not in index and walk_videos(d, first_only=True)]
     if unknown:
         raise DataError(f"{split}/ has class folders that train/ lacks: {', '.join(unknown[:5])}")
     files, newest = [], 0
     for name in classes:
-        for path, mtime in _walk_videos(split_dir / name) if (split_dir / name).is_dir() else []:
+        for path, mtime in walk_videos(split_dir / name) if (split_dir / name).is_dir() else []:
             files.append((path, index[name]))
             newest = max(newest, mtime)
     return files, newest
 
 
-def _open_source(path_text: str | None) -> Path:
+def open_source(path_text: str | None) -> Path:
     if not path_text:
         raise DataError("data.path is empty: name a folder of videos or a .zip file")
     path = Path(path_text).expanduser()

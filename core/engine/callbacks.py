@@ -100,7 +100,7 @@ class StoreLogger(Callback):
             self.store.log_event(self.run_id, f"cancelled at step {trainer.step}; last checkpoint saved")
             self.store.finish(self.run_id, "cancelled")
         else:
-            from core.jobs.errors import describe_exception
+            from core.errors import describe_exception
             self.store.finish(self.run_id, "failed", error=describe_exception(exc))
 
 

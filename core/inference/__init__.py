@@ -21,7 +21,6 @@ from core.inference.media import (
 from core.inference.predictor import (
     PRETRAINED_CHOICES,
     Predictor,
-    checkpoint_path,
     clear_caches,
     list_model_sources,
     load_pretrained_predictor,
@@ -29,7 +28,7 @@ from core.inference.predictor import (
     load_source,
     pretrained_cached,
 )
-from core.inference.runs import RunModel, load_run_model
+from core.tasks.checkpoints import RunModel, checkpoint_path, load_run_model
 from core.inference.video import MAX_VIDEO_BYTES, VIDEO_EXTENSIONS, classify_video, is_video_name, sample_frames
 
 __all__ = [

@@ -86,7 +86,8 @@ def build_report(run_id: str, which: str, classes: list[str], true: np.ndarray, 
 
 def evaluate_run(run_id: str, which: str = "best", device="cpu") -> EvalReport:
     """The evaluation report of a run's best.pt or last.pt, from the cache file when it is current."""
-    from core.inference.predictor import checkpoint_path, load_run_predictor
+    from core.inference.predictor import load_run_predictor
+    from core.tasks.checkpoints import checkpoint_path
 
     predictor = load_run_predictor(run_id, which, device=device)  # clear errors for missing runs/files
     checkpoint = checkpoint_path(run_id, which)
@@ -108,7 +109,7 @@ def _compute_report(predictor, run_id: str, which: str) -> EvalReport:
     from core.data.loader import DeviceBatches
 
     config = RunConfig.from_dict(predictor.config)
-    val_x, val_y, classes = _validation_split(json.dumps(predictor.config, sort_keys=True))
+    val_x, val_y, classes = validation_split(json.dumps(predictor.config, sort_keys=True))
     if list(classes) != list(predictor.classes):
         raise DataError(f"the data set of run {run_id} has changed since training: its classes are now "
                         f"{', '.join(classes[:10])}, the checkpoint's are {', '.join(predictor.classes[:10])}")
@@ -126,7 +127,7 @@ def _compute_report(predictor, run_id: str, which: str) -> EvalReport:
 
 
 @functools.lru_cache(maxsize=2)
-def _validation_split(config_json: str):
+def validation_split(config_json: str):
     """(val_x (M, C, H, W) uint8, val_y (M,) int64, classes) rebuilt from a run config, seed and all."""
     from core.config import RunConfig
     from core.data import load_dataset
@@ -141,7 +142,7 @@ def val_images(run_id: str, indices) -> list[np.ndarray]:
     from core.store import RunStore
 
     config = RunStore().get_run(run_id).config
-    val_x, _, _ = _validation_split(json.dumps(config, sort_keys=True))
+    val_x, _, _ = validation_split(json.dumps(config, sort_keys=True))
     out = []
     for index in indices:
         index = int(index)

@@ -6,14 +6,13 @@ or uint8 arrays (H, W) for grey and (H, W, 3) for colour.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
+from core.data.images import grid_png, to_arrays
 from core.errors import InputError
 
 MAX_COUNT = 256  # images per generated grid
@@ -22,30 +21,7 @@ MAX_SEED = 2**31 - 1
 MIN_UPLOAD_SIDE = 4  # pixels: smaller pictures hold nothing to reconstruct
 
 
-# ---- images -------------------------------------------------------------------------------------
-
-def grid_png(images: torch.Tensor, nrow: int = 8, min_cell: int = 32, padding: int = 2) -> bytes:
-    """(N, C, H, W) in [0, 1] -> one PNG: a grid `nrow` images wide, small images enlarged without blur."""
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    images = images.detach().float().clamp(0, 1).cpu()
-    scale = max(1, math.ceil(min_cell / images.shape[-1]))
-    if scale > 1:
-        images = F.interpolate(images, scale_factor=scale, mode="nearest")  # crisp pixels
-    grid = make_grid(images, nrow=max(1, nrow), padding=padding, pad_value=1.0)  # (3, H', W'); grey -> RGB
-    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def to_arrays(images: torch.Tensor) -> list[np.ndarray]:
-    """(N, C, H, W) in [0, 1] -> uint8 arrays (H, W) for grey or (H, W, 3) for colour."""
-    x = (images.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8)
-    x = x.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
-    return [img[:, :, 0] if img.shape[2] == 1 else img for img in x]
-
+# ---- checks -------------------------------------------------------------------------------------
 
 def _require(run_model, task: str) -> None:
     if run_model.task != task:

@@ -10,7 +10,6 @@ uploaded photo is prepared the way the training images were:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.config import task_of
 from core.data.images import to_rgb
-from core.engine.checkpoint import BEST, LAST, load_checkpoint
+from core.engine.checkpoint import BEST, LAST
 from core.errors import CheckpointError, LabError, ModelError, RunNotFound
 from core.paths import run_dir
 from core.store.records import watched_metric
+from core.tasks.checkpoints import existing_checkpoint, inference_device, load_run_model
 
 PRETRAINED_CHOICES = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0")
-CHECKPOINT_FILES = {"best": BEST, "last": LAST}
 SOURCE_STATUSES = ("completed", "cancelled", "interrupted")  # runs that have stopped changing
 
 
@@ -103,85 +103,40 @@ class Predictor:
 
 # ---- trained runs ---------------------------------------------------------------------------------
 
-def checkpoint_path(run_id: str, which: str = "best") -> Path:
-    if which not in CHECKPOINT_FILES:
-        raise LabError(f"checkpoint '{which}' is not one of: {', '.join(CHECKPOINT_FILES)}")
-    return run_dir(run_id) / CHECKPOINT_FILES[which]
-
-
-def _resolve(device) -> torch.device:
-    if isinstance(device, str) and device == "auto":
-        from core.engine.devices import resolve_device
-        return resolve_device("auto")
-    return torch.device(device)
-
-
-def existing_checkpoint(run_id: str, which: str = "best") -> tuple[Path, int]:
-    """The run's best.pt or last.pt and its mtime (part of the cache keys), or a CheckpointError that says
-    what to wait for."""
-    from core.store import RunStore
-
-    path = checkpoint_path(run_id, which)
-    run = RunStore().get_run(run_id)  # RunNotFound with a clear message for unknown ids
-    try:
-        return path, path.stat().st_mtime_ns
-    except FileNotFoundError:
-        if which == "best":
-            raise CheckpointError(f"run {run_id} has no best.pt yet; wait for its first epoch or pick last") from None
-        raise CheckpointError(f"run {run_id} ({run.status}) has no last.pt: it saved no checkpoint; "
-                              "wait for its first epoch to end") from None
-
-
-def load_weights(model: torch.nn.Module, payload: dict, path: str, run_id: str, model_name: str) -> None:
-    """Load the checkpoint's weights, or a CheckpointError naming the file, the run and the model."""
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{Path(path).name} of run {run_id} does not fit its model "
-                              f"'{model_name}': {str(exc).splitlines()[0]}") from None
-
-
 def load_run_predictor(run_id: str, which: str = "best", device="cpu") -> Predictor:
     """The predictor of a run's best.pt or last.pt, cached until that file changes."""
     path, mtime_ns = existing_checkpoint(run_id, which)
-    return _cached_run_predictor(str(path), run_id, which, mtime_ns, str(_resolve(device)))
+    return _cached_run_predictor(str(path), run_id, which, mtime_ns, str(inference_device(device)))
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_run_predictor(path: str, run_id: str, which: str, mtime_ns: int, device: str) -> Predictor:
     # mtime_ns is only part of the key: a rewritten checkpoint is a cache miss, never stale weights.
-    from core.config import RunConfig
-    from core.models import build_from_config
-
-    payload = load_checkpoint(Path(path), map_location="cpu")
+    run_model = load_run_model(run_id, which, device=device)
     try:
-        config = RunConfig.from_dict(payload["config"])
-        classes = [str(c) for c in payload["classes"]]
-        pre = payload["preprocessing"]
-    except (KeyError, TypeError, LabError) as exc:
-        raise CheckpointError(f"{Path(path).name} of run {run_id} lacks its config, classes or preprocessing "
-                              f"({exc})") from None
-    # Never download: the checkpoint holds every weight, including a fine-tuned backbone's.
-    model_cfg = dataclasses.replace(config.model, pretrained=False, freeze_backbone=False)
-    model = build_from_config(model_cfg, num_classes=len(classes), in_channels=int(pre["channels"]),
-                              image_size=int(pre["image_size"]))
-    load_weights(model, payload, path, run_id, config.model.name)
-    model.to(torch.device(device)).eval()
-    return Predictor(model=model, classes=classes, mean=[float(m) for m in pre["mean"]],
-                     std=[float(s) for s in pre["std"]], image_size=int(pre["image_size"]),
-                     channels=int(pre["channels"]), label=_run_label(run_id, which, config, payload),
-                     source="run", run_id=run_id, which=which, config=payload["config"],
-                     epoch=payload.get("epoch"))
+        classes = [str(c) for c in run_model.metadata["classes"]]
+        pre = run_model.metadata["preprocessing"]
+        size, channels = int(pre["image_size"]), int(pre["channels"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{Path(path).name} of run {run_id} lacks its classes or preprocessing ({exc})") from None
+    if len(pre.get("mean", [])) != channels or "frames" in pre:  # a clip model, say: not one picture in
+        raise CheckpointError(f"run {run_id} was trained for the task '{run_model.task}'; its model does not "
+                              "classify single pictures")
+    return Predictor(model=run_model.model, classes=classes, mean=[float(m) for m in pre["mean"]],
+                     std=[float(s) for s in pre["std"]], image_size=size, channels=channels,
+                     label=_run_label(run_id, which, run_model.config, run_model.best_value),
+                     source="run", run_id=run_id, which=which, config=run_model.config.to_dict(),
+                     epoch=run_model.epoch)
 
 
-def _run_label(run_id: str, which: str, config, payload: dict) -> str:
+def _run_label(run_id: str, which: str, config, best_value) -> str:
     from core.store import RunStore
     try:
         run = RunStore().get_run(run_id)
         name, summary = run.name, run.summary
     except LabError:
         name, summary = config.display_name(), {}
-    metric = _metric_text(which, payload.get("best_value"), summary)
+    metric = _metric_text(which, best_value, summary)
     return f"{name} · {which}" + (f" ({metric})" if metric else "")
 
 
@@ -201,7 +156,7 @@ def load_pretrained_predictor(name: str, device="cpu") -> Predictor:
     if name not in IMAGENET_MODELS:
         raise ModelError(f"'{name}' is not a pretrained model here; choose one of: {', '.join(IMAGENET_MODELS)}")
     # The hub folder is part of the key: TORCH_HOME can change (tests, a user's settings).
-    return _cached_pretrained(name, str(hub_checkpoint_dir()), str(_resolve(device)))
+    return _cached_pretrained(name, str(hub_checkpoint_dir()), str(inference_device(device)))
 
 
 @functools.lru_cache(maxsize=2)
@@ -250,7 +205,7 @@ def list_model_sources(store=None) -> list[dict]:
         if not (has_best or has_last):
             continue
         summary = details[row.id].summary if row.id in details else {}
-        task = (details[row.id].config.get("task") if row.id in details else None) or "classification"
+        task = task_of(details[row.id].config if row.id in details else {})
         metric_name = watched_metric(summary)
         best_is_last = summary.get("best_epoch") == summary.get("epochs_done")
         for which, present in (("best", has_best), ("last", has_last and not (has_best and best_is_last))):
@@ -279,7 +234,7 @@ def load_source(source: dict, device="cpu") -> Predictor:
 
 
 def clear_caches() -> None:
-    from core.inference.runs import clear_cache
+    from core.tasks.checkpoints import clear_cache
     clear_cache()
     _cached_run_predictor.cache_clear()
     _cached_pretrained.cache_clear()

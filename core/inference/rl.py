@@ -77,7 +77,7 @@ def play(model, env_name: str, *, greedy: bool = True, seed: int = 0, max_steps:
 def play_run(run_id: str, which: str = "best", *, greedy: bool = True, seed: int = 0,
              max_steps: int | None = None, draw: bool = True) -> Playback:
     """Load a run's policy (core.inference.load_run_model) and play one episode in its environment."""
-    from core.inference.runs import load_run_model
+    from core.tasks.checkpoints import load_run_model
     loaded = load_run_model(run_id, which)
     env = loaded.metadata["env"]
     return play(loaded.model, env["name"], greedy=greedy, seed=seed, max_steps=max_steps or env["max_steps"],

@@ -19,6 +19,7 @@ from typing import Iterator
 import torch
 
 from core.errors import InputError
+from core.models.char_lm import stream_characters
 
 MAX_LENGTH = 10_000
 MAX_TEMPERATURE = 5.0
@@ -90,43 +91,6 @@ def generate(run_model, prompt: str = "", *, length: int = 200, temperature: flo
         text = vocab.chars[0]
     return stream_characters(run_model.model, vocab, text, length=length, temperature=float(temperature),
                              top_k=top_k or None, seed=seed)
-
-
-def stream_characters(model, vocab, prompt: str, *, length: int, temperature: float = 0.8,
-                      top_k: int | None = None, seed: int = 0) -> Iterator[str]:
-    """Yield `length` sampled characters after `prompt` (all characters known to `vocab`, at least one).
-
-    The model must already be in eval mode; gradients are off only while it computes, never across a
-    yield, so the caller's code between characters runs with its own autograd mode.
-    """
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    with torch.inference_mode():
-        logits, state = model.next_logits(vocab.encode(prompt)[None].to(device), None)  # (1, V)
-    for i in range(length):
-        next_id = _pick(logits, temperature, top_k, generator)  # (1, 1) on the CPU
-        yield vocab.chars[int(next_id)]
-        if i + 1 < length:
-            with torch.inference_mode():
-                logits, state = model.next_logits(next_id.to(device), state)
-
-
-def sample_text(model, vocab, prompt: str, *, length: int, temperature: float = 0.8, top_k: int | None = None,
-                seed: int = 0) -> str:
-    return "".join(stream_characters(model, vocab, prompt, length=length, temperature=temperature, top_k=top_k,
-                                     seed=seed))
-
-
-def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> torch.Tensor:
-    """One character id (1, 1) from logits (1, V): greedy, or softmax(logits / T) restricted to the top k."""
-    logits = logits.detach().float().cpu()  # (1, V)
-    if temperature == 0 or top_k == 1:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
-    if top_k and top_k < logits.size(-1):
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (1, 1) the k-th largest
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
 
 
 def attention_map(run_model, prompt: str) -> AttentionMap:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.errors import LabError
 from core.paths import LAST_CHECKPOINT as LAST, lab_home, run_dir
+from core.tasks import validate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = ("queued", "running")
@@ -28,7 +29,7 @@ def _store():
 
 def create(config) -> str:
     """Validate and record a run as queued; returns its id."""
-    config.validate()
+    validate(config)
     from core.engine.devices import resolve_device
     resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
     return _store().create_run(config.to_dict(), name=config.display_name())

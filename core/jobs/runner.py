@@ -8,7 +8,7 @@ import threading
 import traceback
 
 from core.engine.checkpoint import LAST, load_checkpoint
-from core.jobs.errors import describe_exception
+from core.errors import describe_exception
 from core.paths import run_dir
 
 HEARTBEAT_S = float(os.environ.get("LAB_HEARTBEAT_S", "2"))
@@ -52,7 +52,7 @@ def _install_signal_handlers(stop_event: threading.Event) -> dict:
 def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) -> str:
     """Wait for a device slot, train, and record the outcome; returns the final status."""
     from core.config import RunConfig
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     from core.engine.callbacks import Checkpointer, EarlyStopping, ProgressBar, StoreLogger
     from core.engine.samples import SampleLogger
     from core.engine.devices import describe, library_versions, resolve_device, slot_name

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.errors import ConfigError
+from core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -20,53 +20,34 @@ class ModelSpec:
     min_image_size: int
     pretrained_available: bool
     builder: Callable
-    task: str = "classification"  # the task whose setup builds it (core.tasks)
+    task: str  # the task whose setup builds it (core.tasks)
     options: dict = field(default_factory=dict)  # name -> core.options.Option (ModelConfig.options)
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+# Import order is listing order: small image models first, then torchvision's, then the other families'.
+MODELS: Registry[ModelSpec] = Registry("model.name", tuple(f"core.models.{name}" for name in (
+    "small", "resnet_small", "imagenet", "char_lm", "gan", "autoencoder", "video", "captioning", "policy")))
 
 
-def register_model(name: str, *, description: str, family: str, min_image_size: int = 1,
-                   pretrained_available: bool = False, task: str = "classification", options=None):
-    """Decorator. Classification builders take num_classes, in_channels, image_size; other tasks'
-    builders take whatever their task's setup passes (keyword-only), documented on the builder."""
+def register_model(name: str, *, description: str, family: str, task: str, min_image_size: int = 1,
+                   pretrained_available: bool = False, options=None):
+    """Decorator. `task` names the family whose setup builds the model (core.tasks); image classifiers'
+    builders take num_classes, in_channels, image_size, other tasks' builders whatever their task's setup
+    passes (keyword-only), documented on the builder."""
     def wrap(builder):
-        _REGISTRY[name] = ModelSpec(name, description, family, min_image_size, pretrained_available, builder,
-                                    task, dict(options or {}))
+        MODELS.add(name, ModelSpec(name, description, family, min_image_size, pretrained_available, builder,
+                                   task, dict(options or {})))
         return builder
     return wrap
 
 
-_LOADED = False
-
-
-def _ensure_loaded() -> None:
-    # A flag, not `if not _REGISTRY`: importing one family first (say core.models.resnet_small)
-    # must not hide the others. Import order is listing order: small models first.
-    global _LOADED
-    if not _LOADED:
-        from core.models import small, resnet_small, imagenet  # noqa: F401  (registers)
-        from core.data import _import_family_modules
-        _import_family_modules("core.models", FAMILY_MODULES)
-        _LOADED = True
-
-
-# Models of the other task families; each module registers its own on import.
-FAMILY_MODULES = ("char_lm", "gan", "autoencoder", "video", "captioning", "policy")
-
-
-def list_models(task: str | None = "classification") -> list[str]:
-    """Registered names for one task (image classifiers by default; None for all)."""
-    _ensure_loaded()
-    return [n for n, spec in _REGISTRY.items() if task is None or spec.task == task]
+def list_models(task: str | None = None) -> list[str]:
+    """Registered names for one task (None: every model)."""
+    return MODELS.names(lambda spec: task is None or spec.task == task)
 
 
 def model_info(name: str) -> ModelSpec:
-    _ensure_loaded()
-    if name not in _REGISTRY:
-        raise ConfigError(f"model.name: '{name}' is not one of: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return MODELS.get(name)
 
 
 def build(name: str, *, num_classes: int, in_channels: int, image_size: int, **options):
@@ -77,6 +58,12 @@ def build(name: str, *, num_classes: int, in_channels: int, image_size: int, **o
 
 def parameter_count(model, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_card(name: str, **kw):
+    """core.models.summary.model_card: parameters and layers of a model before it trains."""
+    from core.models.summary import model_card as card
+    return card(name, **kw)
 
 
 def build_from_config(model_cfg, *, num_classes: int, in_channels: int, image_size: int):

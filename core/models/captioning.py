@@ -11,6 +11,8 @@ and "above": a global pool alone would throw away where things are.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -129,3 +131,84 @@ class CNNLSTMCaptioner(nn.Module):
 def build_cnn_lstm_captioner(*, vocab_size: int, **options) -> CNNLSTMCaptioner:
     """Built by core.tasks.captioning with the vocabulary size and the model.options."""
     return CNNLSTMCaptioner(vocab_size=vocab_size, **options)
+
+
+# ---- decoding ---------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def greedy_decode(model, images: torch.Tensor, max_length: int, start: int = 1, end: int = 2):
+    """Normalised images (B, 3, S, S) -> (token lists without <start>/<end>, summed log-probabilities (B,)).
+
+    At each step every caption takes its most likely next word; finished captions stop counting. After
+    `max_length` words <end> is forced (and its log-probability counted), as beam search does.
+    """
+    batch = images.shape[0]
+    state = model.start(images)
+    previous = torch.full((batch,), start, dtype=torch.long, device=images.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=images.device)
+    total = torch.zeros(batch, device=images.device)
+    chosen = []
+    for step in range(max_length + 1):  # up to max_length words, then <end>
+        log_probs, state = model.step(previous, state)  # (B, V)
+        if step == max_length:
+            best, previous = log_probs[:, end], torch.full_like(previous, end)
+        else:
+            best, previous = log_probs.max(dim=-1)  # (B,), (B,)
+        total = total + torch.where(done, torch.zeros_like(best), best)
+        chosen.append(torch.where(done, torch.full_like(previous, end), previous))
+        done = done | (previous == end)
+        if bool(done.all()):
+            break
+    words = torch.stack(chosen, dim=1).tolist()  # (B, steps)
+    return [row[:row.index(end)] if end in row else row for row in words], total.cpu()
+
+
+@torch.inference_mode()
+def beam_search(model, image: torch.Tensor, width: int, max_length: int, start: int = 1, end: int = 2,
+                alpha: float = 0.7) -> list[dict]:
+    """One normalised image (1, 3, S, S) -> up to `width` captions, best score first.
+
+    Each entry is {"tokens": [...] (without <start>/<end>), "log_prob": summed log-probability,
+    "score": log_prob / (words + 1) ** alpha}. Length normalisation (alpha > 0) keeps the search
+    from preferring short captions only because every extra word multiplies in a probability below
+    one; alpha = 0 ranks by raw log-probability. A beam that emits <end> is set aside and the beam
+    narrows by one, so width 1 is exactly greedy decoding.
+    """
+    if width < 1:
+        raise ValueError(f"beam width must be at least 1, got {width}")
+    h, c = model.start(image)  # (L, 1, H) each
+    beams = [[]]  # token lists of the live hypotheses
+    scores = torch.zeros(1, device=image.device)  # (K,) summed log-probabilities
+    previous = torch.tensor([start], device=image.device)
+    finished = []
+    for step in range(max_length + 1):
+        log_probs, (h, c) = model.step(previous, (h, c))  # (K, V)
+        if step == max_length:  # the words are used up: only <end> may follow
+            forced = torch.full_like(log_probs, -math.inf)
+            forced[:, end] = log_probs[:, end]
+            log_probs = forced
+        room = width - len(finished)
+        total = (scores[:, None] + log_probs).flatten()  # (K * V,)
+        top_scores, top_index = total.topk(min(room, total.numel()))
+        vocab = log_probs.shape[1]
+        keep, kept_scores, next_beams = [], [], []
+        for score, index in zip(top_scores.tolist(), top_index.tolist()):
+            beam, word = divmod(index, vocab)
+            if score == -math.inf:
+                continue
+            if word == end:
+                finished.append({"tokens": beams[beam], "log_prob": score})
+            else:
+                keep.append(beam)
+                kept_scores.append(score)
+                next_beams.append(beams[beam] + [word])
+        if not next_beams:
+            break
+        pick = torch.tensor(keep, device=image.device)
+        h, c = h.index_select(1, pick), c.index_select(1, pick)
+        scores = torch.tensor(kept_scores, device=image.device)
+        previous = torch.tensor([b[-1] for b in next_beams], device=image.device)
+        beams = next_beams
+    for entry in finished:
+        entry["score"] = entry["log_prob"] / (len(entry["tokens"]) + 1) ** alpha
+    return sorted(finished, key=lambda e: e["score"], reverse=True)

@@ -56,12 +56,12 @@ class SmallResNet(nn.Module):
 
 
 @register_model("resnet18_small", description="ResNet-18 for small images: 3x3 stem, 4 stages of 2 basic blocks "
-                "(64-512 channels), 11M parameters", family="small", min_image_size=8)
+                "(64-512 channels), 11M parameters", family="small", task="classification", min_image_size=8)
 def resnet18_small(*, num_classes: int, in_channels: int, image_size: int, **_):
     return SmallResNet([2, 2, 2, 2], [64, 128, 256, 512], num_classes, in_channels)
 
 
 @register_model("resnet20", description="ResNet-20 for CIFAR (He et al. 2016, section 4.2): 3 stages of 3 basic "
-                "blocks (16-64 channels), 0.27M parameters", family="small", min_image_size=8)
+                "blocks (16-64 channels), 0.27M parameters", family="small", task="classification", min_image_size=8)
 def resnet20(*, num_classes: int, in_channels: int, image_size: int, **_):
     return SmallResNet([3, 3, 3], [16, 32, 64], num_classes, in_channels)

@@ -8,7 +8,7 @@ from core.models import register_model
 
 
 @register_model("mlp", description="Multilayer perceptron: flatten, two hidden ReLU layers, linear head",
-                family="small", min_image_size=4)
+                family="small", task="classification", min_image_size=4)
 def mlp(*, num_classes: int, in_channels: int, image_size: int, hidden: int = 256, dropout: float = 0.0, **_):
     return nn.Sequential(
         nn.Flatten(),  # (B, C*H*W)
@@ -20,7 +20,7 @@ def mlp(*, num_classes: int, in_channels: int, image_size: int, hidden: int = 25
 
 @register_model("cnn", description="Classic CNN: conv5x5-ReLU-pool, conv5x5-ReLU-pool, fully connected, linear head "
                 "(the TensorFlow 'Deep MNIST' / CIFAR-10 tutorial layout)",
-                family="small", min_image_size=8)
+                family="small", task="classification", min_image_size=8)
 def cnn(*, num_classes: int, in_channels: int, image_size: int, hidden: int = 1024, dropout: float = 0.0, **_):
     side = image_size // 4  # two 2x2 poolings
     return nn.Sequential(

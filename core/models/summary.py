@@ -1,9 +1,29 @@
-"""A layer-by-layer summary of a model: output shape and parameter count of each top-level block."""
+"""What a model looks like before it trains: its parameter count and a layer-by-layer summary (output shape
+and parameters of each top-level block)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import torch
+
+
+@dataclass
+class ModelCard:
+    description: str
+    params: int
+    trainable_params: int
+    layers: pd.DataFrame  # layer, type, output shape, parameters
+
+
+def model_card(name: str, *, num_classes: int, in_channels: int, image_size: int, **options) -> ModelCard:
+    """Build the registered image model `name` as a run would and describe it (the Train form's model box)."""
+    from core.models import build, model_info, parameter_count
+    model = build(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options)
+    return ModelCard(model_info(name).description, parameter_count(model),
+                     parameter_count(model, trainable_only=True),
+                     layer_summary(model, (in_channels, image_size, image_size)))
 
 
 def layer_summary(model: torch.nn.Module, input_shape: tuple[int, ...]) -> pd.DataFrame:

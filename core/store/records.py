@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import task_of
 from core.errors import LabError
 from core.paths import RUN_ID_PATTERN
 
@@ -97,6 +98,10 @@ class Run:
             return None
         end = self.ended_at if self.ended_at is not None else time.time()
         return max(0.0, end - self.started_at)
+
+    @property
+    def task(self) -> str:
+        return task_of(self.config)
 
     @property
     def is_active(self) -> bool:

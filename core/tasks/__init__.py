@@ -29,7 +29,10 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from core.config import apply_overrides as config_overrides
+from core.config import check_choice
 from core.errors import ConfigError
+from core.options import validate_options
 
 # name -> module under core.tasks; listing order is the order the UI shows
 TASK_MODULES = {
@@ -96,15 +99,22 @@ def task_spec(name: str) -> TaskSpec:
     return importlib.import_module(f"core.tasks.{TASK_MODULES[name]}").SPEC
 
 
-def validate_family(config, *, image_models_ok: bool = False) -> None:
-    """The checks every non-classification task shares: data of its kind, a model of its task, options."""
-    from core.config import check_choice
+def validate(config):
+    """Raise ConfigError naming the first bad field (the family's own checks, then the shared ones); return
+    the config. Every run is checked here before it is recorded."""
+    check_choice("task", config.task, list_tasks())
+    task_spec(config.task).validate(config)
+    return config.check_common()
+
+
+def check_family_fields(config, *, data_kind: str | None = None) -> None:
+    """The checks every family shares: a data set of its kind (with a path if it needs one), one of its own
+    models, and the data set's, model's and task's declared options."""
     from core.data import dataset_info, list_datasets
     from core.models import list_models, model_info
-    from core.options import validate_options
 
     spec = task_spec(config.task)
-    check_choice("data.name", config.data.name, list_datasets(kind=spec.data_kind))
+    check_choice("data.name", config.data.name, list_datasets(kind=data_kind or spec.data_kind))
     info = dataset_info(config.data.name)
     if info.needs_path and not config.data.path:
         raise ConfigError(f"data.path: the '{config.data.name}' data set needs a file, folder or .zip path")
@@ -114,7 +124,20 @@ def validate_family(config, *, image_models_ok: bool = False) -> None:
     validate_options("task_options", config.task_options, spec.options)
 
 
-def build_task(config, num_classes: int):
-    """The classification task (kept for callers that build one directly)."""
-    from core.tasks.classification import ClassificationTask
-    return ClassificationTask(num_classes=num_classes, label_smoothing=config.optim.label_smoothing)
+def option_schema(config, owner: str) -> dict:
+    """The Option schema for 'data.options', 'model.options' or 'task_options' of this config ({} if unknown)."""
+    try:
+        if owner == "task_options":
+            return task_spec(config.task).options
+        if owner == "model.options":
+            from core.models import model_info
+            return model_info(config.model.name).options
+        from core.data import dataset_info
+        return dataset_info(config.data.name).options
+    except ConfigError:
+        return {}
+
+
+def apply_overrides(config, overrides: dict):
+    """core.config.apply_overrides, with option values (`--set model.options.layers=4`) typed by their schema."""
+    return config_overrides(config, overrides, option_schema=option_schema)

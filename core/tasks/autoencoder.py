@@ -117,7 +117,7 @@ class AutoencoderTask:
     def samples(self, model):
         """Inputs on the top row, their reconstructions (from the code's mean) below; for the VAE also
         the decodes of fixed codes drawn from the prior."""
-        from core.inference.generative import grid_png
+        from core.data.images import grid_png
         device = next(model.parameters()).device
         out = {}
         if self.sample_batch is not None:

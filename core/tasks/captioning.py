@@ -5,7 +5,7 @@ once per image and the decoder once per caption, every caption a training sequen
 NeuralTalk. The loss ignores padding and is averaged per token (train_loss, val_loss); throughput
 (samples_per_s) counts images. Validation also decodes one greedy caption per distinct image and
 scores the corpus against all of that image's captions (val_bleu1..val_bleu4,
-core.inference.captioning.corpus_bleu).
+corpus_bleu below, computed by sacrebleu).
 
 The checkpoint watches val_bleu4 (max). BLEU-4 is corpus-level here (n-gram matches summed over all
 validation images before the geometric mean), so it is 0 only while no greedy caption shares a
@@ -71,13 +71,12 @@ class CaptioningTask:
         return {"loss": float(sums["loss"]) / tokens, "acc": float(sums["correct"]) / tokens}
 
     def captions(self, model, images) -> list[list[str]]:
-        from core.inference.captioning import greedy_decode
+        from core.models.captioning import greedy_decode
         tokens, _ = greedy_decode(model, images, self.max_length, self.vocab.START, self.vocab.END)
         return [self.vocab.decode(t) for t in tokens]
 
     @torch.inference_mode()
     def evaluate(self, model, batches, autocast=None):
-        from core.inference.captioning import corpus_bleu
         was_training = model.training
         model.eval()
         loss_sum, tokens, correct = 0.0, 0, 0
@@ -112,6 +111,30 @@ def png_base64(image) -> str:
     buffer = io.BytesIO()
     Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# ---- BLEU ---------------------------------------------------------------------------------------
+
+def corpus_bleu(hypotheses, references, max_n: int = 4) -> dict[str, float]:
+    """{"bleu1": ..., "bleuN": ...} in [0, 1] for tokenised hypotheses (word lists) and, per hypothesis, a
+    list of tokenised references (any number, at least one), computed by sacrebleu.
+
+    As in Papineni et al. (2002): modified n-gram precisions pooled over the corpus, BLEU-n their geometric
+    mean over 1..n with uniform weights, times the brevity penalty against each hypothesis' closest
+    reference length; 0 when some precision has no match (no smoothing).
+    """
+    from sacrebleu.metrics import BLEU
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
+    if any(not refs for refs in references):
+        raise ValueError("every hypothesis needs at least one reference")
+    # sacrebleu reads references as streams (the k-th reference of every sentence); None where one has fewer
+    streams = [[" ".join(refs[k]) if k < len(refs) else None for refs in references]
+               for k in range(max(len(refs) for refs in references))]
+    sentences = [" ".join(words) for words in hypotheses]
+    return {f"bleu{n}": BLEU(max_ngram_order=n, tokenize="none", smooth_method="none")
+            .corpus_score(sentences, streams).score / 100 for n in range(1, max_n + 1)}
 
 
 # ---- the task's spec: how a captioning run is set up ---------------------------------------------
@@ -185,8 +208,8 @@ def build_model(config, metadata):
 
 def _validate(config) -> None:
     from core.config import check_int
-    from core.tasks import validate_family
-    validate_family(config)
+    from core.tasks import check_family_fields
+    check_family_fields(config)
     if config.data.limit is not None:
         check_int("data.limit", config.data.limit, 1, 100_000_000)
 

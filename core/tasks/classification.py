@@ -128,15 +128,42 @@ def _without_download(model_cfg):
     return dataclasses.replace(model_cfg, pretrained=False)  # the checkpoint holds the weights
 
 
-def _validate(config) -> None:
-    config._validate_images()
+def validate(config) -> None:
+    """Data and model fields of image classification: an image data set, one of its models at a size it
+    accepts, pretrained weights only where they exist."""
+    from core.config import check_choice, check_float, check_image_data, check_int
+    from core.data import dataset_info, list_datasets
+    from core.errors import ConfigError
+    from core.models import list_models, model_info
+    from core.tasks import check_family_fields
+
+    d, m = config.data, config.model
+    check_choice("data.name", d.name, list_datasets(kind="images"))
+    info = dataset_info(d.name)
+    if info.needs_path and not d.path:
+        raise ConfigError(f"data.path: the '{d.name}' data set needs a folder or .zip path")
+    check_image_data(d)
+    check_family_fields(config)  # one of this task's models; the data set's, model's and task's options
+    spec = model_info(m.name)
+    size = d.image_size or info.image_size
+    if size < spec.min_image_size:
+        raise ConfigError(f"data.image_size: model '{m.name}' needs images of at least {spec.min_image_size}px,"
+                          f" but '{d.name}' gives {size}px; set data.image_size to {spec.min_image_size} or more")
+    if m.pretrained and not spec.pretrained_available:
+        raise ConfigError(f"model.pretrained: '{m.name}' has no pretrained weights; models with weights: "
+                          + ", ".join(n for n in list_models(task="classification")
+                                      if model_info(n).pretrained_available))
+    if m.freeze_backbone and not m.pretrained:
+        raise ConfigError("model.freeze_backbone: freezing only makes sense with model.pretrained on")
+    check_int("model.hidden", m.hidden, 1, 65_536)
+    check_float("model.dropout", m.dropout, 0.0, 0.95)
 
 
 def _spec():
     from core.tasks import TaskSpec
     return TaskSpec(name="classification", title="Image classification",
                     description="Predict one class per image: cross-entropy, accuracy, confusion matrix",
-                    data_kind="images", setup=setup, build_model=build_model, validate=_validate)
+                    data_kind="images", setup=setup, build_model=build_model, validate=validate)
 
 
 SPEC = _spec()
@@ -170,9 +197,9 @@ def validate_image_data(config, *, min_size: int = 8, max_size: int = 128) -> in
     from core.config import check_image_data
     from core.data import dataset_info
     from core.errors import ConfigError
-    from core.tasks import validate_family
+    from core.tasks import check_family_fields
 
-    validate_family(config)
+    check_family_fields(config)
     d = config.data
     check_image_data(d, min_size, max_size)
     if config.model.pretrained:

@@ -200,7 +200,7 @@ class GANTask:
 
     # ---- samples for the live view --------------------------------------------------------
     def samples(self, model):
-        from core.inference.generative import grid_png
+        from core.data.images import grid_png
         fake = model.generator(self.grid_noise.to(next(model.parameters()).device))  # (64, C, H, W)
         return {"grid": grid_png((fake.float() + 1) / 2, nrow=8)}
 

@@ -82,7 +82,7 @@ class LanguageModelTask:
 
     def samples(self, model) -> dict[str, str]:
         """{'text': prompt + continuation}: temperature sampling with a fixed seed (called under no_grad)."""
-        from core.inference.text import sample_text
+        from core.models.char_lm import sample_text
         text = sample_text(model, self.vocab, self.prompt, length=self.sample_length,
                            temperature=self.sample_temperature, seed=self.seed)
         return {"text": self.prompt + text}
@@ -146,8 +146,8 @@ def build_model(config, metadata):
 def _validate(config) -> None:
     from pathlib import Path
 
-    from core.tasks import validate_family
-    validate_family(config)
+    from core.tasks import check_family_fields
+    check_family_fields(config)
     options = model_options(config)
     if "heads" in options and options["embed"] % options["heads"]:
         raise ConfigError(f"model.options.heads: the embedding size ({options['embed']}) must be divisible by the "

@@ -313,8 +313,8 @@ def build_model(config, metadata):
 
 def _validate(config) -> None:
     from core.data.environments import make_env
-    from core.tasks import validate_family
-    validate_family(config)
+    from core.tasks import check_family_fields
+    check_family_fields(config)
     make_env(config.data.name).close()  # gymnasium missing or failing: say so before a run is queued
 
 

@@ -3,16 +3,14 @@
 The step is image classification's (ClassificationTask calls model(inputs) on whatever the batch
 holds), so the task is a thin subclass; what differs is the data and the models (core.models.video),
 which decide where in the network the frames meet (Karpathy et al., CVPR 2014). Every "video" data
-set (core.data.moving_shapes, core.data.video_folder) returns a VideoSplits; ClipBatches serves it.
+set (core.data.moving_shapes, core.data.video_folder) returns a core.data.clips.VideoSplits; ClipBatches serves it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from core.data.splits import channel_mean_std
+from core.data.clips import ClipBatches
 from core.errors import ConfigError
 from core.tasks.classification import ClassificationTask
 
@@ -22,73 +20,6 @@ _NO_FLIP = ("moving-shapes",)
 
 class VideoClassificationTask(ClassificationTask):
     name = "video"
-
-
-# ---- what every video data set returns, and how it is served -----------------------------------
-
-@dataclass
-class VideoSplits:
-    train_x: torch.Tensor  # (N, T, C, S, S) uint8
-    train_y: torch.Tensor  # (N,) int64 indices into `classes`
-    val_x: torch.Tensor  # (M, T, C, S, S) uint8
-    val_y: torch.Tensor  # (M,)
-    classes: list[str]
-    skipped: int = 0  # clips that could not be decoded
-    source: str = ""
-    frame_interval_s: float | None = None  # seconds between sampled frames (median); None: generated data
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def frames(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @property
-    def channels(self) -> int:
-        return int(self.train_x.shape[2])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train_x.shape[-1])
-
-    def mean_std(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training frames in [0, 1]."""
-        mean, std = channel_mean_std(self.train_x.flatten(0, 1))  # (N*T, C, S, S)
-        return list(mean), list(std)
-
-
-class ClipBatches:
-    """Clips (N, T, C, H, W) uint8 on the device, served as (clips float32 (B, T, C, H, W), labels (B,)).
-
-    The frames of a clip are laid side by side on the channel axis, (N, T*C, H, W), and handed to
-    DeviceBatches: the same seeded order per epoch (so resumed runs replay it), and one crop offset
-    and one flip per clip, shared by all its frames, so augmentation never tears the motion apart.
-    """
-
-    def __init__(self, x, y, *, batch_size: int, device, mean, std, shuffle: bool = True, drop_last: bool = False,
-                 augment_crop: bool = False, crop_padding: int = 4, augment_flip: bool = False, seed: int = 0):
-        from core.data.loader import DeviceBatches
-        if x.dtype.is_floating_point or x.dim() != 5:
-            raise ValueError(f"clips must be uint8 (N, T, C, H, W), got {x.dtype} {tuple(x.shape)}")
-        n, self.frames, self.channels, height, width = x.shape
-        self.inner = DeviceBatches(x.reshape(n, self.frames * self.channels, height, width), y,
-                                   batch_size=batch_size, device=device, mean=list(mean) * self.frames,
-                                   std=list(std) * self.frames, shuffle=shuffle, drop_last=drop_last,
-                                   augment_crop=augment_crop, crop_padding=crop_padding,
-                                   augment_flip=augment_flip, seed=seed)
-
-    @property
-    def num_samples(self) -> int:
-        return self.inner.num_samples
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def epoch(self, epoch: int, start_batch: int = 0):
-        for xb, yb in self.inner.epoch(epoch, start_batch):  # xb (B, T*C, H, W)
-            yield xb.view(xb.shape[0], self.frames, self.channels, *xb.shape[2:]), yb
 
 
 # ---- the task's spec -----------------------------------------------------------------------------
@@ -135,9 +66,9 @@ def setup(config, device):
 
 def validate(config) -> None:
     from core.config import check_float, check_int
-    from core.tasks import validate_family
+    from core.tasks import check_family_fields
 
-    validate_family(config)
+    check_family_fields(config)
     d = config.data
     check_float("data.val_fraction", d.val_fraction, 0.0, 0.9, low_open=True)
     if d.limit is not None:
@@ -168,14 +99,14 @@ def preview_clips(config, per_class: int = 1):
         order = torch.argsort(y, stable=True)
         return list(CLASSES), x[order], y[order]
     if config.data.name == "video-folder":
-        from core.data.folder import _visible_dirs, find_splits
-        from core.data.video_folder import (OPTIONS, _open_source, _walk_videos, decode_clips, decode_side,
+        from core.data.folder import visible_dirs, find_splits
+        from core.data.video_folder import (OPTIONS, open_source, walk_videos, decode_clips, decode_side,
                                             frames_to_clip)
         opts = resolve(config.data.options, OPTIONS)
-        train_dir, _ = find_splits(_open_source(config.data.path))
+        train_dir, _ = find_splits(open_source(config.data.path))
         picked = []
-        for label, folder in enumerate(d for d in _visible_dirs(train_dir) if _walk_videos(d, first_only=True)):
-            picked += [(path, label, folder.name) for path, _ in _walk_videos(folder)[:per_class]]
+        for label, folder in enumerate(d for d in visible_dirs(train_dir) if walk_videos(d, first_only=True)):
+            picked += [(path, label, folder.name) for path, _ in walk_videos(folder)[:per_class]]
         decoded = decode_clips([p for p, _, _ in picked], frames=opts["frames"], side=decode_side(opts["size"]))
         classes = list(dict.fromkeys(name for _, _, name in picked))
         good = [(frames_to_clip(clip, opts["size"]), label) for (clip, _, _), (_, label, _) in zip(decoded, picked)

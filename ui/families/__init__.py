@@ -1,6 +1,8 @@
-"""Per-task pieces of the pages. Each task other than image classification has a module here,
-`ui/families/<task>.py` (the task's name from core.tasks), with any of these functions:
+"""Per-task pieces of the pages. Every task has a module here, `ui/families/<task>.py` (the task's name
+from core.tasks), with any of these functions:
 
+    form(has_cuda)         the family's whole Train form, returning the RunConfig it describes; without
+                           it the Train page draws a generic form from the family's option schemas, with:
     form_extras()          extra widgets in the Train form's Data box (e.g. upload a .txt file and put
                            its saved path into st.session_state[ui.forms.PREFIX + "data.path"])
     preview(config)        the right-hand column of the Train form: what the data looks like, model size
@@ -23,7 +25,7 @@ import importlib.util
 
 def hook(task: str, name: str):
     """The function `name` of ui/families/<task>.py, or None."""
-    if not task or task == "classification":
+    if not task:
         return None
     module_name = f"ui.families.{task}"
     if importlib.util.find_spec(module_name) is None:

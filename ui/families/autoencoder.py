@@ -88,8 +88,8 @@ def runs_extra(run_ids: list[str]) -> None:
 
 
 def media(source: dict) -> None:
-    from core.inference.generative import (MAX_STEPS, grid_png, latent_walk, prior_samples,
-                                           reconstruct_upload)
+    from core.data.images import grid_png
+    from core.inference.generative import MAX_STEPS, latent_walk, prior_samples, reconstruct_upload
 
     run_model = load_model(source)
     pre = run_model.metadata.get("preprocessing", {})

@@ -20,7 +20,7 @@ from core.errors import LabError
 def _real_images(data_json: str, seed: int, count: int = 32) -> dict:
     from core.config import DataConfig
     from core.data import load_dataset
-    from core.inference.generative import grid_png
+    from core.data.images import grid_png
     splits = load_dataset(DataConfig(**json.loads(data_json)), seed=seed)
     images = splits.train_x[:count].float() / 255.0  # (count, C, H, W)
     return {"png": grid_png(images, nrow=8), "channels": splits.channels, "size": splits.image_size,
@@ -118,7 +118,8 @@ def runs_extra(run_ids: list[str]) -> None:
 
 
 def media(source: dict) -> None:
-    from core.inference.generative import MAX_COUNT, MAX_SEED, MAX_STEPS, generate_grid, grid_png, interpolate
+    from core.data.images import grid_png
+    from core.inference.generative import MAX_COUNT, MAX_SEED, MAX_STEPS, generate_grid, interpolate
 
     run_model = load_model(source)
     pre = run_model.metadata.get("preprocessing", {})

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.resources import show_error
+from core.tasks import validate
 
 UPLOAD_KEY = "lm_text_upload"
 HEATMAP_CHARS = 64  # characters on each axis of the attention heatmap: more would be unreadable
@@ -92,7 +93,7 @@ def preview(config) -> None:
         st.code(" ".join(_shown(c) for c in info["vocab"]), language=None, wrap_lines=True)
         st.text(info["excerpt"])
     try:
-        config.validate()
+        validate(config)
         params = _parameter_count(config.to_json(), len(info["vocab"]))
     except (LabError, ValueError):
         return

@@ -8,7 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core.errors import LabError
-from ui.charts import MAX_POINTS, PALETTE, TRAIN_COLOUR, VAL_COLOUR, _layout
+from ui.charts import MAX_POINTS, PALETTE, TRAIN_COLOUR, VAL_COLOUR, base_layout
 
 RANDOM_COLOUR = "#94a3b8"
 
@@ -68,21 +68,21 @@ def history_figure(history: dict, window: int = 20) -> go.Figure:
     """Per-episode return and length, raw (thin) and as a moving average (thick), against episode number."""
     import numpy as np
 
-    from core.analysis import lttb
+    from core.analysis import downsample
     from core.analysis import moving_average
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("Return per episode", "Episode length (steps)"))
     episodes = np.arange(1, len(history["returns"]) + 1, dtype=float)
     for col, key, colour in ((1, "returns", TRAIN_COLOUR), (2, "lengths", PALETTE[2])):
         values = np.asarray(history[key], dtype=float)
-        x, y = lttb(episodes, values, MAX_POINTS)
+        x, y = downsample(episodes, values, MAX_POINTS)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{key[:-1]} (raw)", opacity=0.35,
                                  line=dict(color=colour, width=1)), row=1, col=col)
-        x, y = lttb(episodes, moving_average(values, window), MAX_POINTS)
+        x, y = downsample(episodes, moving_average(values, window), MAX_POINTS)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{key[:-1]} (mean of {window})",
                                  line=dict(color=colour, width=3)), row=1, col=col)
     fig.update_xaxes(title_text="episode")
-    _layout(fig, 340)
+    base_layout(fig, 340)
     fig.update_layout(margin=dict(t=80), legend=dict(y=1.18))  # the legend above the subplot titles
     return fig
 
@@ -113,7 +113,7 @@ def probabilities_figure(playback) -> go.Figure:
     fig.add_trace(go.Scatter(x=steps, y=chosen, mode="markers", name="action taken",
                              marker=dict(color=VAL_COLOUR, size=4), hovertemplate="step %{x}: %{y}<extra></extra>"))
     fig.update_xaxes(title_text="step")
-    return _layout(fig, 80 + 60 * len(playback.action_names))
+    return base_layout(fig, 80 + 60 * len(playback.action_names))
 
 
 def return_figure(playback, baseline: dict) -> go.Figure:
@@ -127,7 +127,7 @@ def return_figure(playback, baseline: dict) -> go.Figure:
                   annotation_text=f"random policy {baseline['mean']:.1f}", annotation_position="bottom right")
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="return so far")
-    return _layout(fig, 260)
+    return base_layout(fig, 260)
 
 
 def media(source: dict) -> None:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import LabError
-from ui.charts import PALETTE, _layout
+from ui.charts import PALETTE, base_layout
 
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi"]
 
@@ -66,7 +66,7 @@ def timeline_figure(prediction) -> go.Figure:
                                                   "(%{marker.color:.0%})<extra></extra>"))
     fig.update_xaxes(title_text="window middle (s)")
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=prediction.classes)
-    return _layout(fig, 320)
+    return base_layout(fig, 320)
 
 
 def summary_figure(prediction) -> go.Figure:
@@ -75,7 +75,7 @@ def summary_figure(prediction) -> go.Figure:
                            marker_color=PALETTE[0], text=[f"{p:.0%}" for p in table["mean_probability"]],
                            textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_xaxes(range=[0, 1], title_text="mean probability over windows")
-    return _layout(fig, 60 + 26 * len(table))
+    return base_layout(fig, 60 + 26 * len(table))
 
 
 def media(source: dict) -> None:
@@ -165,7 +165,7 @@ def runs_extra(run_ids: list[str]) -> None:
                             text=[f"{v:.1%}" if v == v else "–" for v in per_model.values], textposition="auto",
                             hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
     bars.update_yaxes(range=[0, 1], title_text="best val_acc")
-    left.plotly_chart(_layout(bars, 340), key="video_fusion_bars")
+    left.plotly_chart(base_layout(bars, 340), key="video_fusion_bars")
     lines = go.Figure()
     for _, part in curves.groupby("run_id", sort=False):
         model = part.model.iloc[0]
@@ -173,7 +173,7 @@ def runs_extra(run_ids: list[str]) -> None:
                                    f"{part.name.iloc[0]}", line=dict(color=colours.get(model, PALETTE[-1]))))
     lines.update_xaxes(title_text="epoch")
     lines.update_yaxes(range=[0, 1], title_text="val_acc")
-    right.plotly_chart(_layout(lines, 340), key="video_fusion_lines")
+    right.plotly_chart(base_layout(lines, 340), key="video_fusion_lines")
     st.dataframe(best, hide_index=True, width="stretch",
                  column_config={"best_val_acc": st.column_config.ProgressColumn("best val_acc", min_value=0,
                                                                                 max_value=1, format="%.3f")})

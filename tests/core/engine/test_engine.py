@@ -4,12 +4,13 @@ import threading
 import pytest
 import torch
 
-from core.config import preset
-from core.engine.assemble import assemble
+from core.presets import preset
+from core.jobs.assemble import assemble
 from core.engine.callbacks import Callback, Checkpointer
 from core.engine.checkpoint import LAST, load_checkpoint
 from core.engine.optim import lr_curve, lr_factor
 from core.errors import Cancelled, TrainingError
+from core.tasks import validate
 
 
 class Recorder(Callback):
@@ -31,12 +32,12 @@ class Recorder(Callback):
 def small_config(**overrides):
     config = preset("digits-mlp").replace(**{"optim.epochs": 3, "log_every": 5, "model.dropout": 0.2,
                                              "data.augment_crop": True, "data.crop_padding": 1, **overrides})
-    return config.validate()
+    return validate(config)
 
 
 def test_trainer_overfits_a_tiny_batch(lab_home):
-    config = preset("digits-cnn").replace(**{"data.limit": 32, "optim.batch_size": 32, "optim.epochs": 150,
-                                             "optim.lr": 3e-3, "log_every": 1}).validate()
+    config = validate(preset("digits-cnn").replace(**{"data.limit": 32, "optim.batch_size": 32, "optim.epochs": 150,
+                                             "optim.lr": 3e-3, "log_every": 1}))
     recorder = Recorder()
     trainer = assemble(config, device=torch.device("cpu"), callbacks=[recorder])
     trainer.fit()
@@ -46,7 +47,7 @@ def test_trainer_overfits_a_tiny_batch(lab_home):
 
 
 def test_digits_cnn_preset_reaches_95_percent_validation_accuracy(lab_home):
-    trainer = assemble(preset("digits-cnn").validate(), device=torch.device("cpu"))
+    trainer = assemble(validate(preset("digits-cnn")), device=torch.device("cpu"))
     summary = trainer.fit()
     assert summary["best_val_acc"] >= 0.95, summary
     assert summary["steps"] == summary["steps_per_epoch"] * 10

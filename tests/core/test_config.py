@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from core.config import PRESETS, RunConfig, apply_overrides, parse_set_args, preset
+from core.config import RunConfig, apply_overrides, parse_set_args
+from core.presets import PRESETS, preset
 from core.errors import ConfigError
+from core.tasks import validate
 
 
 def test_every_preset_validates_and_round_trips_through_json():
@@ -11,7 +13,7 @@ def test_every_preset_validates_and_round_trips_through_json():
         config = preset(name)
         if config.data.name == "folder":
             config.data.path = "/some/photos"
-        config.validate()
+        validate(config)
         again = RunConfig.from_json(config.to_json())
         assert again == config
         assert json.loads(again.to_json()) == json.loads(config.to_json())
@@ -34,7 +36,7 @@ def test_every_preset_validates_and_round_trips_through_json():
 ])
 def test_bad_values_name_the_field_and_the_allowed_range(override, message):
     with pytest.raises(ConfigError) as err:
-        RunConfig().replace(**override).validate()
+        validate(RunConfig().replace(**override))
     assert message in str(err.value)
 
 
@@ -64,6 +66,6 @@ def test_from_dict_rejects_unknown_fields_with_their_path():
 
 def test_wrong_types_are_config_errors_not_crashes():
     with pytest.raises(ConfigError, match="optim.epochs: expected a whole number, got None"):
-        RunConfig().replace(**{"optim.epochs": "none"}).validate()
+        validate(RunConfig().replace(**{"optim.epochs": "none"}))
     with pytest.raises(ConfigError, match="device: "):
-        RunConfig().replace(device=3).validate()
+        validate(RunConfig().replace(device=3))

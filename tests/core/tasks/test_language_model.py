@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from core.config import RunConfig
-from core.engine.assemble import assemble
+from core.jobs.assemble import assemble
 from core.engine.callbacks import Callback
 from core.errors import ConfigError, DataError, InputError
 from conftest import shared_file
+from core.tasks import validate
 
 PARAGRAPH = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be "
              "in want of a wife. However little known the feelings or views of such a man may be on his first "
@@ -52,7 +53,7 @@ def lm_config(path, model="char_gpt", options=None, *, steps=50, epochs=1, conte
                             **task_options},
            "optim": {"optimizer": "adamw", "lr": lr, "batch_size": batch, "epochs": epochs, "grad_clip": 1.0},
            "log_every": 5}
-    return RunConfig.from_dict(raw).validate()
+    return validate(RunConfig.from_dict(raw))
 
 
 def fit(config):
@@ -277,7 +278,7 @@ class FixedLogits(torch.nn.Module):
 
 
 def run_model(model, vocab, sample_prompt="\n", context=32):
-    from core.inference.runs import RunModel
+    from core.tasks.checkpoints import RunModel
     config = RunConfig.from_dict({"task": "language_model", "data": {"name": "pydocs"},
                                   "model": {"name": "char_gpt"}})
     return RunModel(model=model.eval(), config=config, metadata={"vocab": list(vocab), "context": context,
@@ -378,7 +379,7 @@ def test_media_page_generates_text_and_shows_the_attention_heatmap_for_a_gpt_run
 
     from core.inference import list_model_sources
     run_id = tiny_gpt_run(tmp_path)
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app_pages" / "media.py"),
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[3] / "app_pages" / "media.py"),
                            default_timeout=60).run()
     index = next(i for i, s in enumerate(list_model_sources()) if s.get("run_id") == run_id)
     at.selectbox(key="media_source").set_value(index).run()
@@ -415,7 +416,7 @@ def test_train_page_previews_the_text_and_takes_an_uploaded_txt(lab_home):
     from streamlit.testing.v1 import AppTest
 
     from ui.families.language_model import UPLOAD_KEY
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[3] / "app.py"), default_timeout=60)
     at.query_params["preset"] = "pydocs-char-gpt"  # what the Concepts pages link to
     at.run()
     at.switch_page("app_pages/train.py").run()

@@ -1,4 +1,4 @@
-"""The Media page's tabs: images (with Grad-CAM), model comparison and video."""
+"""Media tabs of image classification (ui.families.classification): images with Grad-CAM, model comparison, video."""
 
 from __future__ import annotations
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from core.config import preset
+from core.presets import preset
 from core.errors import ConfigError, InputError
+from core.tasks import validate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 APP, MEDIA_PAGE = str(ROOT / "app.py"), str(ROOT / "app_pages" / "media.py")
 
 
@@ -21,10 +22,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def tiny_config(**overrides):
     """DCGAN on the digits at 16px: small enough to learn in seconds on a CPU."""
-    return preset("digits-dcgan").replace(**{
+    return validate(preset("digits-dcgan").replace(**{
         "data.image_size": 16, "model.options.width": 16, "model.options.latent_dim": 16, "optim.lr": 1e-3,
         "optim.epochs": 3, "task_options.fd_samples": 256, "task_options.sample_every": 30, "log_every": 11,
-        **overrides}).validate()
+        **overrides}))
 
 
 @pytest.mark.parametrize("size, channels", [(28, 1), (32, 3), (8, 1), (64, 3)])
@@ -56,7 +57,7 @@ def test_one_step_gives_d_only_its_loss_gradient_and_g_only_its_own(lab_home):
     """loss = D loss + G loss, but G's term reaches only G and D's term only D: simultaneous descent."""
     import torch.nn.functional as F
 
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     trainer = assemble(tiny_config(), device=torch.device("cpu"))
     model, task = trainer.model, trainer.task
     batch = next(iter(trainer.train_batches.epoch(0)))
@@ -85,7 +86,7 @@ def test_one_step_gives_d_only_its_loss_gradient_and_g_only_its_own(lab_home):
 
 
 def test_gan_learns_the_digits_without_the_discriminator_winning(lab_home):
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     from core.engine.callbacks import Callback
 
     class Logs(Callback):
@@ -124,13 +125,13 @@ def test_gan_learns_the_digits_without_the_discriminator_winning(lab_home):
 
 def test_config_checks_name_the_field():
     with pytest.raises(ConfigError, match=r"data.image_size: dcgan needs an even image size"):
-        preset("digits-dcgan").replace(**{"data.image_size": 27}).validate()
+        validate(preset("digits-dcgan").replace(**{"data.image_size": 27}))
     with pytest.raises(ConfigError, match=r"model.options.depth: unknown option"):
-        preset("digits-dcgan").replace(**{"model.options.depth": 3}).validate()
+        validate(preset("digits-dcgan").replace(**{"model.options.depth": 3}))
     with pytest.raises(ConfigError, match=r"model.name: 'cnn' is not one of: dcgan"):
-        preset("digits-dcgan").replace(**{"model.name": "cnn"}).validate()
+        validate(preset("digits-dcgan").replace(**{"model.name": "cnn"}))
     for name in ("shapes-dcgan", "mnist-dcgan", "digits-dcgan"):
-        assert preset(name).validate().task == "gan"
+        assert validate(preset(name)).task == "gan"
 
 
 def train_tiny_run(**overrides) -> str:
@@ -213,7 +214,7 @@ def test_an_autoencoder_run_cannot_be_used_to_generate(lab_home):
 
 
 def test_grad_clip_bounds_each_players_gradient_on_its_own(lab_home):
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     from core.engine.callbacks import Callback
 
     class Norms(Callback):

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.store import RunStore
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/media.py",
          "app_pages/concepts.py"]
 
@@ -93,7 +93,7 @@ def test_launch_from_train_page_then_see_it_on_runs_and_classify_an_upload_on_me
 def test_media_classifies_a_video_and_rejects_a_broken_one(lab_home, tmp_path):
     from conftest import make_video
     from core import jobs
-    from core.config import preset
+    from core.presets import preset
     from core.jobs.runner import execute_run
     run_id = jobs.create(preset("shapes-cnn").replace(**{"data.num_samples": 600, "optim.epochs": 1}))
     assert execute_run(run_id) == "completed"
@@ -138,7 +138,7 @@ def test_train_form_takes_an_uploaded_folder_zip_and_turns_off_weights_for_model
 
 def test_runs_page_compares_the_runs_in_its_link(lab_home):
     from core import jobs
-    from core.config import preset
+    from core.presets import preset
     from core.jobs.runner import execute_run
     ids = []
     for lr in (0.003, 0.01):
@@ -157,7 +157,7 @@ def test_runs_page_compares_the_runs_in_its_link(lab_home):
 def test_train_form_switches_to_every_task_with_its_own_fields_and_a_valid_preset(lab_home):
     """Choosing a task loads its first preset; the form draws that family's option widgets and the
     preset validates (no error box, Launch enabled). Classification comes back the same way."""
-    from core.config import list_presets
+    from core.presets import list_presets
     from core.tasks import list_tasks, task_spec
     at = open_page("app_pages/train.py")
     tasks = list_tasks()
@@ -183,7 +183,7 @@ def test_train_form_switches_to_every_task_with_its_own_fields_and_a_valid_prese
 
 
 def test_home_cards_show_each_runs_best_value_and_curve_and_escape_names(lab_home):
-    from core.config import preset
+    from core.presets import preset
     store = RunStore()
     run_id = store.create_run(preset("digits-mlp").to_dict(), name="<img src=x onerror=alert(1)> [see](https://x.example)")
     store.log_metrics([(run_id, step, step, "val_acc", acc, time.time()) for step, acc in ((1, 0.5), (2, 0.8), (3, 0.9))])

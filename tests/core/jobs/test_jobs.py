@@ -8,7 +8,7 @@ import pytest
 
 from core import jobs
 from core.jobs.runner import resumed_at
-from core.config import preset
+from core.presets import preset
 from core.engine.checkpoint import LAST, load_checkpoint
 from core.paths import run_dir
 from core.store import RunStore

@@ -10,18 +10,19 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from core.config import preset
+from core.presets import preset
 from core.errors import ConfigError, InputError
+from core.tasks import validate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(name="digits-vae", **overrides):
-    return preset(name).replace(**{"model.options.width": 8, "model.options.hidden": 64, "optim.epochs": 1,
-                                   "task_options.sample_every": 10, **overrides}).validate()
+    return validate(preset(name).replace(**{"model.options.width": 8, "model.options.hidden": 64, "optim.epochs": 1,
+                                   "task_options.sample_every": 10, **overrides}))
 
 
 @pytest.mark.parametrize("size, channels", [(8, 1), (28, 1), (32, 3), (7, 3)])
@@ -80,7 +81,7 @@ def test_losses_match_torch_references():
 
 @pytest.mark.parametrize("name", ["digits-autoencoder", "digits-vae"])
 def test_validation_loss_falls_well_below_its_start(lab_home, name):
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     trainer = assemble(tiny_config(name, **{"optim.epochs": 6, "optim.lr": 1e-2}), device=torch.device("cpu"))
     start = trainer.task.evaluate(trainer.model, trainer.val_batches)
     summary = trainer.fit()
@@ -98,13 +99,13 @@ def test_validation_loss_falls_well_below_its_start(lab_home, name):
 
 def test_config_checks_name_the_field():
     with pytest.raises(ConfigError, match=r"task_options.loss: 'l1' is not one of: bce, mse"):
-        preset("digits-vae").replace(**{"task_options.loss": "l1"}).validate()
+        validate(preset("digits-vae").replace(**{"task_options.loss": "l1"}))
     with pytest.raises(ConfigError, match=r"task_options.beta: -1 is out of range"):
-        preset("digits-vae").replace(**{"task_options.beta": -1}).validate()
+        validate(preset("digits-vae").replace(**{"task_options.beta": -1}))
     with pytest.raises(ConfigError, match=r"model.name: 'dcgan' is not one of: conv_autoencoder, conv_vae"):
-        preset("digits-vae").replace(**{"model.name": "dcgan"}).validate()
+        validate(preset("digits-vae").replace(**{"model.name": "dcgan"}))
     for name in ("digits-autoencoder", "digits-vae"):
-        assert preset(name).validate().model.options["latent_dim"] == 2
+        assert validate(preset(name)).model.options["latent_dim"] == 2
 
 
 def _png(image: Image.Image) -> bytes:

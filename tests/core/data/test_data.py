@@ -27,7 +27,7 @@ from core.data.splits import ImageSplits, finalize, split_train_val
 from core.errors import DataError
 from core.paths import cache_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CIFAR_ZIP = SHARED_DATA / "cifar10-jpg-subset.zip"
 MNIST_T10K = SHARED_DATA / "mnist-t10k"
@@ -232,8 +232,8 @@ def test_folder_cache_is_reused_and_invalidated_by_new_files(lab_home, tmp_path,
     cfg = DataConfig(name="folder", path=str(tmp_path / "pets"), image_size=8)
     first = load_dataset(cfg, seed=0)
     decoded = []
-    real_decode = folder._decode
-    monkeypatch.setattr(folder, "_decode", lambda files, size: decoded.append(len(files)) or real_decode(files, size))
+    real_decode = folder.decode_files
+    monkeypatch.setattr(folder, "decode_files", lambda files, size: decoded.append(len(files)) or real_decode(files, size))
     assert torch.equal(load_dataset(cfg, seed=0).train_x, first.train_x) and decoded == []
     Image.new("RGB", (10, 10), (9, 9, 9)).save(tmp_path / "pets" / "train" / "dog" / "new.png")
     assert len(load_dataset(cfg, seed=0).train_y) == len(first.train_y) + 1 and decoded

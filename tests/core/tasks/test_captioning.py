@@ -12,8 +12,9 @@ import torch
 
 from core.data.scenes import COLOURS, Vocabulary, describe, generate_scenes, tokenize
 from core.errors import DataError
-from core.inference.captioning import (beam_search, brevity_penalty, corpus_bleu, greedy_decode,
-                                       modified_precision)
+from core.models.captioning import beam_search, greedy_decode
+from core.tasks import validate
+from core.tasks.captioning import corpus_bleu
 
 
 def words(text: str) -> list[str]:
@@ -34,12 +35,15 @@ PAPER_REFS = [words("It is a guide to action that ensures that the military will
 def test_modified_precision_matches_the_worked_examples_of_the_bleu_paper():
     # Example 2: "the the the the the the the" scores 2/7, not 7/7, because "the" is clipped to 2
     refs = [words("The cat is on the mat."), words("There is a cat on the mat.")]
-    assert modified_precision(words("the the the the the the the"), refs, 1) == (2, 7)
-    # Example 1: unigram precision 17/18 and 8/14, bigram precision 10/17 and 1/13
-    assert modified_precision(P1, PAPER_REFS, 1) == (17, 18)
-    assert modified_precision(P2, PAPER_REFS, 1) == (8, 14)
-    assert modified_precision(P1, PAPER_REFS, 2) == (10, 17)
-    assert modified_precision(P2, PAPER_REFS, 2) == (1, 13)
+    assert corpus_bleu([words("the the the the the the the")], [refs])["bleu1"] == pytest.approx(2 / 7)
+    # Example 1: unigram precision 17/18 and 8/14, bigram precision 10/17 and 1/13. P1 has the length of
+    # its closest reference (18 words); P2 (14 words) pays the brevity penalty of its closest one (16).
+    p1 = corpus_bleu([P1], [PAPER_REFS])
+    assert p1["bleu1"] == pytest.approx(17 / 18)
+    assert p1["bleu2"] == pytest.approx(math.sqrt(17 / 18 * 10 / 17))
+    p2, bp = corpus_bleu([P2], [PAPER_REFS]), math.exp(1 - 16 / 14)
+    assert p2["bleu1"] == pytest.approx(bp * 8 / 14)
+    assert p2["bleu2"] == pytest.approx(bp * math.sqrt(8 / 14 * 1 / 13))
 
 
 def test_corpus_bleu_pools_counts_over_sentences_and_applies_the_brevity_penalty():
@@ -56,16 +60,16 @@ def test_corpus_bleu_pools_counts_over_sentences_and_applies_the_brevity_penalty
     assert short["bleu3"] == pytest.approx(math.exp(1 - 8 / 3))
     exact = corpus_bleu([words("a red circle left of a blue square")],
                         [[words("a blue square right of a red circle"), words("a red circle left of a blue square")]])
-    assert exact == {"bleu1": 1.0, "bleu2": 1.0, "bleu3": 1.0, "bleu4": 1.0}
+    assert exact == pytest.approx({"bleu1": 1.0, "bleu2": 1.0, "bleu3": 1.0, "bleu4": 1.0})
 
 
 def test_brevity_penalty_uses_the_closest_reference_length_and_handles_edge_cases():
-    assert brevity_penalty(0, 5) == 0.0
-    assert brevity_penalty(6, 5) == 1.0 and brevity_penalty(5, 5) == 1.0
-    assert brevity_penalty(4, 8) == pytest.approx(math.exp(-1))
+    assert corpus_bleu([words("a b c d e f")], [[words("a b c d e")]])["bleu1"] == pytest.approx(5 / 6)  # BP 1
+    assert corpus_bleu([words("a b c d e")], [[words("a b c d e")]])["bleu1"] == pytest.approx(1.0)
+    assert corpus_bleu([words("a b c d")], [[words("a b c d e f g h")]])["bleu1"] == pytest.approx(math.exp(-1))
     # lengths 3 and 5 are equally close to 4: the shorter counts, so a 4-word hypothesis is not penalised
     hyp = words("a b c d")
-    assert corpus_bleu([hyp], [[words("a b c"), words("a b c d e")]])["bleu1"] == 1.0
+    assert corpus_bleu([hyp], [[words("a b c"), words("a b c d e")]])["bleu1"] == pytest.approx(1.0)
     assert corpus_bleu([[]], [[words("a red circle")]])["bleu1"] == 0.0  # an empty caption
     with pytest.raises(ValueError):
         corpus_bleu([hyp], [])
@@ -138,9 +142,9 @@ def _write_folder(root, count: int, extra_rows=(), bad_images=()):
 
 def _folder_config(path, **options):
     from core.config import RunConfig
-    return RunConfig.from_dict({"task": "captioning", "data": {"name": "captions-folder", "path": str(path),
+    return validate(RunConfig.from_dict({"task": "captioning", "data": {"name": "captions-folder", "path": str(path),
                                                               "options": {"image_size": 32, **options}},
-                                "model": {"name": "cnn_lstm_captioner"}}).validate()
+                                "model": {"name": "cnn_lstm_captioner"}}))
 
 
 def test_captions_folder_reads_a_folder_and_a_zip_and_skips_bad_images(lab_home, tmp_path):
@@ -213,7 +217,7 @@ def test_beam_width_one_is_greedy_and_beams_are_sorted_with_true_log_probabiliti
 
 
 def test_the_captioner_overfits_a_few_scenes_word_for_word(lab_home, tmp_path):
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     from core.engine.callbacks import Callback
 
     class Losses(Callback):
@@ -249,7 +253,7 @@ def test_the_captioner_overfits_a_few_scenes_word_for_word(lab_home, tmp_path):
 
 def _completed_run() -> str:
     from core import jobs
-    from core.config import preset
+    from core.presets import preset
     from core.jobs.runner import execute_run
     config = preset("scenes-captioning").replace(**{
         "data.options.num_samples": 40, "data.options.image_size": 32, "model.options.width": 8,
@@ -300,7 +304,7 @@ def test_media_page_captions_an_uploaded_png_and_a_generated_scene(lab_home):
     image.save(buffer, format="PNG")
     expected = load_captioner(run_id, "best").greedy(image)["caption"] or "(empty caption)"
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app_pages" / "media.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[3] / "app_pages" / "media.py"), default_timeout=60)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="media_source").value == 0  # the run
@@ -321,7 +325,7 @@ def test_media_page_captions_an_uploaded_png_and_a_generated_scene(lab_home):
 
 def test_train_page_previews_captioned_scenes_and_shows_live_sample_captions(lab_home, tmp_path):
     from streamlit.testing.v1 import AppTest
-    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    app = str(Path(__file__).resolve().parents[3] / "app.py")
     at = AppTest.from_file(app, default_timeout=60)
     at.run()
     at.switch_page("app_pages/train.py").run()

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import RunConfig, preset
-from core.engine.assemble import assemble
+from core.config import RunConfig
+from core.presets import preset
+from core.jobs.assemble import assemble
 from core.errors import ConfigError, DataError, InputError
+from core.tasks import validate
 
-PAGES = Path(__file__).resolve().parents[1] / "app_pages"
+PAGES = Path(__file__).resolve().parents[3] / "app_pages"
 
 MODELS = ("single_frame", "early_fusion", "late_fusion", "slow_fusion", "r2plus1d", "cnn_lstm")
 RED, GREEN, BLUE = (230, 20, 20), (20, 220, 20), (20, 20, 230)
@@ -27,7 +29,7 @@ def video_config(model="early_fusion", *, samples=64, frames=4, size=16, epochs=
                                      "options": {"frames": frames, "size": size, "num_samples": samples}},
            "model": {"name": model, "hidden": 64, "options": {"width": 8}},
            "optim": {"optimizer": "adam", "lr": 3e-3, "batch_size": 32, "epochs": epochs}, "log_every": 5}
-    return RunConfig.from_dict(raw).replace(**overrides).validate()
+    return validate(RunConfig.from_dict(raw).replace(**overrides))
 
 
 def train_run(config) -> str:
@@ -72,7 +74,7 @@ def test_single_frame_stays_near_chance_while_temporal_models_learn(lab_home):
 
 
 def test_clip_batches_are_normalised_deterministic_and_crop_all_frames_alike():
-    from core.tasks.video import ClipBatches
+    from core.data.clips import ClipBatches
     x = torch.randint(1, 256, (10, 3, 3, 8, 8), dtype=torch.uint8)  # no zeros: those mark the padding
     y = torch.arange(10)
     batches = ClipBatches(x, y, batch_size=4, device="cpu", mean=[0.5] * 3, std=[0.25] * 3, seed=1,
@@ -196,12 +198,12 @@ def test_every_model_maps_clips_to_one_row_of_logits(model):
 
 
 def test_presets_validate_and_bad_video_configs_are_refused():
-    from core.config import list_presets
+    from core.presets import list_presets
     names = list_presets("video")
     assert {f"moving-shapes-{n}" for n in ("single-frame", "early-fusion", "late-fusion", "slow-fusion",
                                             "r2plus1d", "cnn-lstm")} <= set(names)
     for name in names:
-        preset(name).validate()
+        validate(preset(name))
     with pytest.raises(ConfigError, match="data.augment_flip: mirroring 'moving-shapes' clips"):
         video_config(**{"data.augment_flip": True})
     with pytest.raises(ConfigError, match=r"data.options.frames: 1 is out of range"):
@@ -291,7 +293,7 @@ def test_runs_page_compares_the_fusion_variants(lab_home):
 
 
 def _preview_page():
-    from core.config import preset
+    from core.presets import preset
     from ui.families.video import preview
     preview(preset("moving-shapes-slow-fusion").replace(**{"data.options.frames": 4, "data.options.size": 16}))
 

@@ -27,7 +27,7 @@ from core.errors import CheckpointError, InputError, LabError, ModelError, RunNo
 
 def _train(name: str, overrides: dict) -> str:
     from core import jobs
-    from core.config import preset
+    from core.presets import preset
     from core.jobs.runner import execute_run
 
     run_id = jobs.create(preset(name).replace(**overrides))
@@ -63,10 +63,10 @@ def _summary(run_id: str) -> dict:
 
 def _val_pictures(run_id: str, count: int | None = None) -> tuple[list[Image.Image], np.ndarray]:
     """The run's validation images rendered as PIL pictures, and their labels."""
-    from core.inference.evaluation import _validation_split
+    from core.inference.evaluation import validation_split
     from core.store import RunStore
     import json
-    val_x, val_y, _ = _validation_split(json.dumps(RunStore().get_run(run_id).config, sort_keys=True))
+    val_x, val_y, _ = validation_split(json.dumps(RunStore().get_run(run_id).config, sort_keys=True))
     count = len(val_y) if count is None else count
     pictures = []
     for chw in val_x[:count]:
@@ -132,7 +132,7 @@ def test_run_predictor_is_cached_until_the_checkpoint_changes(runs):
 
 def test_run_predictor_errors_say_what_to_do(runs):
     from core import jobs
-    from core.config import preset
+    from core.presets import preset
     from core.inference import load_run_predictor
     fresh = jobs.create(preset("digits-cnn"))  # recorded, never trained: no checkpoint yet
     with pytest.raises(CheckpointError, match=f"run {fresh} has no best.pt yet; wait for its first epoch or pick last"):

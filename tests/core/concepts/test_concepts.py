@@ -11,7 +11,7 @@ import pytest
 from core.concepts import AREAS, CatalogueError, search, validate_catalogue
 from core.concepts.graph import concept_map
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def concept_toml(concept_id: str, related: str = "", area: str = "architectures", presets: str = "[]",
@@ -358,7 +358,7 @@ def test_the_explorer_shows_a_card_per_concept_and_searches(lab_home):
 
 
 def test_every_concept_opens_in_both_languages(lab_home):
-    from core.config import PRESETS
+    from core.presets import PRESETS
     from core.store import RunStore
     concepts = validate_catalogue()
     with_preset = next(c for c in concepts if any(p in PRESETS for p in c.presets))

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import preset
+from core.presets import preset
 from core.errors import ConfigError
 from core.tasks.rl import RLTask, discounted_returns, gae
+from core.tasks import validate
 
-PAGES = Path(__file__).resolve().parents[1] / "app_pages"
+PAGES = Path(__file__).resolve().parents[3] / "app_pages"
 
 
 # ---- returns and advantages against hand-worked examples ---------------------------------------------
@@ -90,7 +91,7 @@ def test_reinforce_step_raises_the_probability_of_the_rewarded_arm():
 def test_unknown_environment_is_a_clear_error_naming_the_known_ones():
     config = preset("cartpole-reinforce").replace(**{"data.name": "Pong-v5"})
     with pytest.raises(ConfigError, match="CartPole-v1.*Acrobot-v1"):
-        config.validate()
+        validate(config)
     from core.data.environments import make_env
     from core.inference.rl import play
     with pytest.raises(ConfigError, match="'MountainCarContinuous-v0' is not one of: CartPole-v1, Acrobot-v1"):
@@ -99,16 +100,16 @@ def test_unknown_environment_is_a_clear_error_naming_the_known_ones():
         play(ArmPreferences(), "LunarLander-v3")
     bad_option = preset("cartpole-reinforce").replace(**{"task_options.gamma": 1.5})
     with pytest.raises(ConfigError, match="task_options.gamma"):
-        bad_option.validate()
+        validate(bad_option)
     with pytest.raises(ConfigError, match="model.name"):
-        preset("cartpole-reinforce").replace(**{"model.name": "cnn"}).validate()
+        validate(preset("cartpole-reinforce").replace(**{"model.name": "cnn"}))
 
 
 # ---- learning and replay -------------------------------------------------------------------------------
 
 def test_presets_exist_and_validate():
     for name in ("cartpole-reinforce", "cartpole-actor-critic", "acrobot-actor-critic"):
-        assert preset(name).validate().task == "rl"
+        assert validate(preset(name)).task == "rl"
 
 
 def test_epochs_replay_the_same_episodes_after_a_resume():
@@ -117,7 +118,7 @@ def test_epochs_replay_the_same_episodes_after_a_resume():
     seeds = UpdateSeeds(seed=3, updates_per_epoch=6)
     assert list(seeds.epoch(2, start_batch=4)) == list(seeds.epoch(2))[4:]
     assert list(seeds.epoch(2)) != list(seeds.epoch(1))
-    config = preset("cartpole-actor-critic").validate()
+    config = validate(preset("cartpole-actor-critic"))
     from core.tasks.rl import build_model
     source = load_dataset(config.data)
     torch.manual_seed(0)
@@ -128,10 +129,10 @@ def test_epochs_replay_the_same_episodes_after_a_resume():
 
 
 def test_cartpole_agent_beats_a_random_policy_clearly(lab_home):
-    from core.engine.assemble import assemble
+    from core.jobs.assemble import assemble
     from core.inference.rl import random_baseline
-    config = preset("cartpole-reinforce").replace(**{
-        "optim.epochs": 3, "task_options.updates_per_epoch": 10, "task_options.eval_episodes": 5}).validate()
+    config = validate(preset("cartpole-reinforce").replace(**{
+        "optim.epochs": 3, "task_options.updates_per_epoch": 10, "task_options.eval_episodes": 5}))
     summary = assemble(config, device=torch.device("cpu")).fit()
     chance = random_baseline("CartPole-v1", episodes=20)["mean"]
     assert 10 < chance < 35  # a random policy balances the pole for about 20 steps

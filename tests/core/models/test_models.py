@@ -15,7 +15,7 @@ def _accepted_datasets(model_name):
             yield info
 
 
-@pytest.mark.parametrize("model_name", list_models())
+@pytest.mark.parametrize("model_name", list_models(task="classification"))
 def test_every_model_gives_one_logit_per_class_for_every_data_set_it_accepts(model_name):
     accepted = list(_accepted_datasets(model_name))
     assert accepted, f"{model_name} accepts no registered data set"

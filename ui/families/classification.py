@@ -1,0 +1,210 @@
+"""Image classification on the pages: its Train form with data preview and model card, the confusion matrix
+of a finished run, and classifying uploads on Media (images, model comparison, video)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import streamlit as st
+
+from core.errors import LabError
+from ui.charts import class_counts_figure, confusion_figure, schedule_figure
+from ui.forms import PREFIX, compute_section, form_config, optim_section
+from ui.resources import TRAIN_PAGE, show_error
+
+TASK = "classification"
+
+
+# ---- Train: the form ---------------------------------------------------------------------------
+
+@st.cache_data(show_spinner="Loading the data set…", max_entries=16)
+def _preview(data_json: str, seed: int):
+    from core.config import DataConfig
+    from core.data.preview import mosaic, preview
+    result = preview(DataConfig(**json.loads(data_json)), seed=seed)
+    return result, mosaic(result.samples)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _model_card(name: str, channels: int, size: int, classes: int, hidden: int, dropout: float):
+    from core.models import model_card
+    return model_card(name, num_classes=classes, in_channels=channels, image_size=size, hidden=hidden,
+                      dropout=dropout)
+
+
+def _data_section(datasets: list[str]) -> None:
+    from core.data import dataset_info
+    k = PREFIX
+    st.selectbox("Data set", datasets, key=k + "data.name")
+    info = dataset_info(st.session_state[k + "data.name"])
+    if info.needs_path:
+        from ui.forms import UPLOAD_ERROR, save_zip_upload
+        st.file_uploader("Upload a .zip with train/<class>/ images…", type=["zip"], key="folder_zip",
+                         on_change=save_zip_upload, args=("folder_zip",))
+        refused = st.session_state.pop(UPLOAD_ERROR, None)
+        if refused:
+            st.error(refused, icon=":material/folder_zip:")
+        st.text_input("…or a folder or .zip on the server", key=k + "data.path",
+                      placeholder="/data/photos  (with train/<class>/*.jpg inside)")
+    c1, c2, c3 = st.columns(3)
+    c1.number_input("Image size (px, 0 = native)", step=8, key=k + "data.image_size")
+    c2.number_input("Validation fraction", step=0.05, format="%.2f", key=k + "data.val_fraction",
+                    help="Used when the data set has no validation split of its own")
+    c3.number_input("Limit training samples (0 = all)", step=100, key=k + "data.limit")
+    if info.generated:
+        st.number_input("Generated samples", step=500, key=k + "data.num_samples")
+    c1, c2, c3 = st.columns(3)
+    c1.toggle("Random crop", key=k + "data.augment_crop", help="Pad, then crop a random window each batch")
+    c2.number_input("Crop padding (px)", step=1, key=k + "data.crop_padding")
+    c3.toggle("Horizontal flip", key=k + "data.augment_flip", help="Good for photos, wrong for digits")
+
+
+def _model_section(models: list[str], pretrained_ok: bool) -> None:
+    k = PREFIX
+    st.selectbox("Model", models, key=k + "model.name")
+    if not pretrained_ok:  # a model without weights: switch both off rather than leave them stuck on
+        st.session_state[k + "model.pretrained"] = False
+        st.session_state[k + "model.freeze_backbone"] = False
+    c1, c2 = st.columns(2)
+    c1.toggle("Pretrained ImageNet weights", key=k + "model.pretrained", disabled=not pretrained_ok)
+    c2.toggle("Freeze the backbone (train the head only)", key=k + "model.freeze_backbone",
+              disabled=not pretrained_ok)
+    c1, c2 = st.columns(2)
+    c1.number_input("Hidden width (mlp, cnn)", step=32, key=k + "model.hidden")
+    c2.number_input("Dropout", step=0.1, format="%.2f", key=k + "model.dropout")
+
+
+def form(has_cuda: bool):
+    """The whole Train form of an image classifier; returns the config it describes (not yet validated)."""
+    from core.data import dataset_info, list_datasets
+    from core.models import list_models, model_info
+    from core.tasks import validate
+
+    left, side = st.columns([3, 2], gap="large")
+    with left:
+        with st.container(border=True):
+            st.subheader("Data", anchor=False)
+            _data_section(list_datasets(kind="images"))
+        with st.container(border=True):
+            st.subheader("Model", anchor=False)
+            models = list_models(task=TASK)
+            name = st.session_state.get(PREFIX + "model.name")
+            _model_section(models, pretrained_ok=name in models and model_info(name).pretrained_available)
+        with st.container(border=True):
+            st.subheader("Optimisation", anchor=False)
+            optim_section(label_smoothing=True)
+        with st.container(border=True):
+            st.subheader("Compute", anchor=False)
+            compute_section(has_cuda)
+
+    config = form_config()
+    try:
+        validate(config)
+        error = None
+    except LabError as exc:
+        error = str(exc)
+    with side:
+        _side_panels(config, error, dataset_info(config.data.name) if config.data.name in list_datasets() else None)
+    return config
+
+
+def _side_panels(config, error: str | None, info) -> None:
+    from core.models import model_info
+    data_preview = None
+    if info and (config.data.path or not info.needs_path):
+        try:
+            data_json = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
+            data_preview, grid = _preview(data_json, config.seed)
+        except LabError as exc:
+            st.warning(str(exc), icon=":material/cloud_off:")
+    if not data_preview:
+        return
+    with st.container(border=True):
+        st.subheader("Data preview", anchor=False)
+        st.caption(f"{data_preview.source} · {data_preview.train_size:,} training and "
+                   f"{sum(data_preview.val_counts):,} validation images · {data_preview.image_size}px · "
+                   f"{'grey' if data_preview.channels == 1 else 'RGB'}"
+                   + (f" · {data_preview.skipped} unreadable files skipped" if data_preview.skipped else ""))
+        st.image(grid, caption="one column per class: " + ", ".join(data_preview.classes[:20]), width="stretch")
+        st.plotly_chart(class_counts_figure(data_preview.classes, data_preview.train_counts,
+                                            data_preview.val_counts), key="counts")
+    if error:
+        return
+    with st.container(border=True):
+        st.subheader("Model", anchor=False)
+        card = _model_card(config.model.name, data_preview.channels, config.data.image_size or data_preview.image_size,
+                           len(data_preview.classes), config.model.hidden, config.model.dropout)
+        st.caption(card.description)
+        st.metric("parameters", f"{card.params:,}")
+        if model_info(config.model.name).pretrained_available:
+            st.caption(":material/download: ImageNet weights available (downloaded on first use)")
+        with st.expander("Layers"):
+            st.dataframe(card.layers, hide_index=True, width="stretch")
+    with st.container(border=True):
+        st.subheader("Learning-rate schedule", anchor=False)
+        from core.data.loader import steps_per_epoch
+        from core.engine.optim import lr_curve
+        steps = steps_per_epoch(data_preview.train_size, config.optim.batch_size)
+        st.plotly_chart(schedule_figure(lr_curve(config.optim, steps), steps), key="schedule")
+
+
+# ---- Train: a finished run ---------------------------------------------------------------------
+
+def results(run) -> None:
+    """The best checkpoint on the validation set: confusion matrix (click a cell for its images), per class."""
+    from core.inference import evaluate_run, val_images
+    st.subheader("Validation results", anchor=False)
+    try:
+        with st.spinner("Evaluating the best checkpoint on the validation set…"):
+            report = evaluate_run(run.id, "best")
+    except Exception as exc:
+        show_error(exc)
+        return
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.caption("Click a cell to see the images behind it.")
+        event = st.plotly_chart(confusion_figure(report.classes, report.confusion), key=f"cm-{run.id}",
+                                on_select="rerun", selection_mode="points")
+    with right:
+        st.metric("accuracy (best checkpoint)", f"{report.accuracy:.2%}")
+        st.dataframe(report.per_class, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.ProgressColumn(c, min_value=0, max_value=1, format="%.2f")
+                                    for c in ("precision", "recall", "f1")})
+    points = (event.selection.points if event and event.selection else []) or []
+    if points:
+        true_name, pred_name = points[0]["y"], points[0]["x"]
+        wrong = report.misclassified
+        picked = wrong[(wrong["true"] == true_name) & (wrong["predicted"] == pred_name)]
+        if true_name == pred_name:
+            st.info(f"{true_name}: the diagonal holds the correctly classified images.")
+        elif picked.empty:
+            st.info(f"No {true_name} image was classified as {pred_name}.")
+        else:
+            st.markdown(f"**{len(picked)} {true_name} image(s) classified as {pred_name}**")
+            images = val_images(run.id, picked["index"].tolist()[:24])
+            st.image(images, width=96, caption=[f"{c:.0%}" for c in picked["confidence"].tolist()[:24]])
+
+
+# ---- Media ---------------------------------------------------------------------------------------
+
+def media(source: dict) -> None:
+    """Classify uploads with an image run or a pretrained ImageNet model."""
+    from core.inference import list_model_sources
+    from ui.families.classification_media import compare_tab, images_tab, load_predictor, video_tab
+    try:
+        predictor = load_predictor(source)
+    except LabError as exc:
+        st.error(str(exc), icon=":material/cloud_off:")
+        st.page_link(TRAIN_PAGE, label="Train a model of your own instead (no download needed)",
+                     icon=":material/model_training:")
+        return
+    st.caption(f"{len(predictor.classes)} classes · input {predictor.image_size}px · "
+               + ", ".join(predictor.classes[:12]) + ("…" if len(predictor.classes) > 12 else ""))
+    images, compare, video = st.tabs(["Images", "Compare models", "Video"])
+    with images:
+        images_tab(predictor)
+    with compare:
+        compare_tab([s for s in list_model_sources() if s["task"] == TASK])
+    with video:
+        video_tab(predictor)
