@@ -10,7 +10,7 @@ st.title("Media")
 st.caption("Classify your own pictures and videos, generate text and images, caption, or play: "
            "with one of your runs or a pretrained ImageNet model.")
 
-from core.inference import list_model_sources  # noqa: E402
+from core.inference import list_model_sources
 
 sources = list_model_sources()
 if not sources:

@@ -5,7 +5,7 @@ an environment (`make_env`) and the batch sources the engine iterates: a trainin
 the seed of one policy update (its episodes' starting states and its action sampling all derive from it),
 so an epoch is a fixed list of seeds and a resumed run replays exactly the same episodes.
 
-Frames are drawn by core.inference.rl from the state with PIL; gymnasium's pygame renderer is never used.
+Frames are drawn by core.tasks.rl.play from the state with PIL; gymnasium's pygame renderer is never used.
 """
 
 from __future__ import annotations

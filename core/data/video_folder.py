@@ -7,7 +7,7 @@ optional val|valid|validation|test/<class>/, a wrapping top folder, or class fol
 squashed to S x S RGB: uint8 (N, T, 3, S, S), decoded once and cached.
 
 Decoding untrusted video can crash, hang or exhaust FFmpeg, so it runs in child processes built on
-core/inference/video_worker.py (the same memory cap and frame sampler; that file imports nothing
+core/data/video_worker.py (the same memory cap and frame sampler; that file imports nothing
 from core, so a child starts without torch). One child decodes many clips in turn and reports each
 on its stdout; a clip that takes longer than the time limit gets its child killed, a clip that
 crashes its child is skipped, and a fresh child carries on with the rest. Unreadable clips are
@@ -28,8 +28,8 @@ from core.options import Option
 
 DEFAULT_FRAMES, DEFAULT_SIZE = 8, 64
 CLIP_TIMEOUT_S = 60.0  # per clip, in the child
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_WORKER_FILE = _REPO_ROOT / "core" / "inference" / "video_worker.py"
+_REPO_ROOT = Path(__file__).resolve().parents[2]  # the child runs from here, so `core` imports
+_WORKER_FILE = Path(__file__).with_name("video_worker.py")
 _MAX_DECODED_BYTES = 8 * 1024**3
 _SCAN_FRAMES = 600  # clips without a known duration: decode at most this many frames, then sample
 
@@ -156,7 +156,7 @@ def _read_clip(path: Path, frames: int, side: int, duration: str) -> tuple:
 
 
 def _load_worker():
-    """core/inference/video_worker.py as a module, without importing core.inference (which imports torch)."""
+    """core/data/video_worker.py loaded from its file: the worker module itself imports nothing from core."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("lab_video_worker", _WORKER_FILE)
     module = importlib.util.module_from_spec(spec)
@@ -270,7 +270,7 @@ def build_video_folder(cfg, *, seed: int):
 
 
 def _is_video(name: str) -> bool:
-    return name.lower().endswith((".mp4", ".webm", ".mov", ".avi", ".mkv"))  # core.inference.video's list
+    return name.lower().endswith((".mp4", ".webm", ".mov", ".avi", ".mkv"))  # core.data.video_frames's list
 
 
 def walk_videos(top: Path, first_only: bool = False) -> list[tuple[Path, int]]:

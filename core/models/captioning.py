@@ -4,7 +4,7 @@ Karpathy & Fei-Fei's NeuralTalk).
 The encoder turns an image into one feature vector; it is injected into the decoder either as the
 LSTM's initial hidden and cell state (NeuralTalk) or as its first input step (Show and Tell). The
 decoder reads word embeddings: in training the true previous word (teacher forcing), at inference
-its own previous choice (core.inference.captioning: greedy decoding and beam search use `start` and
+its own previous choice (core.tasks.captioning.caption: greedy decoding and beam search use `start` and
 `step`). The encoder keeps a coarse spatial grid beside a global max, because captions say "left of"
 and "above": a global pool alone would throw away where things are.
 """

@@ -3,7 +3,7 @@ baby GPT for shakespeare_char), all mapping character ids (B, T) to next-charact
 
 Builders take keyword-only `vocab_size` and `context` (the task's block size) plus their options.
 Every model also has `next_logits(idx, state) -> (logits (B, V), state)` so that generation
-(core.inference.text) can feed a prompt and then one character at a time, whatever the architecture:
+(core.tasks.language_model.generate) can feed a prompt and then one character at a time, whatever the architecture:
 the recurrent models carry their hidden state, the GPT carries the last `context` characters.
 """
 

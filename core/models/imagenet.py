@@ -119,7 +119,8 @@ def build_imagenet(name: str, *, num_classes: int, in_channels: int, pretrained:
 
 
 def _register(name: str, description: str) -> None:
-    @register_model(name, description=description, family="imagenet", task="classification", min_image_size=32, pretrained_available=True)
+    @register_model(name, description=description, family="imagenet", task="classification", min_image_size=32,
+                    pretrained_available=True)
     def builder(*, num_classes: int, in_channels: int, image_size: int, pretrained: bool = False,
                 freeze_backbone: bool = False, **_):
         return build_imagenet(name, num_classes=num_classes, in_channels=in_channels, pretrained=pretrained,

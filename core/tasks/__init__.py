@@ -1,19 +1,24 @@
 """Tasks say what one training step computes, what it logs and how a model is evaluated; the engine
 (core.engine.trainer) says how to run it. Every family of the lab (classification, language models,
-GANs, autoencoders, video, captioning, reinforcement learning) is one task module plus a few models
-registered in core.models and data sets registered in core.data: never a second training loop.
+GANs, autoencoders, video, captioning, reinforcement learning) is one package here, plus the models it
+registers in core.models, the data sets in core.data and its presets in core/presets: never a second
+training loop.
 
-A task module `core/tasks/<module>.py` defines, at module level:
+A family's package `core/tasks/<family>/` declares everything about it in its `__init__.py`:
 
     SPEC = TaskSpec(name=..., title=..., data_kind=..., options={...}, validate=..., setup=...,
-                    build_model=...)
+                    build_model=..., entry_points={"generate": "generate:generate", ...})
 
+- `options`: the typed task_options (core.options.Option), drawn as form fields on the Train page.
+- `validate(config)`: raise ConfigError for a bad data/model/option choice of this family
+  (`check_family_fields` does the checks all families share; `validate` below adds the common fields).
 - `setup(config, device) -> Setup`: the task object, the model, the train and validation batch
   sources and the metadata saved in every checkpoint (vocabulary, classes, image size...).
 - `build_model(config, metadata) -> nn.Module`: the same architecture rebuilt from a checkpoint's
-  config and metadata, for inference (core.inference.runs.load_run_model).
-- `validate(config)`: raise ConfigError for a bad data/model/option choice (common fields such as
-  optim.* are checked by RunConfig.validate itself).
+  config and metadata, for inference (core.tasks.checkpoints.load_run_model, the one loader).
+- `entry_points`: what pages and the CLI call on a trained run (predict, generate, play, explain...),
+  as "module:function" inside the package; `SPEC.entry(name)` imports one.
+- `SPEC.presets`: the family's presets (core/presets/<family>.py).
 
 A batch source has `__len__` (batches per epoch) and `epoch(index, start_batch=0)` yielding batches
 in a fixed order for a given epoch (so a resumed run replays the same sequence).
@@ -31,10 +36,10 @@ from typing import Any, Callable, Protocol
 
 from core.config import apply_overrides as config_overrides
 from core.config import check_choice
-from core.errors import ConfigError
+from core.errors import ConfigError, InputError
 from core.options import validate_options
 
-# name -> module under core.tasks; listing order is the order the UI shows
+# name -> package under core.tasks; listing order is the order the UI shows
 TASK_MODULES = {
     "classification": "classification",
     "language_model": "language_model",
@@ -84,6 +89,20 @@ class TaskSpec:
     build_model: Callable
     validate: Callable
     options: dict = field(default_factory=dict)  # name -> core.options.Option (RunConfig.task_options)
+    entry_points: dict = field(default_factory=dict)  # name -> "module:function" in the family's package
+
+    def entry(self, name: str) -> Callable:
+        """The entry point `name` (e.g. "generate") of this family, imported from its package."""
+        if name not in self.entry_points:
+            raise LookupError(f"task '{self.name}' has no entry point '{name}'; it has: "
+                              + ", ".join(self.entry_points))
+        module, _, function = self.entry_points[name].partition(":")
+        return getattr(importlib.import_module(f"core.tasks.{TASK_MODULES[self.name]}.{module}"), function)
+
+    @property
+    def presets(self) -> list[str]:
+        from core.presets import list_presets
+        return list_presets(self.name)
 
 
 def list_tasks() -> list[str]:
@@ -122,6 +141,14 @@ def check_family_fields(config, *, data_kind: str | None = None) -> None:
     validate_options("data.options", config.data.options, info.options)
     validate_options("model.options", config.model.options, model_info(config.model.name).options)
     validate_options("task_options", config.task_options, spec.options)
+
+
+def check_input_int(name: str, value, low: int, high: int) -> int:
+    """A whole number typed on a page (a seed, a count, steps), or an InputError naming it and its range."""
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise InputError(f"{name} must be a whole number from {low} to {high:,}, got {value!r}")
+    return int(value)
 
 
 def option_schema(config, owner: str) -> dict:

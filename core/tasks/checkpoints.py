@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from core.engine.checkpoint import BEST, LAST, load_checkpoint
-from core.errors import CheckpointError, LabError
+from core.errors import CheckpointError, InputError, LabError
 from core.paths import run_dir
 
 
@@ -30,6 +30,11 @@ class RunModel:
     @property
     def task(self) -> str:
         return self.config.task
+
+    def require(self, task: str) -> None:
+        """An InputError unless this run was trained for `task` (a GAN grid asked of an autoencoder, say)."""
+        if self.task != task:
+            raise InputError(f"run {self.run_id} was trained for the task '{self.task}'; this needs a '{task}' run")
 
 
 def checkpoint_path(run_id: str, which: str = "best") -> Path:

@@ -79,7 +79,7 @@ def test_launch_from_train_page_then_see_it_on_runs_and_classify_an_upload_on_me
     png, image = _digit_png(3)
     media.file_uploader(key="media_images").set_value(("three.png", png, "image/png")).run()
     assert not media.exception
-    from core.inference import load_run_predictor
+    from core.tasks.classification.predictor import load_run_predictor
     expected = load_run_predictor(run_id, "best").top_k(image, k=1)[0][0]
     assert f"**{expected}**" in texts(media)
 

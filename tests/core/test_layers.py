@@ -116,3 +116,4 @@ def test_the_checker_finds_lazy_upward_imports_and_cycles(tmp_path):
     assert set(edges) == {("data", "tasks"), ("tasks", "data"), ("paths", "jobs")}
     assert sorted(_upward(edges)) == ["core/data/__init__.py:2 core.tasks", "core/paths.py:3 core.jobs.runner"]
     assert _cycles(edges) == ["data", "tasks"]
+

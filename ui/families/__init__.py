@@ -14,7 +14,7 @@ from core.tasks), with any of these functions:
 
 Pages call them through `hook(task, name)`, which returns None when the module or function is absent,
 so a family can grow its pages one function at a time. Core logic (generation, beam search, playing
-an episode) lives in core.inference, never here.
+an episode) lives in the family's package under core/tasks, never here.
 """
 
 from __future__ import annotations

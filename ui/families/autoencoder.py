@@ -17,13 +17,13 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 @st.cache_data(show_spinner="Encoding the validation images…", max_entries=16)
 def _codes(run_id: str, which: str, mtime_ns: int):
     """The validation set's codes for one checkpoint (mtime_ns: a new checkpoint is a new cache entry)."""
-    from core.inference import load_run_model
-    from core.inference.generative import encode_validation
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.autoencoder.reconstruct import encode_validation
     return encode_validation(load_run_model(run_id, which))
 
 
 def codes_for(run_id: str, which: str = "best"):
-    from core.inference import checkpoint_path
+    from core.tasks.checkpoints import checkpoint_path
     path = checkpoint_path(run_id, which)
     return _codes(run_id, which, path.stat().st_mtime_ns if path.exists() else 0)
 
@@ -89,7 +89,8 @@ def runs_extra(run_ids: list[str]) -> None:
 
 def media(source: dict) -> None:
     from core.data.images import grid_png
-    from core.inference.generative import MAX_STEPS, latent_walk, prior_samples, reconstruct_upload
+    from core.tasks.gan.generate import MAX_STEPS
+    from core.tasks.autoencoder.reconstruct import latent_walk, prior_samples, reconstruct_upload
 
     run_model = load_model(source)
     pre = run_model.metadata.get("preprocessing", {})

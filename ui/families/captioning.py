@@ -78,8 +78,8 @@ def _forget_scene() -> None:
 
 
 def media(source: dict) -> None:
-    from core.inference import open_image
-    from core.inference.captioning import load_captioner, scene
+    from core.data.media import open_image
+    from core.tasks.captioning.caption import load_captioner, scene
 
     with st.spinner("Loading the model…"):
         captioner = load_captioner(source["run_id"], source.get("which", "best"))

@@ -153,7 +153,7 @@ def _side_panels(config, error: str | None, info) -> None:
 
 def results(run) -> None:
     """The best checkpoint on the validation set: confusion matrix (click a cell for its images), per class."""
-    from core.inference import evaluate_run, val_images
+    from core.tasks.classification.evaluation import evaluate_run, val_images
     st.subheader("Validation results", anchor=False)
     try:
         with st.spinner("Evaluating the best checkpoint on the validation set…"):

@@ -16,14 +16,14 @@ MANY = 6  # more images than this are shown as a table
 
 def load_predictor(source: dict):
     """core caches predictors and reloads one when its checkpoint file changes."""
-    from core.inference import load_source
+    from core.tasks.classification.predictor import load_source
     with st.spinner("Loading the model…"):
         return load_source(source)
 
 
 def _expand_uploads(files) -> list[tuple[str, object]]:
     """(name, PIL image or InputError) for every uploaded image, zips unpacked in memory."""
-    from core.inference import images_from_zip, open_image
+    from core.data.media import images_from_zip, open_image
     items = []
     for upload in files:
         data = upload.getvalue()
@@ -57,7 +57,7 @@ def images_tab(predictor) -> None:
     if not good:
         return
     if len(good) > MANY:
-        from core.inference import classify_images
+        from core.tasks.classification.predictor import classify_images
         with st.spinner(f"Classifying {len(good)} images…"):
             table = classify_images(predictor, good, k=3)
         st.dataframe(table, hide_index=True, width="stretch",
@@ -76,7 +76,7 @@ def images_tab(predictor) -> None:
             middle.markdown(f"**{pairs[0][0]}** ({pairs[0][1]:.1%})")
             middle.plotly_chart(top_k_figure(pairs), key=f"topk-{name}-{id(image)}")
             if cam:
-                from core.inference import grad_cam, overlay
+                from core.tasks.classification.gradcam import grad_cam, overlay
                 try:
                     right.image(overlay(predictor.view(image), grad_cam(predictor, image)), caption="Grad-CAM",
                                width="stretch")
@@ -92,7 +92,7 @@ def compare_tab(sources: list[dict]) -> None:
     if not upload or not chosen:
         st.info("Pick two or more models and upload an image to see how they disagree.", icon=":material/compare:")
         return
-    from core.inference import open_image
+    from core.data.media import open_image
     try:
         image = open_image(upload.getvalue(), upload.name)
     except LabError as exc:
@@ -123,7 +123,7 @@ def compare_tab(sources: list[dict]) -> None:
 
 @st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
 def _frames(digest: str, _data: bytes, name: str, every_s: float, max_frames: int):
-    from core.inference import sample_frames  # _data is not hashed: `digest` identifies it
+    from core.data.video_frames import sample_frames
     return sample_frames(_data, name=name, every_s=every_s, max_frames=max_frames)
 
 
@@ -142,7 +142,7 @@ def video_tab(predictor) -> None:
     except LabError as exc:
         st.error(f"**{upload.name}**: {exc}", icon=":material/videocam_off:")
         return
-    from core.inference import classify_video
+    from core.tasks.classification.predictor import classify_video
     per_frame, summary = classify_video(predictor, frames, k=3)
     top = summary.iloc[0]
     st.markdown(f"**Clip: {top['class']}** (mean probability {top['mean_probability']:.1%}, top class in "

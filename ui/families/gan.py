@@ -83,7 +83,7 @@ def enlarge(image: np.ndarray, target: int = 192) -> np.ndarray:
 
 
 def load_model(source: dict):
-    from core.inference import load_run_model
+    from core.tasks.checkpoints import load_run_model
     with st.spinner("Loading the checkpoint…"):
         return load_run_model(source["run_id"], source.get("which", "best"))
 
@@ -119,7 +119,7 @@ def runs_extra(run_ids: list[str]) -> None:
 
 def media(source: dict) -> None:
     from core.data.images import grid_png
-    from core.inference.generative import MAX_COUNT, MAX_SEED, MAX_STEPS, generate_grid, interpolate
+    from core.tasks.gan.generate import MAX_COUNT, MAX_SEED, MAX_STEPS, generate_grid, interpolate
 
     run_model = load_model(source)
     pre = run_model.metadata.get("preprocessing", {})

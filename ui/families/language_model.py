@@ -1,6 +1,6 @@
 """The pages' pieces for character language models: a .txt upload on the Train form, a look at the text,
 the latest generated sample while a run trains, and on the Media page streamed generation plus (for GPT
-runs) where the model attends. Generation and attention maps are computed in core.inference.text."""
+runs) where the model attends. Generation and attention maps are computed in core.tasks.language_model.generate."""
 
 from __future__ import annotations
 
@@ -132,8 +132,8 @@ def _fenced(prompt: str, stream, collected: list[str]):
 
 
 def media(source: dict) -> None:
-    from core.inference import load_run_model
-    from core.inference.text import MAX_LENGTH, check_prompt, generate
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.language_model.generate import MAX_LENGTH, check_prompt, generate
 
     try:
         # "auto": a GPU when there is one; the baby GPT writes ~50x faster there than on a CPU
@@ -181,7 +181,7 @@ def media(source: dict) -> None:
 
 
 def _attention_section(run, default_text: str) -> None:
-    from core.inference.text import attention_map
+    from core.tasks.language_model.generate import attention_map
     import plotly.graph_objects as go
 
     st.subheader("Where the model attends", anchor=False)

@@ -1,5 +1,5 @@
 """Reinforcement learning on the pages: the environment before training, returns while it trains, and
-an episode played by the trained policy on the Media page. Logic lives in core.inference.rl."""
+an episode played by the trained policy on the Media page. Logic lives in core.tasks.rl.play."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ RANDOM_COLOUR = "#94a3b8"
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _random_baseline(env: str, max_steps: int, seed: int) -> dict:
-    from core.inference.rl import random_baseline
+    from core.tasks.rl.play import random_baseline
     return random_baseline(env, episodes=20, seed=seed, max_steps=max_steps)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _first_frame(env: str, max_steps: int, seed: int):
     from core.data.environments import make_env
-    from core.inference.rl import draw_frame
+    from core.tasks.rl.play import draw_frame
     from core.tasks.rl import physical_state
     environment = make_env(env, max_steps)
     try:
@@ -88,7 +88,7 @@ def history_figure(history: dict, window: int = 20) -> go.Figure:
 
 
 def live(run, folder) -> None:
-    from core.inference.rl import episode_history
+    from core.tasks.rl.play import episode_history
     history = episode_history(folder)
     if not history["returns"]:
         if run.config.get("task_options", {}).get("sample_every", 1):
@@ -132,8 +132,8 @@ def return_figure(playback, baseline: dict) -> go.Figure:
 
 def media(source: dict) -> None:
     """Play an episode with the run's policy: an animation, a frame strip, probabilities and the return."""
-    from core.inference import load_run_model
-    from core.inference.rl import frame_strip, play, to_gif
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.rl.play import frame_strip, play, to_gif
     try:
         loaded = load_run_model(source["run_id"], source.get("which", "best"))
     except LabError as exc:

@@ -1,5 +1,5 @@
 """Video classification on the pages: clips as frame strips (Train), a clip classified window by window
-(Media), and the fusion variants side by side (Runs). Logic lives in core.inference.video_clips and
+(Media), and the fusion variants side by side (Runs). Logic lives in core.tasks.video.clips and
 core.tasks.video; this module only draws."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def preview(config) -> None:
     except LabError as exc:
         st.info(str(exc))
         return
-    from core.inference.video_clips import clip_strip
+    from core.tasks.video.clips import clip_strip
     st.caption(f"One clip per class, {clips.shape[1]} frames left to right ({clips.shape[-1]}px): "
                "the class shows only in how the frames change.")
     for clip, label in zip(clips, labels.tolist()):
@@ -44,13 +44,13 @@ def preview(config) -> None:
 
 @st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
 def _decoded(digest: str, _data: bytes, name: str, every_s: float, size: int):
-    from core.inference.video_clips import decode_clip  # _data is not hashed: `digest` identifies it
+    from core.tasks.video.clips import decode_clip
     return decode_clip(_data, name=name, size=size, every_s=every_s)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _example(class_name: str) -> bytes:
-    from core.inference.video_clips import example_video
+    from core.tasks.video.clips import example_video
     return example_video(class_name)
 
 
@@ -79,8 +79,8 @@ def summary_figure(prediction) -> go.Figure:
 
 
 def media(source: dict) -> None:
-    from core.inference import load_run_model
-    from core.inference.video_clips import classify_clip, clip_strip, default_every_s
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.video.clips import classify_clip, clip_strip, default_every_s
     try:
         run_model = load_run_model(source["run_id"], source.get("which", "best"))
     except LabError as exc:

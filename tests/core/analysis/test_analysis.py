@@ -195,7 +195,8 @@ def test_metric_curves_downsample_each_run_after_smoothing():
         np.testing.assert_allclose(part["value"], rows.set_index("step")["value"].loc[part["x"].astype(int)])
         assert part["x"].iloc[0] == rows["step"].iloc[0] and part["x"].iloc[-1] == rows["step"].iloc[-1]
         # the curve drawn (the smoothed one) keeps its extremes
-        assert part["smoothed"].max() == pytest.approx(full.max()) and part["smoothed"].min() == pytest.approx(full.min())
+        assert part["smoothed"].max() == pytest.approx(full.max())
+        assert part["smoothed"].min() == pytest.approx(full.min())
 
 
 def test_metric_curves_on_100_runs_of_5000_steps():

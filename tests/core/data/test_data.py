@@ -233,7 +233,8 @@ def test_folder_cache_is_reused_and_invalidated_by_new_files(lab_home, tmp_path,
     first = load_dataset(cfg, seed=0)
     decoded = []
     real_decode = folder.decode_files
-    monkeypatch.setattr(folder, "decode_files", lambda files, size: decoded.append(len(files)) or real_decode(files, size))
+    monkeypatch.setattr(folder, "decode_files",
+                        lambda files, size: decoded.append(len(files)) or real_decode(files, size))
     assert torch.equal(load_dataset(cfg, seed=0).train_x, first.train_x) and decoded == []
     Image.new("RGB", (10, 10), (9, 9, 9)).save(tmp_path / "pets" / "train" / "dog" / "new.png")
     assert len(load_dataset(cfg, seed=0).train_y) == len(first.train_y) + 1 and decoded

@@ -132,9 +132,8 @@ def train_tiny_run(name="digits-vae", **overrides) -> str:
 
 def test_a_completed_vae_reconstructs_uploads_encodes_and_walks(lab_home):
     from core.engine.samples import list_samples
-    from core.inference import load_run_model
-    from core.inference.generative import (encode_validation, latent_walk, prepare_image, reconstruct,
-                                           reconstruct_upload)
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.autoencoder.reconstruct import encode_validation, latent_walk, prepare_image, reconstruct, reconstruct_upload
     from core.paths import run_dir
 
     run_id = train_tiny_run()
@@ -161,9 +160,8 @@ def test_a_completed_vae_reconstructs_uploads_encodes_and_walks(lab_home):
 
 
 def test_bad_uploads_get_a_clear_message(lab_home):
-    from core.inference import load_run_model
-    from core.inference.generative import (encode_validation, latent_walk, prior_samples, reconstruct,
-                                           reconstruct_upload)
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.autoencoder.reconstruct import encode_validation, latent_walk, prior_samples, reconstruct, reconstruct_upload
 
     run_model = load_run_model(train_tiny_run("digits-autoencoder", **{"data.limit": 128}), "last")
     with pytest.raises(InputError, match="notes.png is not an image in a supported format"):

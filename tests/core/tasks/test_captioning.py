@@ -266,8 +266,8 @@ def _completed_run() -> str:
 
 def test_a_run_checkpoints_and_loads_through_load_run_model_and_records_sample_captions(lab_home):
     from core.engine.samples import latest_samples, list_samples
-    from core.inference import load_run_model
-    from core.inference.captioning import load_captioner, scene
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.captioning.caption import load_captioner, scene
     from core.models.captioning import CNNLSTMCaptioner
     from core.paths import run_dir
     from core.store import RunStore
@@ -297,7 +297,7 @@ def test_a_run_checkpoints_and_loads_through_load_run_model_and_records_sample_c
 def test_media_page_captions_an_uploaded_png_and_a_generated_scene(lab_home):
     from streamlit.testing.v1 import AppTest
 
-    from core.inference.captioning import load_captioner, scene
+    from core.tasks.captioning.caption import load_captioner, scene
     run_id = _completed_run()
     image, _ = scene(11, 32)
     buffer = io.BytesIO()

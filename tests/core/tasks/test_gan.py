@@ -147,8 +147,8 @@ def test_a_completed_run_generates_and_its_grids_evolve_and_the_media_page_draws
     from streamlit.testing.v1 import AppTest
 
     from core.engine.samples import list_samples
-    from core.inference import load_run_model
-    from core.inference.generative import generate, generate_grid, interpolate
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.gan.generate import generate, generate_grid, interpolate
     from core.paths import run_dir
 
     run_id = train_tiny_run()
@@ -205,12 +205,14 @@ def _runs_extra_page(run_id):
 
 
 def test_an_autoencoder_run_cannot_be_used_to_generate(lab_home):
-    from core.inference.generative import generate
+    from core.config import RunConfig
+    from core.tasks.checkpoints import RunModel
+    from core.tasks.gan.generate import generate
 
-    class Fake:
-        task, run_id = "autoencoder", "r1"
+    autoencoder = RunModel(model=torch.nn.Linear(2, 2), config=RunConfig(task="autoencoder"), metadata={},
+                           run_id="r1", which="best", epoch=None)
     with pytest.raises(InputError, match="run r1 was trained for the task 'autoencoder'; this needs a 'gan' run"):
-        generate(Fake())
+        generate(autoencoder)
 
 
 def test_grad_clip_bounds_each_players_gradient_on_its_own(lab_home):

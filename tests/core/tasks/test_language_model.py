@@ -286,7 +286,7 @@ def run_model(model, vocab, sample_prompt="\n", context=32):
 
 
 def test_generation_respects_length_top_k_temperature_and_seed():
-    from core.inference.text import generate
+    from core.tasks.language_model.generate import generate
     from core.models.char_lm import char_gru
     vocab = sorted(set(PARAGRAPH))
     fixed = run_model(FixedLogits(len(vocab)), vocab)
@@ -308,7 +308,7 @@ def test_generation_respects_length_top_k_temperature_and_seed():
 
 
 def test_out_of_vocabulary_prompt_characters_are_dropped_with_a_warning():
-    from core.inference.text import attention_map, check_prompt, generate
+    from core.tasks.language_model.generate import attention_map, check_prompt, generate
     from core.models.char_lm import char_gpt
     vocab = sorted(set(PARAGRAPH))
     run = run_model(char_gpt(vocab_size=len(vocab), context=32, layers=1, heads=2, embed=16), vocab)
@@ -335,8 +335,9 @@ def tiny_gpt_run(tmp_path) -> str:
 
 def test_a_run_saves_vocab_samples_and_metrics_and_its_checkpoint_loads_for_generation(lab_home, tmp_path):
     from core.engine.samples import list_samples
-    from core.inference import list_model_sources, load_run_model
-    from core.inference.text import generate
+    from core.inference import list_model_sources
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.language_model.generate import generate
     from core.paths import run_dir
     from core.store import RunStore
     run_id = tiny_gpt_run(tmp_path)

@@ -93,7 +93,7 @@ def test_unknown_environment_is_a_clear_error_naming_the_known_ones():
     with pytest.raises(ConfigError, match="CartPole-v1.*Acrobot-v1"):
         validate(config)
     from core.data.environments import make_env
-    from core.inference.rl import play
+    from core.tasks.rl.play import play
     with pytest.raises(ConfigError, match="'MountainCarContinuous-v0' is not one of: CartPole-v1, Acrobot-v1"):
         make_env("MountainCarContinuous-v0")
     with pytest.raises(ConfigError, match="CartPole-v1"):
@@ -130,7 +130,7 @@ def test_epochs_replay_the_same_episodes_after_a_resume():
 
 def test_cartpole_agent_beats_a_random_policy_clearly(lab_home):
     from core.jobs.assemble import assemble
-    from core.inference.rl import random_baseline
+    from core.tasks.rl.play import random_baseline
     config = validate(preset("cartpole-reinforce").replace(**{
         "optim.epochs": 3, "task_options.updates_per_epoch": 10, "task_options.eval_episodes": 5}))
     summary = assemble(config, device=torch.device("cpu")).fit()
@@ -154,8 +154,8 @@ def tiny_run(name="cartpole-actor-critic") -> str:
 
 
 def test_checkpoint_loads_and_plays_an_episode_with_frames_and_probabilities(lab_home):
-    from core.inference import load_run_model
-    from core.inference.rl import episode_history, play_run, to_gif
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.rl.play import episode_history, play_run, to_gif
     from core.paths import run_dir
     run_id = tiny_run()
     loaded = load_run_model(run_id, "best")
@@ -176,7 +176,7 @@ def test_checkpoint_loads_and_plays_an_episode_with_frames_and_probabilities(lab
 
 
 def test_acrobot_episode_is_drawn_with_both_links():
-    from core.inference.rl import play, random_baseline
+    from core.tasks.rl.play import play, random_baseline
     from core.models.policy import actor_critic
     torch.manual_seed(0)
     episode = play(actor_critic(obs_dim=6, n_actions=3), "Acrobot-v1", greedy=False, seed=1, max_steps=30)
@@ -202,7 +202,7 @@ def test_media_page_plays_an_episode_of_a_completed_run(lab_home):
     at.button(key="rl_play").click().run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
-    from core.inference.rl import play_run
+    from core.tasks.rl.play import play_run
     expected = play_run(run_id, greedy=False, seed=4, draw=False)  # the same episode: seeded start and actions
     assert float(metrics["return"]) == expected.total
     assert int(metrics["steps"].replace(",", "")) == len(expected.actions)

@@ -217,8 +217,8 @@ def test_presets_validate_and_bad_video_configs_are_refused():
 # ---- runs, checkpoints and inference ----------------------------------------------------------
 
 def test_a_run_loads_through_load_run_model_and_classifies_a_clip_window_by_window(lab_home):
-    from core.inference import load_run_model
-    from core.inference.video_clips import classify_clip, decode_clip, example_video
+    from core.tasks.checkpoints import load_run_model
+    from core.tasks.video.clips import classify_clip, decode_clip, example_video
     run_id = train_run(video_config("cnn_lstm", epochs=2, **{"data.limit": 32}))
     loaded = load_run_model(run_id, "best")
     assert loaded.task == "video" and loaded.metadata["classes"][0] == "left"
@@ -236,7 +236,7 @@ def test_a_run_loads_through_load_run_model_and_classifies_a_clip_window_by_wind
 
 
 def test_a_video_that_will_not_decode_is_a_clear_input_error(lab_home):
-    from core.inference.video_clips import decode_clip
+    from core.tasks.video.clips import decode_clip
     with pytest.raises(InputError, match="could not decode broken.mp4"):
         decode_clip(b"\x00" * 4096, name="broken.mp4", size=16)
     with pytest.raises(InputError, match="empty"):

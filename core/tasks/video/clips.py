@@ -1,6 +1,6 @@
 """Classify an uploaded clip with a video run: windows of T frames slid along it.
 
-Frames are decoded by core.inference.video.sample_frames (a child process with a time limit and a
+Frames are decoded by core.data.video_frames.sample_frames (a child process with a time limit and a
 memory cap), one every `every_s` seconds, then squashed to the run's S x S exactly as its training
 clips were (core.data.video_folder.frames_to_clip on frames decoded at the same size). Every window
 of T consecutive sampled frames is classified; the clip's verdict is the mean of the windows'
@@ -58,7 +58,7 @@ def decode_clip(data, *, name: str | None, size: int, every_s: float = DEFAULT_E
                 timeout_s: float = 60):
     """[(time s, PIL image)] from uploaded bytes or a path, decoded in the child process; InputError if unusable."""
     from core.data.video_folder import decode_side
-    from core.inference.video import sample_frames
+    from core.data.video_frames import sample_frames
     return sample_frames(data, name=name, every_s=every_s, max_frames=max_frames, size=decode_side(size),
                          timeout_s=timeout_s)
 
@@ -76,7 +76,8 @@ def window_starts(num_frames: int, frames: int, stride: int) -> list[int]:
 
 @torch.inference_mode()
 def classify_clip(run_model, frames, *, stride: int = 1, batch_size: int = 64) -> ClipPrediction:
-    """Per-window and clip-level predictions of a video run (core.inference.load_run_model) for decoded frames."""
+    """Per-window and clip-level predictions of a video run (core.tasks.checkpoints.load_run_model) for
+    decoded frames."""
     import pandas as pd
 
     from core.data.video_folder import frames_to_clip

@@ -1,6 +1,6 @@
 """Child process that decodes one video with PyAV and writes sampled frames to an .npz file.
 
-Run as a script by `core.inference.video` (never imported by the app): a malformed file that makes
+Run as a script by `core.data.video_frames` (never imported by the app): a malformed file that makes
 FFmpeg crash, hang or eat memory takes down only this process. It imports nothing from `core`,
 so it starts in a fraction of a second without torch.
 

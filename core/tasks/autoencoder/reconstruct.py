@@ -1,12 +1,11 @@
-"""Using trained generative runs: GAN grids and interpolations, autoencoder reconstructions, latent codes
-and walks. Every function takes a RunModel from core.inference.load_run_model and returns plain
-arrays or PNG bytes for the pages to draw. Images here are float tensors (N, C, H, W) in [0, 1]
-or uint8 arrays (H, W) for grey and (H, W, 3) for colour.
+"""Using a trained autoencoder: reconstructions of uploads, latent codes of the validation set, walks over
+the code space and (for a VAE) samples from the prior. Every function takes a RunModel
+(core.tasks.checkpoints.load_run_model) and returns plain arrays or PNG bytes for the pages to draw.
+Images here are float tensors (N, C, H, W) in [0, 1] or uint8 arrays (H, W) for grey, (H, W, 3) for colour.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,71 +13,12 @@ import torch
 
 from core.data.images import grid_png, to_arrays
 from core.errors import InputError
+from core.tasks import check_input_int
 
-MAX_COUNT = 256  # images per generated grid
+MAX_COUNT = 256  # images per grid of prior samples
 MAX_STEPS = 32  # interpolation steps, latent-walk rows and columns
 MAX_SEED = 2**31 - 1
 MIN_UPLOAD_SIDE = 4  # pixels: smaller pictures hold nothing to reconstruct
-
-
-# ---- checks -------------------------------------------------------------------------------------
-
-def _require(run_model, task: str) -> None:
-    if run_model.task != task:
-        raise InputError(f"run {run_model.run_id} was trained for the task '{run_model.task}'; "
-                         f"this needs a '{task}' run")
-
-
-def _check_int(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise InputError(f"{name} must be a whole number from {low} to {high:,}, got {value!r}")
-    return int(value)
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-# ---- GAN ----------------------------------------------------------------------------------------
-
-@torch.inference_mode()
-def generate(run_model, seed: int = 0, count: int = 16) -> torch.Tensor:
-    """`count` images (count, C, H, W) in [0, 1] from noise drawn with `seed` (same seed, same images)."""
-    _require(run_model, "gan")
-    seed, count = _check_int("seed", seed, 0, MAX_SEED), _check_int("count", count, 1, MAX_COUNT)
-    model = run_model.model
-    return (model.generator(model.sample_noise(count, seed=seed)).float() + 1) / 2
-
-
-def generate_grid(run_model, seed: int = 0, count: int = 16, nrow: int | None = None) -> bytes:
-    images = generate(run_model, seed, count)
-    return grid_png(images, nrow=nrow or max(1, math.ceil(math.sqrt(count))))
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of vectors a, b (L,) at fractions t (S,) -> (S, L) (White, 2016).
-
-    Gaussian noise vectors live near a sphere; a straight line between two of them passes through
-    improbably short vectors in the middle, which a generator has rarely seen."""
-    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    if float(omega) < 1e-4:  # nearly parallel: a straight line is the same thing
-        return a + t[:, None] * (b - a)
-    sin = torch.sin(omega)
-    return (torch.sin((1 - t) * omega)[:, None] * a + torch.sin(t * omega)[:, None] * b) / sin
-
-
-@torch.inference_mode()
-def interpolate(run_model, seed_a: int, seed_b: int, steps: int = 8, spherical: bool = True) -> torch.Tensor:
-    """Images (steps, C, H, W) in [0, 1] along the path from seed_a's noise to seed_b's."""
-    _require(run_model, "gan")
-    seed_a, seed_b = _check_int("seed_a", seed_a, 0, MAX_SEED), _check_int("seed_b", seed_b, 0, MAX_SEED)
-    steps = _check_int("steps", steps, 2, MAX_STEPS)
-    model = run_model.model
-    a, b = model.sample_noise(1, seed=seed_a)[0], model.sample_noise(1, seed=seed_b)[0]  # (L,)
-    t = torch.linspace(0, 1, steps, device=a.device)
-    z = slerp(a, b, t) if spherical else a + t[:, None] * (b - a)  # (steps, L)
-    return (model.generator(z).float() + 1) / 2
 
 
 # ---- autoencoders: inputs prepared exactly like training -----------------------------------------
@@ -119,13 +59,13 @@ def _normalise(run_model, x01: torch.Tensor) -> torch.Tensor:
     pre = run_model.metadata["preprocessing"]
     mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
-    return ((x01 - mean) / std).to(_device(run_model.model))
+    return ((x01 - mean) / std).to(next(run_model.model.parameters()).device)
 
 
 @torch.inference_mode()
 def reconstruct(run_model, image, invert: bool | str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(the input as the model sees it, its reconstruction), both uint8 at the run's size."""
-    _require(run_model, "autoencoder")
+    run_model.require("autoencoder")
     x = prepare_image(run_model, image, invert)  # (1, C, H, W) in [0, 1]
     logits, _, _ = run_model.model(_normalise(run_model, x))
     return to_arrays(x)[0], to_arrays(torch.sigmoid(logits.float()))[0]
@@ -133,18 +73,18 @@ def reconstruct(run_model, image, invert: bool | str = "auto") -> tuple[np.ndarr
 
 def reconstruct_upload(run_model, data: bytes, name: str, invert: bool | str = "auto"):
     """Uploaded bytes -> (input, reconstruction); InputError for anything that is not a usable picture."""
-    from core.inference.media import open_image
+    from core.data.media import open_image
     return reconstruct(run_model, open_image(data, name), invert)
 
 
 @torch.inference_mode()
 def decode(run_model, z: torch.Tensor) -> torch.Tensor:
     """Latent codes (N, L) -> images (N, C, H, W) in [0, 1]."""
-    _require(run_model, "autoencoder")
+    run_model.require("autoencoder")
     model = run_model.model
     if z.dim() != 2 or z.shape[1] != model.latent_dim:
         raise InputError(f"latent codes must have shape (N, {model.latent_dim}), got {tuple(z.shape)}")
-    return torch.sigmoid(model.decode(z.float().to(_device(model))).float())
+    return torch.sigmoid(model.decode(z.float().to(next(model.parameters()).device)).float())
 
 
 @dataclass
@@ -163,8 +103,8 @@ def encode_validation(run_model, limit: int = 2000) -> LatentCodes:
     """Encode (up to `limit` of) the run's validation images: codes, 2-D coordinates and labels."""
     from core.data import load_dataset
 
-    _require(run_model, "autoencoder")
-    limit = _check_int("limit", limit, 1, 1_000_000)
+    run_model.require("autoencoder")
+    limit = check_input_int("limit", limit, 1, 1_000_000)
     config, model = run_model.config, run_model.model
     splits = load_dataset(config.data, seed=config.seed)
     x, y = splits.val_x[:limit], splits.val_y[:limit]
@@ -200,8 +140,8 @@ def latent_walk(run_model, steps: int = 9, codes: LatentCodes | None = None) -> 
     A VAE with a 2-D code walks its prior, -2..2 on both axes (where the KL term pulled the codes);
     any other model walks the plane of its validation codes between their 2nd and 98th percentiles
     (a plain autoencoder's codes can sit anywhere, so the prior says nothing about them)."""
-    _require(run_model, "autoencoder")
-    steps = _check_int("steps", steps, 2, MAX_STEPS)
+    run_model.require("autoencoder")
+    steps = check_input_int("steps", steps, 2, MAX_STEPS)
     model = run_model.model
     if model.variational and model.latent_dim == 2:
         centre, directions, axes = np.zeros(2), np.eye(2), ("z1", "z2")
@@ -219,8 +159,8 @@ def latent_walk(run_model, steps: int = 9, codes: LatentCodes | None = None) -> 
 
 def prior_samples(run_model, seed: int = 0, count: int = 16) -> torch.Tensor:
     """A VAE's decodes of codes drawn from its prior N(0, I) (count, C, H, W) in [0, 1]."""
-    _require(run_model, "autoencoder")
-    seed, count = _check_int("seed", seed, 0, MAX_SEED), _check_int("count", count, 1, MAX_COUNT)
+    run_model.require("autoencoder")
+    seed, count = check_input_int("seed", seed, 0, MAX_SEED), check_input_int("count", count, 1, MAX_COUNT)
     if not run_model.model.variational:
         raise InputError("only a VAE has a prior to sample from; a plain autoencoder's codes fill no known region")
     z = torch.randn(count, run_model.model.latent_dim, generator=torch.Generator().manual_seed(seed))

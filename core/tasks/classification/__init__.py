@@ -163,7 +163,12 @@ def _spec():
     from core.tasks import TaskSpec
     return TaskSpec(name="classification", title="Image classification",
                     description="Predict one class per image: cross-entropy, accuracy, confusion matrix",
-                    data_kind="images", setup=setup, build_model=build_model, validate=validate)
+                    data_kind="images", setup=setup, build_model=build_model, validate=validate,
+                    entry_points={"predict": "predictor:load_run_predictor",
+                                  "pretrained": "predictor:load_pretrained_predictor",
+                                  "classify_images": "predictor:classify_images",
+                                  "classify_video": "predictor:classify_video",
+                                  "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run"})
 
 
 SPEC = _spec()

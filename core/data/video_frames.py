@@ -1,4 +1,4 @@
-"""Videos: frames sampled in a child process with a time limit, then classified frame by frame.
+"""Videos: frames sampled from an untrusted upload in a child process with a time limit.
 
 FFmpeg is a large C library fed untrusted bytes; a bad file can crash it, hang it or make it
 allocate without end. So decoding runs in `video_worker.py`, a separate Python process with a
@@ -28,7 +28,7 @@ def is_video_name(name: str) -> bool:
 
 
 def _worker_command(source: str, output: str, every_s: float, max_frames: int, size: int) -> list[str]:
-    # The worker runs as a script, not `-m core.inference...`: importing the package would import torch.
+    # The worker runs as a script, not `-m core.data...`: a bare interpreter starts in a fraction of a second.
     return [sys.executable, str(WORKER), source, output, "--every-s", repr(float(every_s)),
             "--max-frames", str(int(max_frames)), "--size", str(int(size))]
 
@@ -108,40 +108,3 @@ def _read_frames(output: str, label: str, size: int) -> list[tuple[float, Image.
     return frames
 
 
-def classify_video(predictor, frames: list[tuple[float, Image.Image]], k: int = 3):
-    """(per-frame table, clip summary) for sampled frames.
-
-    per frame: time_s, top1, p1, then one column per top clip class (its probability in that frame),
-    ready for a line chart over time. summary: class, mean_probability (over frames), frames_top1
-    (frames where it is the most probable class); the k classes with the highest mean plus any
-    class that wins a frame, sorted by mean probability.
-    """
-    import pandas as pd
-    import torch
-
-    if not frames:
-        raise InputError("the video gave no frames to classify")
-    probs = predictor.predict([image for _, image in frames])  # (N, K)
-    best_p, best_i = probs.max(dim=1)  # (N,)
-    mean = probs.mean(dim=0)  # (K,)
-    wins = torch.bincount(best_i, minlength=probs.shape[1])  # (K,)
-    top_clip = mean.topk(min(k, probs.shape[1])).indices.tolist()
-
-    per_frame = pd.DataFrame({
-        "time_s": [t for t, _ in frames],
-        "top1": [predictor.classes[int(i)] for i in best_i],
-        "p1": best_p.numpy().astype(float),
-    })
-    for index in top_clip:
-        column = predictor.classes[index]
-        if column in per_frame.columns:  # a class called "p1" must not overwrite the p1 column
-            column = f"{column} (p)"
-        per_frame[column] = probs[:, index].numpy().astype(float)
-
-    shown = list(dict.fromkeys(top_clip + torch.nonzero(wins).flatten().tolist()))
-    summary = pd.DataFrame({
-        "class": [predictor.classes[i] for i in shown],
-        "mean_probability": [float(mean[i]) for i in shown],
-        "frames_top1": [int(wins[i]) for i in shown],
-    }).sort_values("mean_probability", ascending=False, kind="stable").reset_index(drop=True)
-    return per_frame, summary

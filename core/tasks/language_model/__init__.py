@@ -161,7 +161,8 @@ def _spec():
     return TaskSpec(name="language_model", title="Character language model",
                     description="Predict the next character of a text: RNN, LSTM, GRU or a small GPT; loss in "
                                 "bits per character, generated samples as it learns",
-                    data_kind="text", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS)
+                    data_kind="text", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS,
+                    entry_points={"generate": "generate:generate", "explain": "generate:attention_map"})
 
 
 SPEC = _spec()

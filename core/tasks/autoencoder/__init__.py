@@ -163,7 +163,10 @@ def _spec():
     return TaskSpec(name="autoencoder", title="Autoencoder / VAE",
                     description="Compress images to a small code and reconstruct them; the VAE makes the code "
                                 "a distribution you can sample and walk",
-                    data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS)
+                    data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS,
+                    entry_points={"reconstruct": "reconstruct:reconstruct_upload",
+                                  "encode": "reconstruct:encode_validation", "walk": "reconstruct:latent_walk",
+                                  "generate": "reconstruct:prior_samples"})
 
 
 SPEC = _spec()

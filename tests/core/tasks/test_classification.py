@@ -1,4 +1,4 @@
-"""core.inference: predictors against the training pipeline, untrusted media, video in a child, Grad-CAM,
+"""Image classification after training: predictors against the training pipeline, untrusted media, video in a child, Grad-CAM,
 and evaluation reports against scikit-learn. Three tiny real runs are trained once for the module."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _summary(run_id: str) -> dict:
 
 def _val_pictures(run_id: str, count: int | None = None) -> tuple[list[Image.Image], np.ndarray]:
     """The run's validation images rendered as PIL pictures, and their labels."""
-    from core.inference.evaluation import validation_split
+    from core.tasks.classification.evaluation import validation_split
     from core.store import RunStore
     import json
     val_x, val_y, _ = validation_split(json.dumps(RunStore().get_run(run_id).config, sort_keys=True))
@@ -99,7 +99,7 @@ def _noise(size=(48, 40), mode="RGB", seed=0) -> Image.Image:
 
 @pytest.mark.parametrize("kind", ["digits", "shapes"])
 def test_run_predictor_reproduces_the_recorded_validation_accuracy(runs, kind):
-    from core.inference import load_run_predictor
+    from core.tasks.classification.predictor import load_run_predictor
     run_id = runs[kind]
     predictor = load_run_predictor(run_id, "best")
     assert predictor.source == "run" and predictor.run_id == run_id and not predictor.model.training
@@ -120,7 +120,8 @@ def test_run_predictor_reproduces_the_recorded_validation_accuracy(runs, kind):
 
 
 def test_run_predictor_is_cached_until_the_checkpoint_changes(runs):
-    from core.inference import checkpoint_path, load_run_predictor
+    from core.tasks.checkpoints import checkpoint_path
+    from core.tasks.classification.predictor import load_run_predictor
     run_id = runs["digits"]
     first = load_run_predictor(run_id, "last")
     assert load_run_predictor(run_id, "last") is first
@@ -133,7 +134,7 @@ def test_run_predictor_is_cached_until_the_checkpoint_changes(runs):
 def test_run_predictor_errors_say_what_to_do(runs):
     from core import jobs
     from core.presets import preset
-    from core.inference import load_run_predictor
+    from core.tasks.classification.predictor import load_run_predictor
     fresh = jobs.create(preset("digits-cnn"))  # recorded, never trained: no checkpoint yet
     with pytest.raises(CheckpointError, match=f"run {fresh} has no best.pt yet; wait for its first epoch or pick last"):
         load_run_predictor(fresh, "best")
@@ -147,7 +148,8 @@ def test_run_predictor_errors_say_what_to_do(runs):
 
 def test_pretrained_predictor_loads_from_the_hub_cache(runs, torch_home):
     from torchvision.models import get_model
-    from core.inference import list_model_sources, load_pretrained_predictor
+    from core.inference import list_model_sources
+    from core.tasks.classification.predictor import load_pretrained_predictor
     from core.models.imagenet import hub_checkpoint_dir, weights_for
 
     assert all(not s["cached"] for s in list_model_sources() if s["kind"] == "pretrained")
@@ -177,7 +179,7 @@ def test_pretrained_predictor_loads_from_the_hub_cache(runs, torch_home):
 
 
 def test_pretrained_predictor_offline_names_the_file_to_place(torch_home, monkeypatch):
-    from core.inference import load_pretrained_predictor
+    from core.tasks.classification.predictor import load_pretrained_predictor
 
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
@@ -195,13 +197,13 @@ def test_pretrained_predictor_offline_names_the_file_to_place(torch_home, monkey
 @pytest.mark.parametrize("fmt,options", [("PNG", {}), ("JPEG", {"quality": 95}), ("WEBP", {"lossless": True}),
                                          ("GIF", {}), ("BMP", {}), ("TIFF", {})])
 def test_common_formats_open_as_rgb(fmt, options):
-    from core.inference import open_image
+    from core.data.media import open_image
     img = open_image(_encode(_noise(), fmt, **options), f"photo.{fmt.lower()}")
     assert img.mode == "RGB" and img.size == (48, 40)
 
 
 def test_transparent_and_animated_images():
-    from core.inference import open_image
+    from core.data.media import open_image
     clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     assert open_image(_encode(clear, "PNG"), "clear.png").getpixel((0, 0)) == (255, 255, 255)
     frames = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 0, 255))]
@@ -220,7 +222,7 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 
 def test_bad_uploads_get_specific_messages(monkeypatch):
-    from core.inference import open_image
+    from core.data.media import open_image
     cases = [
         (b"", "photo.png", "photo.png is empty"),
         (b"just some text, not pixels", "notes.png", "notes.png is not an image in a supported format (JPEG, PNG"),
@@ -258,7 +260,8 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 
 def test_zip_members_are_decoded_one_by_one(runs):
-    from core.inference import classify_images, images_from_zip, load_run_predictor
+    from core.tasks.classification.predictor import classify_images, load_run_predictor
+    from core.data.media import images_from_zip
     data = _zip({
         "a.png": _encode(_noise(), "PNG"), "sub/b.jpg": _encode(_noise(seed=2), "JPEG"),
         "bad.png": b"not an image", "../evil.png": _encode(_noise(), "PNG"), "/abs.png": _encode(_noise(), "PNG"),
@@ -300,7 +303,7 @@ def _dominant(image: Image.Image) -> int:
 
 
 def test_sample_frames_keeps_one_frame_per_second(clip):
-    from core.inference import sample_frames
+    from core.data.video_frames import sample_frames
     frames = sample_frames(clip.read_bytes(), name="clip.mp4", every_s=1.0, size=32)
     assert [round(t, 2) for t, _ in frames] == [0.0, 1.0, 2.0]
     assert [_dominant(img) for _, img in frames] == [0, 1, 2]  # red, green, blue
@@ -309,7 +312,7 @@ def test_sample_frames_keeps_one_frame_per_second(clip):
 
 
 def test_sparse_sampling_seeks_to_each_time(clip, monkeypatch):
-    from core.inference import video_worker
+    from core.data import video_worker
     monkeypatch.setattr(video_worker, "SEEK_GAP_S", 0.5)
     frames, times = video_worker.decode(str(clip), every_s=1.0, max_frames=10, size=64)
     assert [round(t, 2) for t in times] == [0.0, 1.0, 2.0]
@@ -317,7 +320,8 @@ def test_sparse_sampling_seeks_to_each_time(clip, monkeypatch):
 
 
 def test_bad_videos_get_clear_errors(monkeypatch):
-    from core.inference import sample_frames, video
+    from core.data.video_frames import sample_frames
+    from core.data import video_frames as video
     with pytest.raises(InputError, match="could not decode clip.mp4: not a readable video"):
         sample_frames(os.urandom(4096), name="clip.mp4", timeout_s=30)
     with pytest.raises(InputError, match="clip.mp4 is empty"):
@@ -338,7 +342,7 @@ def test_bad_videos_get_clear_errors(monkeypatch):
 
 def test_audio_only_file_has_no_video_stream(tmp_path):
     import av
-    from core.inference import sample_frames
+    from core.data.video_frames import sample_frames
     if "aac" not in av.codecs_available:
         pytest.skip("no AAC encoder in this PyAV build")
     path = tmp_path / "sound.mp4"
@@ -354,7 +358,8 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
 
 
 def test_classify_video_tables(runs, clip):
-    from core.inference import classify_video, load_run_predictor, sample_frames
+    from core.tasks.classification.predictor import classify_video, load_run_predictor
+    from core.data.video_frames import sample_frames
     predictor = load_run_predictor(runs["shapes"])
     frames = sample_frames(clip, every_s=0.5)
     per_frame, summary = classify_video(predictor, frames, k=3)
@@ -373,7 +378,8 @@ def test_classify_video_tables(runs, clip):
 
 
 def test_grad_cam_looks_at_the_shape(runs):
-    from core.inference import grad_cam, load_run_predictor, overlay
+    from core.tasks.classification.gradcam import grad_cam, overlay
+    from core.tasks.classification.predictor import load_run_predictor
     predictor = load_run_predictor(runs["shapes"])
     pictures, labels = _val_pictures(runs["shapes"], 40)
     inside, outside = [], []
@@ -397,7 +403,8 @@ def test_grad_cam_looks_at_the_shape(runs):
 
 
 def test_grad_cam_on_a_grey_cnn_and_an_mlp(runs):
-    from core.inference import grad_cam, load_run_predictor
+    from core.tasks.classification.gradcam import grad_cam
+    from core.tasks.classification.predictor import load_run_predictor
     pictures, _ = _val_pictures(runs["digits"], 20)
     heats = [grad_cam(load_run_predictor(runs["digits"]), picture) for picture in pictures]
     assert all(heat.shape == (8, 8) for heat in heats)
@@ -409,7 +416,7 @@ def test_grad_cam_on_a_grey_cnn_and_an_mlp(runs):
 
 def test_grad_cam_reads_rectified_feature_maps():
     import torchvision
-    from core.inference.gradcam import find_target_layer
+    from core.tasks.classification.gradcam import find_target_layer
     from core.models import build
     assert find_target_layer(build("cnn", num_classes=3, in_channels=1, image_size=16))[0] == "4"  # conv, ReLU
     assert find_target_layer(torchvision.models.resnet18())[0] == "layer4.1"  # the last residual block
@@ -423,8 +430,10 @@ def test_grad_cam_reads_rectified_feature_maps():
 
 def test_evaluation_matches_scikit_learn_and_the_recorded_accuracy(runs, monkeypatch):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-    from core.inference import checkpoint_path, evaluate_run, load_run_predictor, val_images
-    from core.inference import evaluation
+    from core.tasks.checkpoints import checkpoint_path
+    from core.tasks.classification.evaluation import evaluate_run, val_images
+    from core.tasks.classification.predictor import load_run_predictor
+    from core.tasks.classification import evaluation
 
     run_id = runs["shapes"]
     report = evaluate_run(run_id, "best")
@@ -466,7 +475,7 @@ def test_evaluation_matches_scikit_learn_and_the_recorded_accuracy(runs, monkeyp
 
 
 def test_evaluation_of_a_grey_run_and_its_images(runs):
-    from core.inference import evaluate_run, val_images
+    from core.tasks.classification.evaluation import evaluate_run, val_images
     report = evaluate_run(runs["digits"], "last")
     assert report.confusion.shape == (10, 10) and report.per_class["class"].tolist() == [str(d) for d in range(10)]
     assert report.per_class["support"].sum() == report.num_samples

@@ -220,7 +220,7 @@ def _spec():
                     description="Describe an image in words: a CNN encoder and an LSTM decoder trained with "
                                 "teacher forcing, scored by BLEU-1..4 of greedy captions",
                     data_kind="captions", setup=setup, build_model=build_model, validate=_validate,
-                    options=TASK_OPTIONS)
+                    options=TASK_OPTIONS, entry_points={"caption": "caption:load_captioner"})
 
 
 SPEC = _spec()

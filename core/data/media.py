@@ -194,31 +194,3 @@ def images_from_zip(data: bytes, name: str, max_files: int = 500,
     return results
 
 
-def classify_images(predictor, named_images, k: int = 5):
-    """A table with one row per picture: file, top1, p1, ..., top{k}, p{k}, error (for a CSV download).
-
-    `named_images` holds (name, image) pairs; an InputError in place of an image (as
-    `images_from_zip` gives) becomes a row with empty predictions and the message under `error`.
-    Ranks beyond the model's class count stay empty.
-    """
-    import pandas as pd
-
-    good = [(index, image) for index, (_, image) in enumerate(named_images) if isinstance(image, Image.Image)]
-    probs = predictor.predict([image for _, image in good]) if good else None  # (N_good, K)
-    ranks = min(k, len(predictor.classes))
-    top_p, top_i = (probs.topk(ranks, dim=1) if probs is not None else (None, None))  # (N_good, ranks)
-    row_of = {index: row for row, (index, _) in enumerate(good)}
-
-    records = []
-    for index, (file_name, image) in enumerate(named_images):
-        record: dict = {"file": file_name}
-        row = row_of.get(index)
-        for rank in range(k):
-            has = row is not None and rank < ranks
-            record[f"top{rank + 1}"] = predictor.classes[int(top_i[row, rank])] if has else ""
-            record[f"p{rank + 1}"] = float(top_p[row, rank]) if has else float("nan")
-        record["error"] = "" if row is not None else str(image) if isinstance(image, Exception) else \
-            f"{file_name} is not an image"
-        records.append(record)
-    columns = ["file"] + [f"{kind}{rank + 1}" for rank in range(k) for kind in ("top", "p")] + ["error"]
-    return pd.DataFrame.from_records(records, columns=columns)

@@ -146,7 +146,8 @@ def _spec():
     return TaskSpec(name="video", title="Video classification",
                     description="One class per clip: single-frame, early, late and slow fusion, (2+1)-D "
                                 "convolutions and CNN + LSTM (Karpathy et al., 2014)",
-                    data_kind="video", setup=setup, build_model=build_model, validate=validate)
+                    data_kind="video", setup=setup, build_model=build_model, validate=validate,
+                    entry_points={"predict": "clips:classify_clip", "decode": "clips:decode_clip"})
 
 
 SPEC = _spec()

@@ -86,7 +86,7 @@ def build_report(run_id: str, which: str, classes: list[str], true: np.ndarray, 
 
 def evaluate_run(run_id: str, which: str = "best", device="cpu") -> EvalReport:
     """The evaluation report of a run's best.pt or last.pt, from the cache file when it is current."""
-    from core.inference.predictor import load_run_predictor
+    from core.tasks.classification.predictor import load_run_predictor
     from core.tasks.checkpoints import checkpoint_path
 
     predictor = load_run_predictor(run_id, which, device=device)  # clear errors for missing runs/files

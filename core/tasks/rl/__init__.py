@@ -323,7 +323,8 @@ def _spec():
     return TaskSpec(name="rl", title="Reinforcement learning",
                     description="Policy gradients: REINFORCE and actor-critic agents learn to act in "
                                 "gymnasium's classic-control environments",
-                    data_kind="env", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS)
+                    data_kind="env", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS,
+                    entry_points={"play": "play:play_run", "baseline": "play:random_baseline"})
 
 
 SPEC = _spec()

@@ -54,7 +54,7 @@ class Captioner:
 
 
 def load_captioner(run_id: str, which: str = "best", device="cpu") -> Captioner:
-    """The captioner of a run (core.inference.load_run_model: weights_only, cached until the file changes)."""
+    """The captioner of a run (core.tasks.checkpoints.load_run_model: weights_only, cached until the file changes)."""
     from core.errors import CheckpointError
     from core.tasks.checkpoints import load_run_model
     run_model = load_run_model(run_id, which, device=device)

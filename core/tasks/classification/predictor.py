@@ -18,16 +18,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.config import task_of
 from core.data.images import to_rgb
-from core.engine.checkpoint import BEST, LAST
-from core.errors import CheckpointError, LabError, ModelError, RunNotFound
-from core.paths import run_dir
-from core.store.records import watched_metric
+from core.errors import CheckpointError, InputError, LabError, ModelError
 from core.tasks.checkpoints import existing_checkpoint, inference_device, load_run_model
 
 PRETRAINED_CHOICES = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0")
-SOURCE_STATUSES = ("completed", "cancelled", "interrupted")  # runs that have stopped changing
 
 
 @dataclass
@@ -180,49 +175,7 @@ def pretrained_cached(name: str) -> bool:
     return (hub_checkpoint_dir() / weights_for(name).url.rsplit("/", 1)[-1]).is_file()
 
 
-# ---- what can be picked ------------------------------------------------------------------------------
-
-def list_model_sources(store=None) -> list[dict]:
-    """Every stopped run with a checkpoint (newest first), then the pretrained choices.
-
-    A run is listed with its best.pt; its last.pt is listed too when it is a different epoch
-    (or when there is no best.pt), so the list never shows the same weights twice.
-    """
-    if store is None:
-        from core.store import RunStore
-        store = RunStore()
-    sources: list[dict] = []
-    runs = store.list_runs()
-    details = store.get_runs()  # one query for every run's summary
-    for row in runs.itertuples(index=False):
-        if row.status not in SOURCE_STATUSES:
-            continue
-        try:
-            folder = run_dir(row.id)
-        except RunNotFound:
-            continue
-        has_best, has_last = (folder / BEST).is_file(), (folder / LAST).is_file()
-        if not (has_best or has_last):
-            continue
-        summary = details[row.id].summary if row.id in details else {}
-        task = task_of(details[row.id].config if row.id in details else {})
-        metric_name = watched_metric(summary)
-        best_is_last = summary.get("best_epoch") == summary.get("epochs_done")
-        for which, present in (("best", has_best), ("last", has_last and not (has_best and best_is_last))):
-            if not present:
-                continue
-            value = (summary.get(f"best_{metric_name}") if which == "best"
-                     else (summary.get("last") or {}).get(metric_name))
-            metric = float(value) if isinstance(value, (int, float)) else None
-            text = f" ({metric_name} {metric:.3f})" if metric is not None else ""
-            sources.append({"kind": "run", "task": task, "run_id": row.id, "which": which, "metric": metric,
-                            "dataset": row.dataset, "model": row.model, "status": row.status,
-                            "label": f"{row.name} · {which}{text} · {row.id}"})
-    for name in PRETRAINED_CHOICES:
-        sources.append({"kind": "pretrained", "task": "classification", "name": name, "label": f"{name} (ImageNet)",
-                        "cached": pretrained_cached(name)})
-    return sources
-
+# ---- a Media source (core.inference.list_model_sources) -------------------------------------------
 
 def load_source(source: dict, device="cpu") -> Predictor:
     """The predictor for one entry of `list_model_sources`."""
@@ -234,7 +187,74 @@ def load_source(source: dict, device="cpu") -> Predictor:
 
 
 def clear_caches() -> None:
-    from core.tasks.checkpoints import clear_cache
-    clear_cache()
     _cached_run_predictor.cache_clear()
     _cached_pretrained.cache_clear()
+
+
+def classify_images(predictor, named_images, k: int = 5):
+    """A table with one row per picture: file, top1, p1, ..., top{k}, p{k}, error (for a CSV download).
+
+    `named_images` holds (name, image) pairs; an InputError in place of an image (as
+    `images_from_zip` gives) becomes a row with empty predictions and the message under `error`.
+    Ranks beyond the model's class count stay empty.
+    """
+    import pandas as pd
+
+    good = [(index, image) for index, (_, image) in enumerate(named_images) if isinstance(image, Image.Image)]
+    probs = predictor.predict([image for _, image in good]) if good else None  # (N_good, K)
+    ranks = min(k, len(predictor.classes))
+    top_p, top_i = (probs.topk(ranks, dim=1) if probs is not None else (None, None))  # (N_good, ranks)
+    row_of = {index: row for row, (index, _) in enumerate(good)}
+
+    records = []
+    for index, (file_name, image) in enumerate(named_images):
+        record: dict = {"file": file_name}
+        row = row_of.get(index)
+        for rank in range(k):
+            has = row is not None and rank < ranks
+            record[f"top{rank + 1}"] = predictor.classes[int(top_i[row, rank])] if has else ""
+            record[f"p{rank + 1}"] = float(top_p[row, rank]) if has else float("nan")
+        record["error"] = "" if row is not None else str(image) if isinstance(image, Exception) else \
+            f"{file_name} is not an image"
+        records.append(record)
+    columns = ["file"] + [f"{kind}{rank + 1}" for rank in range(k) for kind in ("top", "p")] + ["error"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def classify_video(predictor, frames: list[tuple[float, Image.Image]], k: int = 3):
+    """(per-frame table, clip summary) for sampled frames.
+
+    per frame: time_s, top1, p1, then one column per top clip class (its probability in that frame),
+    ready for a line chart over time. summary: class, mean_probability (over frames), frames_top1
+    (frames where it is the most probable class); the k classes with the highest mean plus any
+    class that wins a frame, sorted by mean probability.
+    """
+    import pandas as pd
+    import torch
+
+    if not frames:
+        raise InputError("the video gave no frames to classify")
+    probs = predictor.predict([image for _, image in frames])  # (N, K)
+    best_p, best_i = probs.max(dim=1)  # (N,)
+    mean = probs.mean(dim=0)  # (K,)
+    wins = torch.bincount(best_i, minlength=probs.shape[1])  # (K,)
+    top_clip = mean.topk(min(k, probs.shape[1])).indices.tolist()
+
+    per_frame = pd.DataFrame({
+        "time_s": [t for t, _ in frames],
+        "top1": [predictor.classes[int(i)] for i in best_i],
+        "p1": best_p.numpy().astype(float),
+    })
+    for index in top_clip:
+        column = predictor.classes[index]
+        if column in per_frame.columns:  # a class called "p1" must not overwrite the p1 column
+            column = f"{column} (p)"
+        per_frame[column] = probs[:, index].numpy().astype(float)
+
+    shown = list(dict.fromkeys(top_clip + torch.nonzero(wins).flatten().tolist()))
+    summary = pd.DataFrame({
+        "class": [predictor.classes[i] for i in shown],
+        "mean_probability": [float(mean[i]) for i in shown],
+        "frames_top1": [int(wins[i]) for i in shown],
+    }).sort_values("mean_probability", ascending=False, kind="stable").reset_index(drop=True)
+    return per_frame, summary

@@ -2,7 +2,7 @@
 environment's physical state (gymnasium's pygame renderer is never used), per-step action probabilities,
 rewards and the return.
 
-    from core.inference.rl import play_run, random_baseline, to_gif
+    from core.tasks.rl.play import play_run, random_baseline, to_gif
     episode = play_run(run_id, "best", greedy=True, seed=3)
     episode.total, episode.probs.shape        # 500.0, (500, 2)
     gif = to_gif(episode.frames)              # bytes for st.image
@@ -76,7 +76,7 @@ def play(model, env_name: str, *, greedy: bool = True, seed: int = 0, max_steps:
 
 def play_run(run_id: str, which: str = "best", *, greedy: bool = True, seed: int = 0,
              max_steps: int | None = None, draw: bool = True) -> Playback:
-    """Load a run's policy (core.inference.load_run_model) and play one episode in its environment."""
+    """Load a run's policy (core.tasks.checkpoints.load_run_model) and play one episode in its environment."""
     from core.tasks.checkpoints import load_run_model
     loaded = load_run_model(run_id, which)
     env = loaded.metadata["env"]

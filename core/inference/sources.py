@@ -1,0 +1,61 @@
+"""What a user can pick on the Media page: every stopped run of any family that saved weights, and the
+pretrained ImageNet classifiers. Each source names its task, whose ui.families module draws the panel."""
+
+from __future__ import annotations
+
+from core.engine.checkpoint import BEST, LAST
+from core.errors import RunNotFound
+from core.paths import run_dir
+from core.store.records import SETTLED_STATUSES, watched_metric
+from core.tasks.classification import SPEC as CLASSIFICATION
+from core.tasks.classification.predictor import PRETRAINED_CHOICES, pretrained_cached
+
+
+def list_model_sources(store=None) -> list[dict]:
+    """Every stopped run with a checkpoint (newest first), then the pretrained choices.
+
+    A run is listed with its best.pt; its last.pt is listed too when it is a different epoch
+    (or when there is no best.pt), so the list never shows the same weights twice.
+    """
+    if store is None:
+        from core.store import RunStore
+        store = RunStore()
+    sources: list[dict] = []
+    runs = store.list_runs()
+    details = store.get_runs()  # one query for every run's summary
+    for row in runs.itertuples(index=False):
+        if row.status not in SETTLED_STATUSES:
+            continue
+        try:
+            folder = run_dir(row.id)
+        except RunNotFound:
+            continue
+        has_best, has_last = (folder / BEST).is_file(), (folder / LAST).is_file()
+        if not (has_best or has_last):
+            continue
+        summary = details[row.id].summary if row.id in details else {}
+        task = details[row.id].task if row.id in details else CLASSIFICATION.name
+        metric_name = watched_metric(summary)
+        best_is_last = summary.get("best_epoch") == summary.get("epochs_done")
+        for which, present in (("best", has_best), ("last", has_last and not (has_best and best_is_last))):
+            if not present:
+                continue
+            value = (summary.get(f"best_{metric_name}") if which == "best"
+                     else (summary.get("last") or {}).get(metric_name))
+            metric = float(value) if isinstance(value, (int, float)) else None
+            text = f" ({metric_name} {metric:.3f})" if metric is not None else ""
+            sources.append({"kind": "run", "task": task, "run_id": row.id, "which": which, "metric": metric,
+                            "dataset": row.dataset, "model": row.model, "status": row.status,
+                            "label": f"{row.name} · {which}{text} · {row.id}"})
+    for name in PRETRAINED_CHOICES:
+        sources.append({"kind": "pretrained", "task": CLASSIFICATION.name, "name": name, "label": f"{name} (ImageNet)",
+                        "cached": pretrained_cached(name)})
+    return sources
+
+
+def clear_caches() -> None:
+    """Forget every loaded model (tests; a freed GPU)."""
+    from core.tasks.checkpoints import clear_cache
+    from core.tasks.classification.predictor import clear_caches as clear_predictors
+    clear_cache()
+    clear_predictors()
