@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from core.analysis.series import moving_average
 from core.concepts import demos
-from ui.i18n import t, tr
+from ui.i18n import tr
 
 OPTIMIZER_COLOURS = {"sgd": "#64748b", "momentum": "#0ea5e9", "nesterov": "#10b981", "rmsprop": "#f59e0b",
                      "adam": "#ef4444", "adamw": "#8b5cf6"}
@@ -26,7 +26,8 @@ def render_demo(demo_id: str, lang: str) -> None:
     try:
         renderers[demo_id](lang)
     except Exception as exc:  # a demo bug must not hide the rest of the concept
-        st.error(f"{t('demo.error')} {type(exc).__name__}: {str(exc)[:200]}", icon=":material/error:")
+        st.error(tr("The demo could not run:", "演示无法运行：") + f" {type(exc).__name__}: {str(exc)[:200]}",
+                 icon=":material/error:")
 
 
 def _figure(fig: go.Figure, height: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import LabError
-from core.store import ACTIVE_STATUSES
+from core.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from core.store.records import best_of, watched_metric
 from core.tasks import validate
 from ui.charts import live_figure
@@ -146,7 +146,7 @@ def _actions(run) -> None:
             with st.spinner("Stopping after the current step…"):
                 jobs.cancel(run.id, wait_s=15)
             st.rerun()
-        if run.status in ("interrupted", "cancelled") and bar.button("Resume", icon=":material/play_arrow:",
+        if run.status in RESUMABLE_STATUSES and bar.button("Resume", icon=":material/play_arrow:",
                                                                     type="primary"):
             jobs.resume(run.id)
             st.rerun()

@@ -24,7 +24,8 @@ class DatasetInfo:
     builder: Callable | None = None
     kind: str = "images"  # images (ImageSplits), text, video, captions or env: which tasks can use it
     options: dict = field(default_factory=dict)  # name -> core.options.Option
-    generated: bool = False  # True: made on the fly, data.num_samples sets how many
+    generated: bool = False  # True: made on the fly (shapes, clips), nothing to download or point at
+    preview: Callable | None = None  # preview(cfg, *, per_class, seed): a few examples per class, quickly
 
 
 # Import order is listing order (what the UI shows): built-in sets first, your own folder, then the
@@ -36,7 +37,7 @@ DATASETS: Registry[DatasetInfo] = Registry("data.name", tuple(f"core.data.{name}
 
 def register_dataset(name: str, *, description: str, classes=None, channels: int = 0, image_size: int = 0,
                      needs_path: bool = False, offline: bool = True, kind: str = "images", options=None,
-                     generated: bool = False):
+                     generated: bool = False, preview: Callable | None = None):
     """Decorator: register `builder(cfg: DataConfig, *, seed: int)` under `name`.
 
     Image data sets (kind "images") return ImageSplits; other kinds return what their task expects.
@@ -44,7 +45,7 @@ def register_dataset(name: str, *, description: str, classes=None, channels: int
     def wrap(builder):
         DATASETS.add(name, DatasetInfo(name, description, tuple(classes) if classes else None, channels,
                                        image_size, needs_path, offline, builder, kind, dict(options or {}),
-                                       generated))
+                                       generated, preview))
         return builder
     return wrap
 

@@ -126,9 +126,18 @@ def resolved_options(cfg) -> dict:
     return resolve(cfg.options, OPTIONS)
 
 
+def preview_moving_shapes(cfg, *, per_class: int, seed: int):
+    """(class names, per_class fresh clips of each class in class order, their labels) with the run's options."""
+    import torch
+    opts = resolved_options(cfg)
+    x, y = generate_moving_shapes(len(CLASSES) * per_class, opts["frames"], opts["size"], seed)
+    order = torch.argsort(y, stable=True)
+    return list(CLASSES), x[order], y[order]
+
+
 @register_dataset("moving-shapes", description="Generated clips of shapes that move, turn, grow or shrink: "
                   "8 classes told apart only over time (offline, seconds)", classes=CLASSES, channels=3,
-                  image_size=32, kind="video", options=OPTIONS)
+                  image_size=32, kind="video", options=OPTIONS, generated=True, preview=preview_moving_shapes)
 def build_moving_shapes(cfg, *, seed: int):
     from core.data.cache import cached_tensors
     from core.data.splits import split_train_val

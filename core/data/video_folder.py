@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from core.data import register_dataset
-from core.errors import DataError
-from core.options import Option
+from core.errors import ConfigError, DataError
+from core.options import Option, resolve
 
 DEFAULT_FRAMES, DEFAULT_SIZE = 8, 64
 CLIP_TIMEOUT_S = 60.0  # per clip, in the child
@@ -211,16 +211,35 @@ def _child_main(argv: list[str]) -> int:
 
 # ---- the folder --------------------------------------------------------------------------------
 
+def preview_video_folder(cfg, *, per_class: int, seed: int):
+    """(class names, the first `per_class` clips of each class, their labels): only these few are decoded
+    (in the child process), so it stays quick. `seed` is unused: the first clips are always the same."""
+    import torch
+
+    from core.data.folder import find_splits, visible_dirs
+    opts = resolve(cfg.options, OPTIONS)
+    train_dir, _ = find_splits(open_source(cfg.path))
+    picked = []
+    for label, folder in enumerate(d for d in visible_dirs(train_dir) if walk_videos(d, first_only=True)):
+        picked += [(path, label, folder.name) for path, _ in walk_videos(folder)[:per_class]]
+    decoded = decode_clips([p for p, _, _ in picked], frames=opts["frames"], side=decode_side(opts["size"]))
+    classes = list(dict.fromkeys(name for _, _, name in picked))
+    good = [(frames_to_clip(clip, opts["size"]), label) for (clip, _, _), (_, label, _) in zip(decoded, picked)
+            if clip is not None]
+    if not good:
+        raise ConfigError(f"data.path: none of the first videos in {cfg.path} could be decoded")
+    return classes, torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good])
+
+
 @register_dataset("video-folder", description="Your own videos: a folder or .zip with train/<class>/*.mp4 "
                   "(and optionally val/<class>/)", classes=None, channels=3, image_size=DEFAULT_SIZE,
-                  needs_path=True, kind="video", options=OPTIONS)
+                  needs_path=True, kind="video", options=OPTIONS, preview=preview_video_folder)
 def build_video_folder(cfg, *, seed: int):
     import torch
 
     from core.data.cache import cached_tensors
     from core.data.folder import visible_dirs, find_splits
     from core.data.splits import shuffle_pairs, split_train_val
-    from core.options import resolve
     from core.data.clips import VideoSplits
 
     opts = resolve(cfg.options, OPTIONS)

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from core.errors import LabError
 from core.paths import LAST_CHECKPOINT as LAST, lab_home, run_dir
+from core.store.records import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from core.tasks import validate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ACTIVE = ("queued", "running")
-RESUMABLE = ("interrupted", "cancelled")
 
 
 def _store():
@@ -60,23 +59,23 @@ def cancel(run_id: str, *, wait_s: float = 30.0) -> str:
     from core.store import pid_alive
     store = _store()
     run = store.get_run(run_id)
-    if run.status not in ACTIVE:
+    if run.status not in ACTIVE_STATUSES:
         raise LabError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
     store.request_cancel(run_id)
     deadline = time.time() + wait_s
     while time.time() < deadline:
         status = store.get_run(run_id).status
-        if status not in ACTIVE:
+        if status not in ACTIVE_STATUSES:
             return status
         time.sleep(0.25)
     if wait_s <= 0:
         return "cancelling"
     run = store.get_run(run_id)
-    if run.status not in ACTIVE:
+    if run.status not in ACTIVE_STATUSES:
         return run.status
     if run.pid and pid_alive(run.pid):
         os.kill(run.pid, signal.SIGKILL)
-    if store.get_run(run_id).status in ACTIVE:  # it may have finished on its own in the meantime
+    if store.get_run(run_id).status in ACTIVE_STATUSES:  # it may have finished on its own in the meantime
         store.finish(run_id, "cancelled", error=f"did not stop within {wait_s:g}s of the cancel request; killed")
     return store.get_run(run_id).status
 
@@ -85,7 +84,7 @@ def resume(run_id: str, *, detach: bool = True, progress: bool = True) -> str:
     """Continue an interrupted or cancelled run from its last checkpoint (same id, same history)."""
     store = _store()
     run = store.get_run(run_id)
-    if run.status not in RESUMABLE:
+    if run.status not in RESUMABLE_STATUSES:
         raise LabError(f"run {run_id} is {run.status}; only interrupted or cancelled runs can be resumed")
     store.clear_cancel(run_id)
     store.set_status(run_id, "queued")

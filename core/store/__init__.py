@@ -18,6 +18,7 @@ from core.store.records import (
     COMPLETED,
     FAILED,
     FINAL_STATUSES,
+    RESUMABLE_STATUSES,
     SETTLED_STATUSES,
     INTERRUPTED,
     INTERRUPTED_MESSAGE,
@@ -30,7 +31,7 @@ from core.store.records import (
 )
 
 __all__ = [
-    "ACTIVE_STATUSES", "CANCELLED", "COMPLETED", "EVENT_COLUMNS", "FAILED", "FINAL_STATUSES", "SETTLED_STATUSES",
+    "ACTIVE_STATUSES", "CANCELLED", "COMPLETED", "EVENT_COLUMNS", "FAILED", "FINAL_STATUSES", "RESUMABLE_STATUSES", "SETTLED_STATUSES",
     "INTERRUPTED", "INTERRUPTED_MESSAGE", "InvalidStatus", "LIST_COLUMNS", "METRIC_COLUMNS",
     "MetricBuffer", "QUEUED", "RUNNING", "Run", "RunStore", "STATUSES", "new_run_id", "pid_alive",
     "stale_after_s",

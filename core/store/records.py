@@ -23,6 +23,7 @@ INTERRUPTED = "interrupted"
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 FINAL_STATUSES = (COMPLETED, FAILED, CANCELLED, INTERRUPTED)
 SETTLED_STATUSES = (COMPLETED, CANCELLED, INTERRUPTED)  # stopped for good or for now, weights usable
+RESUMABLE_STATUSES = (INTERRUPTED, CANCELLED)  # can continue from their last checkpoint
 STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
 
 # Shown to the user on a run whose worker vanished; it says what happened and what to do next.

@@ -143,6 +143,16 @@ def check_family_fields(config, *, data_kind: str | None = None) -> None:
     validate_options("task_options", config.task_options, spec.options)
 
 
+def model_parameters(config, metadata: dict) -> dict[str, int]:
+    """Parameters of the model a run of `config` trains, as its family builds it from checkpoint-style
+    `metadata` (vocabulary, preprocessing, environment...): "total", "trainable", and one entry per top-level
+    part (generator and discriminator, encoder and decoder...). For the Train form, before a run exists."""
+    from core.models import parameter_count
+    model = task_spec(config.task).build_model(config, metadata)
+    parts = {name: parameter_count(child) for name, child in model.named_children()}
+    return {"total": parameter_count(model), "trainable": parameter_count(model, trainable_only=True), **parts}
+
+
 def check_input_int(name: str, value, low: int, high: int) -> int:
     """A whole number typed on a page (a seed, a count, steps), or an InputError naming it and its range."""
     import numbers

@@ -28,13 +28,12 @@ def _real_images(data_json: str, seed: int, count: int = 32) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _parameters(model_name: str, options_json: str, channels: int, size: int) -> dict[str, int]:
-    """Parameters per top-level part of the model (generator / discriminator, encoder / decoder...)."""
-    from core.models import model_info
-    from core.options import resolve
-    spec = model_info(model_name)
-    model = spec.builder(in_channels=channels, image_size=size, **resolve(json.loads(options_json), spec.options))
-    return {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+def _parameters(config_json: str, channels: int, size: int) -> dict[str, int]:
+    """Parameters in total and per top-level part of the model (generator / discriminator, encoder / decoder)."""
+    from core.config import RunConfig
+    from core.tasks import model_parameters
+    return model_parameters(RunConfig.from_json(config_json),
+                            {"preprocessing": {"channels": channels, "image_size": size}})
 
 
 def real_images_panel(config, parts: dict[str, tuple[str, ...]]) -> None:
@@ -50,8 +49,7 @@ def real_images_panel(config, parts: dict[str, tuple[str, ...]]) -> None:
         st.image(data["png"], width="stretch")
     with st.container(border=True):
         st.subheader("Model", anchor=False)
-        counts = _parameters(config.model.name, json.dumps(config.model.options, sort_keys=True),
-                             data["channels"], data["size"])
+        counts = _parameters(config.to_json(), data["channels"], data["size"])
         columns = st.columns(len(parts))
         for column, (label, names) in zip(columns, parts.items()):
             column.metric(f"{label} parameters", f"{sum(counts.get(n, 0) for n in names):,}")

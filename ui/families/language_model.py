@@ -46,7 +46,8 @@ def form_extras() -> None:
     if name == "tinyshakespeare":
         from core.data.text import SHAKESPEARE_URL, shakespeare_path
         st.caption(f"Downloaded on first use from {SHAKESPEARE_URL}. Offline, save it as `{shakespeare_path()}`.")
-    if name != "text":
+    from core.data import dataset_info
+    if name is None or not dataset_info(name).needs_path:
         return
     st.file_uploader("Upload a plain-text file (.txt, UTF-8)…", type=["txt"], key=UPLOAD_KEY,
                      on_change=_save_text_upload)
@@ -65,16 +66,17 @@ def _describe(data_json: str) -> dict:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _parameter_count(config_json: str, vocab_size: int) -> int:
     from core.config import RunConfig
-    from core.models import parameter_count
     from core.options import resolve
-    from core.tasks.language_model import OPTIONS, build_model
+    from core.tasks import model_parameters
+    from core.tasks.language_model import OPTIONS
     config = RunConfig.from_json(config_json)
     context = resolve(config.task_options, OPTIONS)["context"]
-    return parameter_count(build_model(config, {"vocab": ["?"] * vocab_size, "context": context}))
+    return model_parameters(config, {"vocab": ["?"] * vocab_size, "context": context})["total"]
 
 
 def preview(config) -> None:
-    if config.data.name == "text" and not config.data.path:
+    from core.data import dataset_info
+    if dataset_info(config.data.name).needs_path and not config.data.path:
         st.info("Upload a .txt file or give a path to see what the model will read.", icon=":material/upload_file:")
         return
     try:

@@ -37,8 +37,7 @@ def _first_frame(env: str, max_steps: int, seed: int):
 def preview(config) -> None:
     """The environment: what the agent observes and can do, its first frame, what chance scores."""
     from core.data import load_dataset
-    from core.models import parameter_count
-    from core.tasks.rl import build_model
+    from core.tasks import model_parameters
 
     source = load_dataset(config.data, seed=config.seed)
     spec = source.spec
@@ -56,7 +55,7 @@ def preview(config) -> None:
     c1.metric("random policy: mean return", f"{baseline['mean']:.1f}",
               help=f"20 episodes with uniformly random actions (± {baseline['std']:.1f})")
     try:
-        params = parameter_count(build_model(config, {"env": source.metadata()}))
+        params = model_parameters(config, {"env": source.metadata()})["total"]
     except LabError:
         params = None
     c2.metric("policy parameters", f"{params:,}" if params is not None else "–")

@@ -25,7 +25,8 @@ def _preview(config_json: str):
 
 
 def preview(config) -> None:
-    if config.data.name == "video-folder" and not config.data.path:
+    from core.data import dataset_info
+    if dataset_info(config.data.name).needs_path and not config.data.path:
         st.info("Choose a folder or .zip of videos (train/<class>/*.mp4) to see example clips.")
         return
     try:

@@ -8,8 +8,6 @@ set (core.data.moving_shapes, core.data.video_folder) returns a core.data.clips.
 
 from __future__ import annotations
 
-import torch
-
 from core.data.clips import ClipBatches
 from core.errors import ConfigError
 from core.tasks.classification import ClassificationTask
@@ -86,35 +84,13 @@ def validate(config) -> None:
 # ---- for pages: a look at the data and a comparison of runs ------------------------------------
 
 def preview_clips(config, per_class: int = 1):
-    """(class names, clips (K * per_class, T, 3, S, S) uint8, class index of each) to show before training.
-
-    Generated data: a few fresh clips with the run's options. A folder: the first clips of each
-    class, decoded in the child process (only these few, so it stays quick).
-    """
-    from core.options import resolve
-    if config.data.name == "moving-shapes":
-        from core.data.moving_shapes import CLASSES, OPTIONS, generate_moving_shapes
-        opts = resolve(config.data.options, OPTIONS)
-        x, y = generate_moving_shapes(len(CLASSES) * per_class, opts["frames"], opts["size"], config.seed)
-        order = torch.argsort(y, stable=True)
-        return list(CLASSES), x[order], y[order]
-    if config.data.name == "video-folder":
-        from core.data.folder import visible_dirs, find_splits
-        from core.data.video_folder import (OPTIONS, open_source, walk_videos, decode_clips, decode_side,
-                                            frames_to_clip)
-        opts = resolve(config.data.options, OPTIONS)
-        train_dir, _ = find_splits(open_source(config.data.path))
-        picked = []
-        for label, folder in enumerate(d for d in visible_dirs(train_dir) if walk_videos(d, first_only=True)):
-            picked += [(path, label, folder.name) for path, _ in walk_videos(folder)[:per_class]]
-        decoded = decode_clips([p for p, _, _ in picked], frames=opts["frames"], side=decode_side(opts["size"]))
-        classes = list(dict.fromkeys(name for _, _, name in picked))
-        good = [(frames_to_clip(clip, opts["size"]), label) for (clip, _, _), (_, label, _) in zip(decoded, picked)
-                if clip is not None]
-        if not good:
-            raise ConfigError(f"data.path: none of the first videos in {config.data.path} could be decoded")
-        return classes, torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good])
-    raise ConfigError(f"data.name: no preview for '{config.data.name}'")
+    """(class names, clips (K * per_class, T, 3, S, S) uint8, class index of each) to show before training,
+    as the run's data set makes them (its registered `preview`)."""
+    from core.data import dataset_info
+    info = dataset_info(config.data.name)
+    if info.preview is None:
+        raise ConfigError(f"data.name: no preview for '{config.data.name}'")
+    return info.preview(config.data, per_class=per_class, seed=config.seed)
 
 
 def fusion_comparison(store, run_ids: list[str]):

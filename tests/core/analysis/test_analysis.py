@@ -434,3 +434,18 @@ def test_moving_average_is_a_trailing_mean_of_the_same_length():
     from core.analysis import moving_average
     assert moving_average([2.0, 4.0, 6.0, 8.0], window=2).tolist() == [2.0, 3.0, 5.0, 7.0]  # shorter at the start
     assert moving_average([], window=3).size == 0
+
+
+def test_run_progress_counts_steps_epochs_and_the_time_left():
+    from core.analysis import run_progress
+    config = {"optim": {"epochs": 4}}
+    frame = pd.DataFrame({"run_id": "r", "step": [10, 20, 30], "epoch": 0, "key": "train_loss", "value": 1.0,
+                          "time": [100.0, 110.0, 120.0]})  # 1 step per second
+    running = run_progress("running", config, {"steps_per_epoch": 25}, frame)
+    assert (running.done, running.total, running.epoch, running.epochs) == (30, 100, 2, 4)
+    assert running.fraction == pytest.approx(0.3) and running.eta_s == pytest.approx(70.0)
+    # a finished run is whole even when its last logged row came before its last step; no ETA unless running
+    done = run_progress("completed", config, {"steps_per_epoch": 25}, frame)
+    assert (done.done, done.fraction, done.epoch, done.eta_s) == (100, 1.0, 4, None)
+    queued = run_progress("queued", config, {}, frame.iloc[:0])
+    assert (queued.total, queued.fraction, queued.epoch, queued.eta_s) == (0, 0.0, 1, None)

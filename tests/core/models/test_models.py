@@ -111,3 +111,24 @@ def test_importing_one_model_family_first_does_not_hide_the_others():
             "assert names.index('mlp') < names.index('resnet18')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_model_card_counts_what_the_registry_builds():
+    from core.models import model_card
+    card = model_card("cnn", num_classes=10, in_channels=1, image_size=8, hidden=128)
+    model = build("cnn", num_classes=10, in_channels=1, image_size=8, hidden=128)
+    assert card.params == card.trainable_params == parameter_count(model)
+    assert card.layers["parameters"].sum() == card.params and card.description == model_info("cnn").description
+    frozen = model_card("resnet18", num_classes=3, in_channels=3, image_size=32, freeze_backbone=True)
+    assert frozen.trainable_params < frozen.params
+
+
+def test_steps_per_epoch_is_what_the_training_batches_serve():
+    import torch
+
+    from core.data.loader import DeviceBatches, steps_per_epoch
+    for n, batch in ((100, 32), (64, 64), (10, 32), (1797, 32)):
+        x, y = torch.zeros(n, 1, 4, 4, dtype=torch.uint8), torch.zeros(n, dtype=torch.long)
+        served = DeviceBatches(x, y, batch_size=batch, device=torch.device("cpu"), mean=[0.0], std=[1.0],
+                               drop_last=n > batch)  # as the image tasks build them
+        assert steps_per_epoch(n, batch) == len(served), (n, batch)

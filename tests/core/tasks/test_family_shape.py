@@ -21,3 +21,19 @@ def test_every_family_declares_entry_points_that_resolve_and_has_presets(name):
 def test_an_unknown_entry_point_names_the_ones_there_are():
     with pytest.raises(LookupError, match="no entry point 'dance'; it has: generate, interpolate"):
         task_spec("gan").entry("dance")
+
+
+def test_model_parameters_match_the_model_a_run_trains(lab_home):
+    import torch
+
+    from core.jobs.assemble import assemble
+    from core.models import parameter_count
+    from core.presets import preset
+    from core.tasks import model_parameters
+
+    config = preset("digits-dcgan")
+    trainer = assemble(config, device=torch.device("cpu"))
+    counts = model_parameters(config, {"preprocessing": trainer.metadata["preprocessing"]})
+    assert counts["total"] == parameter_count(trainer.model) == trainer.metadata["params"]
+    assert counts["generator"] == parameter_count(trainer.model.generator)
+    assert counts["generator"] + counts["discriminator"] == counts["total"]
