@@ -19,7 +19,6 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from core.tasks import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -133,6 +132,7 @@ def main() -> int:
         from core.config import RunConfig
         from core.data import load_dataset
         from core.engine.devices import describe, resolve_device
+        from core.tasks import validate
         device = resolve_device(args.device)
         print(f"device {describe(device)}, batch {BATCH}, amp {args.amp}")
         with zipfile.ZipFile(CIFAR_ZIP) as archive:

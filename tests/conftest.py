@@ -67,3 +67,32 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def encode_image(img, fmt: str, **options) -> bytes:
+    """The PIL image saved in `fmt` (PNG, JPEG, ...), as bytes."""
+    import io
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def noise_image(size=(48, 40), mode="RGB", seed=0):
+    """A random-noise PIL image: RGB, RGBA or grey."""
+    from PIL import Image
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4}.get(mode)
+    shape = (size[1], size[0], channels) if channels else (size[1], size[0])
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]  # one per second of `clip`
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A real 4-second mp4, one solid colour per second (COLOURS)."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    make_video(path, COLOURS)
+    return path

@@ -1,22 +1,19 @@
-"""Image classification after training: predictors against the training pipeline, untrusted media, video in a child, Grad-CAM,
-and evaluation reports against scikit-learn. Three tiny real runs are trained once for the module."""
+"""Image classification after training: predictors against the training pipeline, uploads and clips
+classified, Grad-CAM, and evaluation reports against scikit-learn. Three tiny real runs are trained once
+for the module."""
 
 from __future__ import annotations
 
 import io
 import os
 import signal
-import struct
-import sys
 import urllib.error
-import warnings
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
 
-from conftest import make_video
+from conftest import encode_image, noise_image
 import torch
 from PIL import Image
 
@@ -81,19 +78,6 @@ def torch_home(tmp_path, monkeypatch):
     return tmp_path / "torch"
 
 
-def _encode(img: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def _noise(size=(48, 40), mode="RGB", seed=0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    channels = {"RGB": 3, "RGBA": 4}.get(mode)
-    shape = (size[1], size[0], channels) if channels else (size[1], size[0])
-    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
-
-
 # ---- predictors ----------------------------------------------------------------------------------------
 
 
@@ -115,7 +99,7 @@ def test_run_predictor_reproduces_the_recorded_validation_accuracy(runs, kind):
     assert len(top) == 3 and [p for _, p in top] == sorted((p for _, p in top), reverse=True)
     assert top[0][0] == predictor.classes[int(probs[0].argmax())]
     # An arbitrary upload (any size, RGBA) is squashed to the training size.
-    x = predictor.prepare(_noise((100, 37), "RGBA"))
+    x = predictor.prepare(noise_image((100, 37), "RGBA"))
     assert x.shape == (predictor.channels, predictor.image_size, predictor.image_size) and x.dtype == torch.float32
 
 
@@ -164,8 +148,8 @@ def test_pretrained_predictor_loads_from_the_hub_cache(runs, torch_home):
     key = "features.0.0.weight"
     assert torch.equal(predictor.model.state_dict()[key], reference.state_dict()[key])
     # Shorter side to 256, centre crop 224, whatever the picture's shape.
-    assert predictor.view(_noise((640, 300))).size == (224, 224)
-    probs = predictor.predict([_noise((300, 200)), _noise((90, 120), seed=1)])
+    assert predictor.view(noise_image((640, 300))).size == (224, 224)
+    probs = predictor.predict([noise_image((300, 200)), noise_image((90, 120), seed=1)])
     assert probs.shape == (2, 1000) and torch.allclose(probs.sum(dim=1), torch.ones(2), atol=1e-5)
 
     sources = list_model_sources()
@@ -194,63 +178,6 @@ def test_pretrained_predictor_offline_names_the_file_to_place(torch_home, monkey
 # ---- media -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt,options", [("PNG", {}), ("JPEG", {"quality": 95}), ("WEBP", {"lossless": True}),
-                                         ("GIF", {}), ("BMP", {}), ("TIFF", {})])
-def test_common_formats_open_as_rgb(fmt, options):
-    from core.data.media import open_image
-    img = open_image(_encode(_noise(), fmt, **options), f"photo.{fmt.lower()}")
-    assert img.mode == "RGB" and img.size == (48, 40)
-
-
-def test_transparent_and_animated_images():
-    from core.data.media import open_image
-    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
-    assert open_image(_encode(clear, "PNG"), "clear.png").getpixel((0, 0)) == (255, 255, 255)
-    frames = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 0, 255))]
-    buffer = io.BytesIO()
-    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
-    first = open_image(buffer.getvalue(), "anim.gif")
-    assert first.getpixel((5, 5)) == (255, 0, 0)
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    """A PNG header (valid CRCs) declaring a huge size, with no pixel data behind it."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
-
-
-def test_bad_uploads_get_specific_messages(monkeypatch):
-    from core.data.media import open_image
-    cases = [
-        (b"", "photo.png", "photo.png is empty"),
-        (b"just some text, not pixels", "notes.png", "notes.png is not an image in a supported format (JPEG, PNG"),
-        (_encode(_noise((64, 64)), "PNG")[:2000], "cut.png", "cut.png is truncated or corrupt"),
-        (_png_claiming(100_000, 100_000), "bomb.png", "bomb.png has too many pixels (10,000,000,000 pixels)"),
-        (_encode(Image.new("RGB", (16, 16)), "ICO"), "icon.ico",
-         "icon.ico: ICO images are not supported; upload one of: JPEG"),
-        (_encode(Image.new("RGB", (16, 16)), "ICO"), "favicon.png", "favicon.png: ICO images are not supported"),
-        (_encode(Image.new("RGB", (16, 16)), "TGA"), "pic.tga", "pic.tga: TGA images are not supported"),
-    ]
-    for data, name, message in cases:
-        with pytest.raises(InputError) as err:
-            open_image(data, name)
-        assert message in str(err.value), (name, str(err.value))
-    with pytest.raises(InputError, match=r"big.png is 0.0 MB; images may be at most"):
-        open_image(_encode(_noise(), "PNG"), "big.png", max_bytes=100)
-
-    # Both sides of Pillow's guard: over the limit (a warning in Pillow) and over twice it (an error).
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    for side, warnings_as in ((40, "ignore"), (40, "error"), (100, "default")):  # 1,600 and 10,000 pixels
-        with warnings.catch_warnings(), pytest.raises(InputError) as err:
-            warnings.simplefilter(warnings_as, Image.DecompressionBombWarning)
-            open_image(_encode(Image.new("RGB", (side, side)), "PNG"), "large.png")
-        assert f"large.png has too many pixels ({side * side:,} pixels)" in str(err.value)
-        assert "the limit is 1,000 pixels" in str(err.value)
-    assert open_image(_encode(Image.new("RGB", (30, 30)), "PNG"), "ok.png").size == (30, 30)
-
-
 def _zip(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -263,8 +190,8 @@ def test_zip_members_are_decoded_one_by_one(runs):
     from core.tasks.classification.predictor import classify_images, load_run_predictor
     from core.data.media import images_from_zip
     data = _zip({
-        "a.png": _encode(_noise(), "PNG"), "sub/b.jpg": _encode(_noise(seed=2), "JPEG"),
-        "bad.png": b"not an image", "../evil.png": _encode(_noise(), "PNG"), "/abs.png": _encode(_noise(), "PNG"),
+        "a.png": encode_image(noise_image(), "PNG"), "sub/b.jpg": encode_image(noise_image(seed=2), "JPEG"),
+        "bad.png": b"not an image", "../evil.png": encode_image(noise_image(), "PNG"), "/abs.png": encode_image(noise_image(), "PNG"),
         "readme.txt": b"hello", "__MACOSX/._a.png": b"\x00\x05\x16\x07",
     })
     results = images_from_zip(data, "photos.zip")
@@ -284,77 +211,6 @@ def test_zip_members_are_decoded_one_by_one(runs):
         images_from_zip(data, "photos.zip", max_files=1)
     with pytest.raises(InputError, match="holds no images"):
         images_from_zip(_zip({"readme.txt": b"x"}), "text.zip")
-
-
-# ---- video -------------------------------------------------------------------------------------------
-
-COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    make_video(path, COLOURS)
-    return path
-
-
-def _dominant(image: Image.Image) -> int:
-    return int(np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0).argmax())
-
-
-def test_sample_frames_keeps_one_frame_per_second(clip):
-    from core.data.video_frames import sample_frames
-    frames = sample_frames(clip.read_bytes(), name="clip.mp4", every_s=1.0, size=32)
-    assert [round(t, 2) for t, _ in frames] == [0.0, 1.0, 2.0]
-    assert [_dominant(img) for _, img in frames] == [0, 1, 2]  # red, green, blue
-    assert all(img.mode == "RGB" and img.size == (32, 24) for _, img in frames)
-    assert len(sample_frames(clip, every_s=0.1, max_frames=7)) == 7  # a path works too
-
-
-def test_sparse_sampling_seeks_to_each_time(clip, monkeypatch):
-    from core.data import video_worker
-    monkeypatch.setattr(video_worker, "SEEK_GAP_S", 0.5)
-    frames, times = video_worker.decode(str(clip), every_s=1.0, max_frames=10, size=64)
-    assert [round(t, 2) for t in times] == [0.0, 1.0, 2.0]
-    assert [int(f.reshape(-1, 3).mean(axis=0).argmax()) for f in frames] == [0, 1, 2]
-
-
-def test_bad_videos_get_clear_errors(monkeypatch):
-    from core.data.video_frames import sample_frames
-    from core.data import video_frames as video
-    with pytest.raises(InputError, match="could not decode clip.mp4: not a readable video"):
-        sample_frames(os.urandom(4096), name="clip.mp4", timeout_s=30)
-    with pytest.raises(InputError, match="clip.mp4 is empty"):
-        sample_frames(b"", name="clip.mp4")
-    with pytest.raises(InputError, match="'.gif' videos are not supported"):
-        sample_frames(b"GIF89a", name="anim.gif")
-
-    monkeypatch.setattr(video, "_worker_command", lambda *a: [sys.executable, "-c", "import time; time.sleep(30)"])
-    with pytest.raises(InputError, match=r"decoding slow.mp4 took longer than 0.5 s, the time limit"):
-        sample_frames(b"\x00" * 10, name="slow.mp4", timeout_s=0.5)
-    monkeypatch.setattr(video, "_worker_command", lambda *a: [sys.executable, "-c", "import os; os.abort()"])
-    with pytest.raises(InputError, match=r"could not decode crash.mp4: the decoder crashed \(signal 6\)"):
-        sample_frames(b"\x00" * 10, name="crash.mp4")
-    monkeypatch.setattr(video, "_worker_command", lambda *a: [sys.executable, "-c", "pass"])
-    with pytest.raises(InputError, match="wrote no frames"):
-        sample_frames(b"\x00" * 10, name="quiet.mp4")
-
-
-def test_audio_only_file_has_no_video_stream(tmp_path):
-    import av
-    from core.data.video_frames import sample_frames
-    if "aac" not in av.codecs_available:
-        pytest.skip("no AAC encoder in this PyAV build")
-    path = tmp_path / "sound.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        samples = np.zeros((1, 8000), dtype=np.float32)
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        frame.sample_rate = 8000
-        for packet in list(stream.encode(frame)) + list(stream.encode()):
-            container.mux(packet)
-    with pytest.raises(InputError, match="could not decode sound.mp4: the file has no video stream"):
-        sample_frames(path)
 
 
 def test_classify_video_tables(runs, clip):
