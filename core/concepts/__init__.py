@@ -189,7 +189,7 @@ def _parse(path: Path, raw: dict, problems: _Problems) -> Concept:
 def validate_catalogue(folder: Path | str = CATALOGUE_DIR, *, strict: bool = False) -> list[Concept]:
     """Read and check every `<id>.toml` in `folder`, sorted by id.
 
-    `strict` also requires every preset to exist in `core.config.PRESETS`; the app reads the
+    `strict` also requires every preset to exist in `core.presets.PRESETS`; the app reads the
     catalogue leniently (a concept whose preset is not there yet simply shows no "Train this").
     """
     concepts, problems = [], []
@@ -213,7 +213,7 @@ def validate_catalogue(folder: Path | str = CATALOGUE_DIR, *, strict: bool = Fal
                 found.add(f"related[{i}].id", f"{relation.id!r} is not a concept in the catalogue")
         for i, name in enumerate(concept.presets):
             if strict and name not in PRESETS:
-                found.add(f"presets[{i}]", f"{name!r} is not a preset in core.config.PRESETS")
+                found.add(f"presets[{i}]", f"{name!r} is not a preset in core.presets.PRESETS")
         problems += found.lines
     if problems:
         raise CatalogueError(f"{len(problems)} problem(s) in the concept catalogue {folder}:\n" + "\n".join(problems))
