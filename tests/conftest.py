@@ -87,6 +87,17 @@ def noise_image(size=(48, 40), mode="RGB", seed=0):
     return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
 
 
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip archive in memory holding `members` (name -> content)."""
+    import io
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]  # one per second of `clip`
 
 

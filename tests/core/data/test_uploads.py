@@ -1,21 +1,13 @@
 """Uploaded training files are kept once under LAB_HOME/cache/uploads, named by their content."""
 
-import io
 import zipfile
 
 import pytest
 
+from conftest import zip_bytes
 from core.data.text import save_upload
 from core.data.uploads import keep_upload, keep_zip_upload
 from core.errors import DataError
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def test_the_same_upload_twice_is_one_file_and_different_ones_are_two(lab_home):
@@ -28,7 +20,7 @@ def test_the_same_upload_twice_is_one_file_and_different_ones_are_two(lab_home):
 
 
 def test_a_zip_upload_is_checked_before_it_is_kept(lab_home):
-    kept = keep_zip_upload(_zip({"train/cat/a.png": b"x"}), "pets.zip")
+    kept = keep_zip_upload(zip_bytes({"train/cat/a.png": b"x"}), "pets.zip")
     assert kept.suffix == ".zip" and zipfile.is_zipfile(kept)
     with pytest.raises(DataError, match="photos.zip is not a .zip file"):
         keep_zip_upload(b"PNG... not a zip", "photos.zip")

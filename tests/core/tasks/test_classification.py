@@ -4,16 +4,14 @@ for the module."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import urllib.error
-import zipfile
 
 import numpy as np
 import pytest
 
-from conftest import encode_image, noise_image
+from conftest import encode_image, noise_image, zip_bytes
 import torch
 from PIL import Image
 
@@ -178,18 +176,10 @@ def test_pretrained_predictor_offline_names_the_file_to_place(torch_home, monkey
 # ---- media -------------------------------------------------------------------------------------------
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_zip_members_are_decoded_one_by_one(runs):
     from core.tasks.classification.predictor import classify_images, load_run_predictor
     from core.data.media import images_from_zip
-    data = _zip({
+    data = zip_bytes({
         "a.png": encode_image(noise_image(), "PNG"), "sub/b.jpg": encode_image(noise_image(seed=2), "JPEG"),
         "bad.png": b"not an image", "../evil.png": encode_image(noise_image(), "PNG"), "/abs.png": encode_image(noise_image(), "PNG"),
         "readme.txt": b"hello", "__MACOSX/._a.png": b"\x00\x05\x16\x07",
@@ -210,7 +200,7 @@ def test_zip_members_are_decoded_one_by_one(runs):
     with pytest.raises(InputError, match="holds 3 images; at most 1 can be classified"):
         images_from_zip(data, "photos.zip", max_files=1)
     with pytest.raises(InputError, match="holds no images"):
-        images_from_zip(_zip({"readme.txt": b"x"}), "text.zip")
+        images_from_zip(zip_bytes({"readme.txt": b"x"}), "text.zip")
 
 
 def test_classify_video_tables(runs, clip):
