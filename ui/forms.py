@@ -78,6 +78,17 @@ def form_config() -> RunConfig:
     return config
 
 
+def validation_error(config: RunConfig) -> str | None:
+    """Why the form's config cannot run (core.tasks.validate's message), or None when it can."""
+    from core.errors import LabError
+    from core.tasks import validate
+    try:
+        validate(config)
+    except LabError as exc:
+        return str(exc)
+    return None
+
+
 def ensure_initialised(initial_preset: str = "digits-cnn") -> None:
     if PREFIX + "data.name" not in st.session_state:
         st.session_state["preset_choice"] = initial_preset

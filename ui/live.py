@@ -11,11 +11,10 @@ import streamlit as st
 from core.errors import LabError
 from core.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from core.store.records import best_of, watched_metric
-from core.tasks import validate
 from ui.charts import live_figure
 from ui.families import hook
 from ui.forms import (PREFIX, compute_section, form_config, load_into_form, optim_section, options_section,
-                      preset_picker, task_picker)
+                      preset_picker, task_picker, validation_error)
 from ui.resources import duration, show_error, status_badge, store
 from ui.sparkline import metric_label
 
@@ -33,15 +32,7 @@ def configure_view() -> None:
     preset_picker(task)
     own_form = hook(task, "form")
     config = own_form(_has_cuda()) if own_form else _family_form(task)
-    _launch(config, _validated(config))
-
-
-def _validated(config) -> str | None:
-    try:
-        validate(config)
-    except LabError as exc:
-        return str(exc)
-    return None
+    _launch(config, validation_error(config))
 
 
 def _choose(label: str, names: list[str], key: str, **kwargs) -> str:
@@ -146,8 +137,7 @@ def _actions(run) -> None:
             with st.spinner("Stopping after the current step…"):
                 jobs.cancel(run.id, wait_s=15)
             st.rerun()
-        if run.status in RESUMABLE_STATUSES and bar.button("Resume", icon=":material/play_arrow:",
-                                                                    type="primary"):
+        if run.status in RESUMABLE_STATUSES and bar.button("Resume", icon=":material/play_arrow:", type="primary"):
             jobs.resume(run.id)
             st.rerun()
     except LabError as exc:  # the run changed state since this page was drawn

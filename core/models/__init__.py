@@ -60,12 +60,6 @@ def parameter_count(model, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def model_card(name: str, **kw):
-    """core.models.summary.model_card: parameters and layers of a model before it trains."""
-    from core.models.summary import model_card as card
-    return card(name, **kw)
-
-
 def build_from_config(model_cfg, *, num_classes: int, in_channels: int, image_size: int):
     return build(model_cfg.name, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                  pretrained=model_cfg.pretrained, freeze_backbone=model_cfg.freeze_backbone,

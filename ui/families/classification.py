@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
-from ui.forms import PREFIX, compute_section, form_config, optim_section
+from ui.forms import PREFIX, compute_section, form_config, optim_section, validation_error
 from ui.resources import TRAIN_PAGE, show_error
 
 TASK = "classification"
@@ -28,7 +28,7 @@ def _preview(data_json: str, seed: int):
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _model_card(name: str, channels: int, size: int, classes: int, hidden: int, dropout: float):
-    from core.models import model_card
+    from core.models.summary import model_card
     return model_card(name, num_classes=classes, in_channels=channels, image_size=size, hidden=hidden,
                       dropout=dropout)
 
@@ -79,8 +79,6 @@ def form(has_cuda: bool):
     """The whole Train form of an image classifier; returns the config it describes (not yet validated)."""
     from core.data import dataset_info, list_datasets
     from core.models import list_models, model_info
-    from core.tasks import validate
-
     left, side = st.columns([3, 2], gap="large")
     with left:
         with st.container(border=True):
@@ -99,13 +97,8 @@ def form(has_cuda: bool):
             compute_section(has_cuda)
 
     config = form_config()
-    try:
-        validate(config)
-        error = None
-    except LabError as exc:
-        error = str(exc)
     with side:
-        _side_panels(config, error, dataset_info(config.data.name) if config.data.name in list_datasets() else None)
+        _side_panels(config, validation_error(config), dataset_info(config.data.name) if config.data.name in list_datasets() else None)
     return config
 
 

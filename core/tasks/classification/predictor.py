@@ -108,15 +108,13 @@ def load_run_predictor(run_id: str, which: str = "best", device="cpu") -> Predic
 def _cached_run_predictor(path: str, run_id: str, which: str, mtime_ns: int, device: str) -> Predictor:
     # mtime_ns is only part of the key: a rewritten checkpoint is a cache miss, never stale weights.
     run_model = load_run_model(run_id, which, device=device)
+    run_model.require("classification")  # this module is image classification's own entry point
     try:
         classes = [str(c) for c in run_model.metadata["classes"]]
         pre = run_model.metadata["preprocessing"]
         size, channels = int(pre["image_size"]), int(pre["channels"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{Path(path).name} of run {run_id} lacks its classes or preprocessing ({exc})") from None
-    if len(pre.get("mean", [])) != channels or "frames" in pre:  # a clip model, say: not one picture in
-        raise CheckpointError(f"run {run_id} was trained for the task '{run_model.task}'; its model does not "
-                              "classify single pictures")
     return Predictor(model=run_model.model, classes=classes, mean=[float(m) for m in pre["mean"]],
                      std=[float(s) for s in pre["std"]], image_size=size, channels=channels,
                      label=_run_label(run_id, which, run_model.config, run_model.best_value),

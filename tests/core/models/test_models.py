@@ -114,7 +114,7 @@ def test_importing_one_model_family_first_does_not_hide_the_others():
 
 
 def test_model_card_counts_what_the_registry_builds():
-    from core.models import model_card
+    from core.models.summary import model_card
     card = model_card("cnn", num_classes=10, in_channels=1, image_size=8, hidden=128)
     model = build("cnn", num_classes=10, in_channels=1, image_size=8, hidden=128)
     assert card.params == card.trainable_params == parameter_count(model)
@@ -123,12 +123,14 @@ def test_model_card_counts_what_the_registry_builds():
     assert frozen.trainable_params < frozen.params
 
 
-def test_steps_per_epoch_is_what_the_training_batches_serve():
+def test_steps_per_epoch_is_what_the_training_batches_serve(lab_home):
+    # against the batches a classification run really trains on (1,438 digits in its training split)
     import torch
 
-    from core.data.loader import DeviceBatches, steps_per_epoch
-    for n, batch in ((100, 32), (64, 64), (10, 32), (1797, 32)):
-        x, y = torch.zeros(n, 1, 4, 4, dtype=torch.uint8), torch.zeros(n, dtype=torch.long)
-        served = DeviceBatches(x, y, batch_size=batch, device=torch.device("cpu"), mean=[0.0], std=[1.0],
-                               drop_last=n > batch)  # as the image tasks build them
-        assert steps_per_epoch(n, batch) == len(served), (n, batch)
+    from core.data.loader import steps_per_epoch
+    from core.jobs.assemble import assemble
+    from core.presets import preset
+    for batch in (32, 479, 1437, 4096):
+        trainer = assemble(preset("digits-mlp").replace(**{"optim.batch_size": batch}), device=torch.device("cpu"))
+        train_size = trainer.metadata["data"]["train"]
+        assert steps_per_epoch(train_size, batch) == len(trainer.train_batches), (train_size, batch)
