@@ -10,9 +10,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.worker")
     parser.add_argument("run_id")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--slot", help="the device slot to wait for (cpu, cuda0, ...); resolved here if absent")
+    parser.add_argument("--ticket", type=int, help="place in the waiting line (submission time, ns)")
     args = parser.parse_args(argv)
     from core.jobs.runner import execute_run
-    status = execute_run(args.run_id, resume=args.resume)
+    status = execute_run(args.run_id, resume=args.resume, slot=args.slot, ticket=args.ticket)
     print(f"run {args.run_id} finished: {status}", flush=True)
     return 0 if status in ("completed", "cancelled") else 1
 

@@ -89,6 +89,23 @@ def validation_error(config: RunConfig) -> str | None:
     return None
 
 
+PREVIEW_ERROR = "_preview_error"  # this drawing's data-preview failure: Launch stays disabled while it lasts
+
+
+def note_preview_error(message: str) -> None:
+    st.session_state[PREVIEW_ERROR] = message
+
+
+def launch_key(config: RunConfig) -> str:
+    """Names one launch request: this browser session and this exact config. core.jobs.submit makes one
+    run of repeated requests with the same key a few seconds apart (a double-clicked Launch)."""
+    import hashlib
+    import json
+    import uuid
+    session = st.session_state.setdefault("_session_key", uuid.uuid4().hex)
+    return session + ":" + hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
 def ensure_initialised(initial_preset: str = "digits-cnn") -> None:
     if PREFIX + "data.name" not in st.session_state:
         st.session_state["preset_choice"] = initial_preset

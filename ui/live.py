@@ -13,8 +13,9 @@ from core.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from core.store.records import best_of, watched_metric
 from ui.charts import live_figure
 from ui.families import hook
-from ui.forms import (PREFIX, compute_section, form_config, load_into_form, optim_section, options_section,
-                      preset_picker, task_picker, validation_error)
+from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, form_config, launch_key, load_into_form,
+                      note_preview_error, optim_section, options_section, preset_picker, task_picker,
+                      validation_error)
 from ui.resources import duration, show_error, status_badge, store
 from ui.sparkline import metric_label
 
@@ -30,9 +31,10 @@ def _has_cuda() -> bool:
 def configure_view() -> None:
     task = task_picker()
     preset_picker(task)
+    st.session_state[PREVIEW_ERROR] = None  # set again below if this drawing's data preview fails
     own_form = hook(task, "form")
     config = own_form(_has_cuda()) if own_form else _family_form(task)
-    _launch(config, validation_error(config))
+    _launch(config, validation_error(config), st.session_state[PREVIEW_ERROR])
 
 
 def _choose(label: str, names: list[str], key: str, **kwargs) -> str:
@@ -91,17 +93,20 @@ def _family_form(task: str):
             try:
                 preview(config)
             except LabError as exc:
+                note_preview_error(str(exc))
                 st.warning(str(exc), icon=":material/warning:")
     return config
 
 
-def _launch(config, error: str | None) -> None:
+def _launch(config, error: str | None, preview_error: str | None) -> None:
     if error:
         st.error(error, icon=":material/error:")
-    if st.button("Launch", type="primary", icon=":material/play_arrow:", disabled=bool(error)):
+    elif preview_error:
+        st.caption(":material/block: Launch waits until the data loads: see the message next to the preview.")
+    if st.button("Launch", type="primary", icon=":material/play_arrow:", disabled=bool(error or preview_error)):
         from core import jobs
         try:
-            run_id = jobs.submit(config)
+            run_id = jobs.submit(config, request_key=launch_key(config))
         except Exception as exc:
             show_error(exc)
         else:

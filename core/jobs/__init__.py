@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.errors import LabError
+from core.errors import LabError, describe_exception
 from core.paths import LAST_CHECKPOINT as LAST, lab_home, run_dir
 from core.store.records import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from core.tasks import validate
@@ -28,24 +28,42 @@ def _store():
 
 def create(config) -> str:
     """Validate and record a run as queued; returns its id."""
+    return _create_once(config, request_key=None)[0]
+
+
+def _create_once(config, *, request_key: str | None) -> tuple[str, bool]:
     validate(config)
     from core.engine.devices import resolve_device
     resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
-    return _store().create_run(config.to_dict(), name=config.display_name())
+    return _store().create_run_once(config.to_dict(), name=config.display_name(), request_key=request_key)
 
 
-def submit(config) -> str:
-    """Record the run and start a detached worker for it; returns the run id at once."""
-    run_id = create(config)
-    spawn_worker(run_id)
+def submit(config, *, request_key: str | None = None) -> str:
+    """Record the run and start a detached worker for it; returns the run id at once. The same
+    `request_key` again within a few seconds (a double-clicked Launch) returns the first run instead."""
+    run_id, new = _create_once(config, request_key=request_key)
+    if new:
+        spawn_worker(run_id)
     return run_id
 
 
+def device_slot_of(config) -> str:
+    """The job slot the run's device takes ('cpu', 'cuda0', ...), decided here so that the worker can wait
+    for it without importing torch."""
+    from core.engine.devices import resolve_device, slot_name
+    return slot_name(resolve_device(config.device))
+
+
 def spawn_worker(run_id: str, *, resume: bool = False) -> int:
+    """Start the worker. It queues behind the workers spawned before it (its ticket is the time of this
+    call) and waits for its device's slot as a small process, importing torch only once it has one."""
+    from core.config import RunConfig
+    slot = device_slot_of(RunConfig.from_dict(_store().get_run(run_id).config))
     log = open(run_dir(run_id, create=True) / "log.txt", "ab")
     env = {**os.environ, "LAB_HOME": str(lab_home()),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "core.worker", run_id] + (["--resume"] if resume else [])
+    command = [sys.executable, "-m", "core.worker", run_id, "--slot", slot, "--ticket", str(time.time_ns())]
+    command += ["--resume"] if resume else []
     with log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    cwd=PROJECT_ROOT, env=env, start_new_session=True)
@@ -58,10 +76,8 @@ def cancel(run_id: str, *, wait_s: float = 30.0) -> str:
     stopped within `wait_s` seconds. Returns the final status ('cancelling' if wait_s is 0)."""
     from core.store import pid_alive
     store = _store()
-    run = store.get_run(run_id)
-    if run.status not in ACTIVE_STATUSES:
-        raise LabError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
-    store.request_cancel(run_id)
+    if not store.request_cancel(run_id):  # checked and set in one transaction
+        raise LabError(f"run {run_id} is {store.get_run(run_id).status}; only queued or running runs can be cancelled")
     deadline = time.time() + wait_s
     while time.time() < deadline:
         status = store.get_run(run_id).status
@@ -83,13 +99,17 @@ def cancel(run_id: str, *, wait_s: float = 30.0) -> str:
 def resume(run_id: str, *, detach: bool = True, progress: bool = True) -> str:
     """Continue an interrupted or cancelled run from its last checkpoint (same id, same history)."""
     store = _store()
-    run = store.get_run(run_id)
-    if run.status not in RESUMABLE_STATUSES:
-        raise LabError(f"run {run_id} is {run.status}; only interrupted or cancelled runs can be resumed")
-    store.clear_cancel(run_id)
-    store.set_status(run_id, "queued")
+    if not store.claim_for_resume(run_id, RESUMABLE_STATUSES):  # checked and set in one transaction
+        status = store.get_run(run_id).status
+        if status in ACTIVE_STATUSES:
+            raise LabError(f"run {run_id} is already {status}: it was resumed a moment ago, or never stopped")
+        raise LabError(f"run {run_id} is {status}; only interrupted or cancelled runs can be resumed")
     if detach:
-        spawn_worker(run_id, resume=True)
+        try:
+            spawn_worker(run_id, resume=True)
+        except Exception as exc:  # e.g. its GPU is gone: the run goes back to resumable, not queued forever
+            store.finish(run_id, "interrupted", error=describe_exception(exc))
+            raise
         return "queued"
     from core.jobs.runner import execute_run
     return execute_run(run_id, resume=True, progress=progress)

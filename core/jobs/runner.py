@@ -7,9 +7,8 @@ import signal
 import threading
 import traceback
 
-from core.engine.checkpoint import LAST, load_checkpoint
 from core.errors import describe_exception
-from core.paths import run_dir
+from core.paths import LAST_CHECKPOINT as LAST, run_dir
 
 HEARTBEAT_S = float(os.environ.get("LAB_HEARTBEAT_S", "2"))
 
@@ -49,14 +48,12 @@ def _install_signal_handlers(stop_event: threading.Event) -> dict:
     return {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) -> str:
-    """Wait for a device slot, train, and record the outcome; returns the final status."""
+def execute_run(run_id: str, *, resume: bool = False, progress: bool = False, slot: str | None = None,
+                ticket: int | None = None) -> str:
+    """Wait for a device slot (`slot`, e.g. 'cuda0', in the line at `ticket`), train, and record the
+    outcome; returns the final status. Torch is imported only once the slot is held, so a queued worker
+    stays a small process."""
     from core.config import RunConfig
-    from core.jobs.assemble import assemble
-    from core.engine.callbacks import Checkpointer, EarlyStopping, ProgressBar, StoreLogger
-    from core.engine.samples import SampleLogger
-    from core.engine.devices import describe, library_versions, resolve_device, slot_name
-    from core.errors import Cancelled
     from core.jobs.slots import device_slot
     from core.store import RunStore
 
@@ -71,11 +68,19 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False) ->
     heartbeat.start()
     fitting = False
     try:
-        device = resolve_device(config.device)
-        with device_slot(slot_name(device), while_waiting=lambda: not stop_event.is_set()) as acquired:
+        if slot is None:
+            from core.jobs import device_slot_of
+            slot = device_slot_of(config)
+        with device_slot(slot, ticket=ticket, while_waiting=lambda: not stop_event.is_set()) as acquired:
             if not acquired or store.get_run(run_id).cancel_requested:  # cancelled while queued
                 store.finish(run_id, "cancelled")
                 return "cancelled"
+            from core.engine.callbacks import Checkpointer, EarlyStopping, ProgressBar, StoreLogger
+            from core.engine.devices import describe, library_versions, resolve_device
+            from core.engine.samples import SampleLogger
+            from core.errors import Cancelled
+            from core.jobs.assemble import assemble
+            device = resolve_device(config.device)
             store.mark_running(run_id, pid=os.getpid(), device=describe(device), versions=library_versions())
             callbacks = [StoreLogger(store, run_id), Checkpointer(folder), SampleLogger(folder)]
             if config.early_stopping_patience:
@@ -126,6 +131,7 @@ def resumed_at(store, run_id: str) -> float | None:
 
 def _restore(trainer, store, run_id: str, folder) -> None:
     """Continue from last.pt; history past the checkpoint is dropped so no step appears twice."""
+    from core.engine.checkpoint import load_checkpoint
     checkpoint = folder / LAST
     if not checkpoint.exists():
         store.delete_metrics_after(run_id, -1)

@@ -30,7 +30,7 @@ RETRY_ATTEMPTS = 6
 
 # Bump SCHEMA_VERSION and append to MIGRATIONS (keyed by the version they upgrade *to*) when the
 # schema changes; `ensure_schema` applies the missing steps in one transaction.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_V1 = (
     """
@@ -80,7 +80,13 @@ SCHEMA_V1 = (
     "CREATE INDEX IF NOT EXISTS events_run_time ON events (run_id, time)",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1}
+# v2: a launch's request key, so that a double-clicked Launch (the same request twice) makes one run.
+SCHEMA_V2 = (
+    "ALTER TABLE runs ADD COLUMN request_key TEXT",
+    "CREATE INDEX IF NOT EXISTS runs_request_key ON runs (request_key)",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2}
 
 
 def is_busy(error: BaseException) -> bool:

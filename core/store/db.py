@@ -38,6 +38,7 @@ METRIC_COLUMNS = ["run_id", "step", "epoch", "key", "value", "time"]
 METRIC_DTYPES = {"run_id": "str", "step": "int64", "epoch": "float64", "key": "str", "value": "float64", "time": "float64"}
 EVENT_COLUMNS = ["time", "level", "message"]
 MAX_NAME_LENGTH = 200
+REQUEST_WINDOW_S = 30.0  # a repeated launch request within this many seconds is the same launch
 
 # Connections inherited through os.fork() must be neither used nor closed by the child (SQLite's
 # rule); they are parked here so garbage collection never closes them either.
@@ -107,6 +108,14 @@ class RunStore:
     # -- runs -------------------------------------------------------------------------------
 
     def create_run(self, config: dict, *, name: str, status: str = QUEUED) -> str:
+        return self.create_run_once(config, name=name, status=status)[0]
+
+    def create_run_once(self, config: dict, *, name: str, status: str = QUEUED,
+                        request_key: str | None = None) -> tuple[str, bool]:
+        """Record a run; returns (run id, whether it is new). A run created with the same `request_key`
+        in the last REQUEST_WINDOW_S seconds is returned instead of a second one (a double-clicked
+        Launch): the look-up and the insert share one write transaction, so two requests racing
+        each other still make one run."""
         if not isinstance(config, dict):
             raise ConfigError(f"a run's config must be a dict, got {type(config).__name__}")
         check_status(status)
@@ -116,18 +125,45 @@ class RunStore:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"the run config cannot be stored as JSON: {error}") from error
         dataset, model = _section_name(config, "data"), _section_name(config, "model")
-        for _ in range(10):
+
+        def work(c: sqlite3.Connection) -> tuple[str, bool] | None:
+            now = time.time()
+            if request_key is not None:
+                same = c.execute("SELECT id FROM runs WHERE request_key = ? AND created_at > ? "
+                                 "ORDER BY created_at DESC LIMIT 1", (request_key, now - REQUEST_WINDOW_S)).fetchone()
+                if same:
+                    return same[0], False
             run_id = new_run_id()
-            row = (run_id, name, status, dataset, model, time.time(), config_json)
             try:
-                self._write(lambda c: c.execute(
-                    "INSERT INTO runs (id, name, status, dataset, model, created_at, config) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", row))
+                c.execute("INSERT INTO runs (id, name, status, dataset, model, created_at, config, request_key) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          (run_id, name, status, dataset, model, now, config_json, request_key))
             except sqlite3.IntegrityError:
-                continue  # same second and same 4 random characters: draw another id
-            run_dir(run_id, create=True)
-            return run_id
+                return None  # same second and same 4 random characters: draw another id
+            return run_id, True
+
+        for _ in range(10):
+            created = self._write(work)
+            if created is not None:
+                run_dir(created[0], create=True)
+                return created
         raise LabError("could not find a free run id; try again")
+
+    def claim(self, run_id: str, *, statuses: Iterable[str], assignments: str, params: tuple = ()) -> bool:
+        """UPDATE the run only if its status is still one of `statuses`, in one write transaction; returns
+        whether it was. Two processes claiming the same run (two resumes, a resume and a cancel) cannot
+        both win: the second finds the status the first one set."""
+        check_run_id(run_id)
+        wanted = [check_status(s) for s in statuses]
+
+        def work(c: sqlite3.Connection) -> bool:
+            cursor = c.execute(f"UPDATE runs SET {assignments} WHERE id = ? AND status IN "
+                               "(SELECT value FROM json_each(?))", (*params, run_id, dumps(wanted)))
+            if cursor.rowcount == 0 and c.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise RunNotFound(f"no run with id '{run_id}'")
+            return cursor.rowcount == 1
+
+        return self._write(work)
 
     def get_run(self, run_id: str) -> Run:
         check_run_id(run_id)
@@ -241,8 +277,15 @@ class RunStore:
 
         return self._write(work)
 
-    def request_cancel(self, run_id: str) -> None:
-        self._update(run_id, "cancel_requested = 1", ())
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask an active run to stop; False (and nothing changed) when the run is no longer active."""
+        return self.claim(run_id, statuses=ACTIVE_STATUSES, assignments="cancel_requested = 1")
+
+    def claim_for_resume(self, run_id: str, statuses: Iterable[str]) -> bool:
+        """Move a settled run back to `queued` for a new worker (forgetting the old worker, end time, error
+        and cancel request) if it is still in one of `statuses`; False when another caller got there first."""
+        return self.claim(run_id, statuses=statuses, assignments="status = ?, ended_at = NULL, error = NULL, "
+                          "pid = NULL, heartbeat = NULL, cancel_requested = 0", params=(QUEUED,))
 
     def clear_cancel(self, run_id: str) -> None:
         self._update(run_id, "cancel_requested = 0", ())

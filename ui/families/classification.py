@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
-from ui.forms import PREFIX, compute_section, form_config, optim_section, validation_error
+from ui.forms import PREFIX, compute_section, form_config, note_preview_error, optim_section, validation_error
 from ui.resources import TRAIN_PAGE, show_error
 
 TASK = "classification"
@@ -110,6 +110,7 @@ def _side_panels(config, error: str | None, info) -> None:
             data_json = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
             data_preview, grid = _preview(data_json, config.seed)
         except LabError as exc:
+            note_preview_error(str(exc))
             st.warning(str(exc), icon=":material/cloud_off:")
     if not data_preview:
         return
