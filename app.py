@@ -2,6 +2,9 @@
 
 import streamlit as st
 
+from core.errors import LabError
+from core.paths import check_writable_home
+
 from ui.sidebar import render_sidebar
 from ui.warmup import start_background_imports
 
@@ -20,6 +23,11 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+try:
+    check_writable_home()
+except LabError as exc:  # read-only, not ours, or full: one sentence instead of a traceback on every page
+    st.error(str(exc), icon=":material/folder_off:")
+    st.stop()
 render_sidebar()
 page.run()
 start_background_imports()  # after the page has been sent

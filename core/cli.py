@@ -263,3 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only or full LAB_HOME met outside the store: still one sentence
+        from core.paths import storage_error
+        translated = storage_error(exc)
+        if translated is exc:
+            raise
+        print(f"error: {translated}", file=sys.stderr)
+        return 2

@@ -32,6 +32,14 @@ class TrainingError(LabError):
     """Training stopped for a reason the user should see (non-finite loss, out of memory...)."""
 
 
+class StorageError(LabError):
+    """LAB_HOME cannot be written: read-only, not ours, or the disk is full (`full`)."""
+
+    def __init__(self, message: str, *, full: bool = False):
+        super().__init__(message)
+        self.full = full
+
+
 class Cancelled(Exception):
     """Raised inside a worker when the user asked for the run to stop."""
 

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from core.engine.checkpoint import BEST, LAST, save_checkpoint
-from core.errors import Cancelled
+from core.errors import Cancelled, StorageError
 
 
 class Callback:
@@ -38,12 +38,14 @@ class Checkpointer(Callback):
 
     def on_epoch_end(self, trainer, metrics):
         last = save_checkpoint(trainer.state_dict(), self.folder / LAST)
+        trainer.saved_step = trainer.step
         if trainer.best_epoch == trainer.epoch:  # this epoch set a new best
             shutil.copyfile(last, self.folder / (BEST + ".tmp"))
             (self.folder / (BEST + ".tmp")).replace(self.folder / BEST)
 
     def on_cancel(self, trainer):
         save_checkpoint(trainer.state_dict(), self.folder / LAST)
+        trainer.saved_step = trainer.step
 
 
 class EarlyStopping(Callback):
@@ -96,9 +98,15 @@ class StoreLogger(Callback):
     def on_exception(self, trainer, exc):
         self.buffer.flush()
         self.store.update_summary(self.run_id, trainer.summary())
+        saved = getattr(trainer, "saved_step", None)
+        where = (f"a resume continues from step {saved}, its last checkpoint" if saved is not None
+                 else "no checkpoint was saved yet, so a resume starts again from step 0")
         if isinstance(exc, (Cancelled, KeyboardInterrupt)):
-            self.store.log_event(self.run_id, f"cancelled at step {trainer.step}; last checkpoint saved")
+            self.store.log_event(self.run_id, f"cancelled at step {trainer.step}; {where}")
             self.store.finish(self.run_id, "cancelled")
+        elif isinstance(exc, StorageError):  # a full or read-only disk: resumable once there is space
+            self.store.log_event(self.run_id, f"stopped at step {trainer.step}: {exc}; {where}", level="error")
+            self.store.finish(self.run_id, "interrupted", error=str(exc))
         else:
             from core.errors import describe_exception
             self.store.finish(self.run_id, "failed", error=describe_exception(exc))

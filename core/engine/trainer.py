@@ -13,6 +13,7 @@ from core.engine.checkpoint import restore_rng_state, rng_state
 from core.engine.devices import autocast_context
 from core.engine.optim import build_optimizer, build_scheduler
 from core.errors import Cancelled, TrainingError
+from core.paths import storage_error
 
 
 class Trainer:
@@ -45,6 +46,7 @@ class Trainer:
         self.stop_reason = ""
         self.last_metrics: dict[str, float] = {}
         self.lr = config.optim.lr
+        self.saved_step: int | None = None  # the step of the newest checkpoint on disk: where a resume continues
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -65,6 +67,7 @@ class Trainer:
         self.scaler.load_state_dict(payload["scaler"])
         self.step, self.epoch, self.batch_in_epoch = payload["step"], payload["epoch"], payload["batch_in_epoch"]
         self.best_value, self.best_epoch = payload["best_value"], payload["best_epoch"]
+        self.saved_step = self.step
         restore_rng_state(payload["rng"])
 
     def summary(self) -> dict:
@@ -157,8 +160,18 @@ def _accumulate(total: dict, sums: dict) -> None:
 
 def _explain(exc: BaseException, config) -> BaseException:
     """Turn errors a user can act on into messages that say what to do."""
+    batch = config.optim.batch_size
+    smaller = f"try optim.batch_size={max(1, batch // 2)}"
     if isinstance(exc, torch.OutOfMemoryError):
-        smaller = max(1, config.optim.batch_size // 2)
-        return TrainingError(f"the GPU ran out of memory with batch size {config.optim.batch_size}; "
-                             f"try optim.batch_size={smaller}, amp bf16 or a smaller image size")
-    return exc
+        return TrainingError(f"the GPU ran out of memory with batch size {batch}; "
+                             f"{smaller}, amp bf16 or a smaller image size")
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and _cpu_allocator_failed(str(exc))):
+        return TrainingError(f"the computer ran out of memory (RAM) with batch size {batch}; "
+                             f"{smaller} or a smaller image size, or close other runs")
+    translated = storage_error(exc, then="resume the run: it continues from its last checkpoint")
+    return translated
+
+
+def _cpu_allocator_failed(message: str) -> bool:
+    # torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to allocate N bytes"
+    return "can't allocate memory" in message or "not enough memory" in message

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from core.errors import LabError
+from core.paths import storage_error
 
 T = TypeVar("T")
 
@@ -94,6 +95,24 @@ def is_busy(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and ("locked" in message or "busy" in message)
 
 
+_FULL_MESSAGES = ("database or disk is full",)
+_DENIED_MESSAGES = ("unable to open database file", "readonly database", "read-only file system",
+                    "permission denied")
+
+
+def storage_failure(error: BaseException) -> BaseException:
+    """A StorageError (one sentence: which folder, what to do) for SQLite's ways of saying that LAB_HOME
+    cannot be written or is full; any other error is returned as it is."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return storage_error(error)
+    message = str(error).lower()
+    if any(text in message for text in _FULL_MESSAGES):
+        return storage_error(error, full=True)
+    if any(text in message for text in _DENIED_MESSAGES):
+        return storage_error(error, full=False)
+    return error
+
+
 def retry_busy(work: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
     """Run `work`, retrying with jittered back-off while SQLite says the database is busy."""
     for attempt in range(attempts):
@@ -130,9 +149,12 @@ def in_write_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Conne
 def connect(path: Path) -> sqlite3.Connection:
     """Open a connection in autocommit mode (we issue BEGIN ourselves), in WAL, with the schema."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: the sqlite3 module must not open transactions behind our back.
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: the sqlite3 module must not open transactions behind our back.
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except (OSError, sqlite3.OperationalError) as error:
+        raise storage_failure(error) from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         _enable_wal(conn)
@@ -140,8 +162,11 @@ def connect(path: Path) -> sqlite3.Connection:
         # may lose the last commits, a fair price for not fsyncing on every metric batch.
         conn.execute("PRAGMA synchronous = NORMAL")
         ensure_schema(conn)
-    except BaseException:
+    except BaseException as error:
         conn.close()
+        translated = storage_failure(error)
+        if translated is not error:
+            raise translated from None
         raise
     return conn
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from core.errors import ConfigError, LabError, RunNotFound
 from core.paths import check_run_id, db_path, run_dir
-from core.store.connection import connect, in_write_transaction, retry_busy
+from core.store.connection import connect, in_write_transaction, retry_busy, storage_failure
 from core.store.procs import pid_alive
 from core.store.records import (
     ACTIVE_STATUSES, FINAL_STATUSES, INTERRUPTED, INTERRUPTED_MESSAGE, QUEUED, RUN_COLUMNS, RUNNING,
@@ -73,10 +73,17 @@ class RunStore:
 
     def _read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         conn = self._conn()
-        return retry_busy(lambda: conn.execute(sql, params).fetchall())
+        try:
+            return retry_busy(lambda: conn.execute(sql, params).fetchall())
+        except sqlite3.OperationalError as error:
+            raise _storage_failure(error)
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return in_write_transaction(self._conn(), work)
+        conn = self._conn()
+        try:
+            return in_write_transaction(conn, work)
+        except sqlite3.OperationalError as error:
+            raise _storage_failure(error)
 
     def _update(self, run_id: str, assignments: str, params: tuple) -> None:
         """UPDATE one run's row; an id that names no run raises RunNotFound (and changes nothing)."""
@@ -457,6 +464,14 @@ class RunStore:
         check_run_id(run_id)
         rows = self._read("SELECT time, level, message FROM events WHERE run_id = ? ORDER BY time, rowid", (run_id,))
         return _frame(rows, EVENT_COLUMNS, {"time": "float64", "level": "str", "message": "str"})
+
+
+def _storage_failure(error: sqlite3.OperationalError) -> BaseException:
+    """A read-only or full LAB_HOME as one sentence (the SQLite error is kept as the cause for logs)."""
+    translated = storage_failure(error)
+    if translated is not error:
+        translated.__cause__ = error
+    return translated
 
 
 def _frame(rows: list[tuple], columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
