@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from core.errors import LabError
-from core.store.records import ACTIVE_STATUSES, best_of, watched_metric
+from core.store.records import best_of, watched_metric
 from core.tasks import validate
 
 # CLI flag -> config field; flags left unset keep the preset's (or the default) value
@@ -148,10 +148,9 @@ def cmd_runs(args) -> int:
     if args.runs_command == "delete":
         if not args.yes:
             raise LabError("deleting removes the runs and their checkpoints; add --yes to confirm")
+        from core import jobs
         for run_id in args.run_ids:
-            if store.get_run(run_id).status in ACTIVE_STATUSES:
-                raise LabError(f"run {run_id} is still {store.get_run(run_id).status}; cancel it first")
-            store.delete_run(run_id)
+            jobs.delete_run(run_id)
             print(f"deleted {run_id}")
         return 0
     return 2

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Data paths are read only under allowed roots (core.data.roots): tests make their folders in the temp
+# directory and read the shared data, and the workers and servers they start inherit this.
+os.environ["LAB_DATA_ROOTS"] = os.pathsep.join([tempfile.gettempdir(), str(SHARED_DATA)])
 
 
 @pytest.fixture

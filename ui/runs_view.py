@@ -83,7 +83,8 @@ def manage_section(selected: list[str], details: dict) -> None:
             if active:
                 st.error("Cancel running or queued runs before deleting them: " + ", ".join(active))
             else:
+                from core import jobs
                 for run_id in selected:
-                    store().delete_run(run_id)
+                    jobs.delete_run(run_id)
                 st.session_state.pop("runs_table", None)
                 st.rerun()

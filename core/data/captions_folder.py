@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from core.data import register_dataset
 from core.data.folder import safe_member_name
 from core.data.scenes import DEFAULT_SIZE, CaptionData, split_indices
+from core.data.roots import readable_path, shown_path
 from core.errors import DataError
 from core.options import Option
 
@@ -43,10 +44,10 @@ class _Source:
     def __init__(self, path_text: str | None):
         if not path_text:
             raise DataError("data.path is empty: name a folder or .zip that holds captions.csv and the images")
-        path = Path(path_text).expanduser()
+        path = readable_path(path_text)
         if not path.exists():
-            raise DataError(f"data path not found: {path_text}")
-        self.label, self.zip, self.root = path_text, None, None
+            raise DataError(f"data path not found: {shown_path(path_text)}")
+        self.label, self.zip, self.root = shown_path(path_text), None, None
         if path.is_dir():
             self.root = path.resolve()
             candidates = [self.root / CSV_NAME] + [d / CSV_NAME for d in sorted(self.root.iterdir()) if d.is_dir()]
@@ -154,7 +155,7 @@ def build_captions_folder(cfg, *, seed: int) -> CaptionData:
     opts = resolve(cfg.options, FOLDER_OPTIONS)
     size = int(opts["image_size"])
     source = _Source(cfg.path)
-    where = f"{CSV_NAME} in {cfg.path}"
+    where = f"{CSV_NAME} in {shown_path(cfg.path)}"
     try:
         raw = source.read(CSV_NAME, MAX_CSV_BYTES)
     except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
@@ -191,7 +192,7 @@ def build_captions_folder(cfg, *, seed: int) -> CaptionData:
     images = data["images"]
     return CaptionData(images[train], [captions[kept[i]] for i in train], images[val],
                        [captions[kept[i]] for i in val], image_size=size, skipped=int(data["skipped"]),
-                       source=f"captioned folder {cfg.path} ({len(kept):,} images)")
+                       source=f"captioned folder {shown_path(cfg.path)} ({len(kept):,} images)")
 
 
 def _decode(source: _Source, names: list[str], size: int):

@@ -23,13 +23,14 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from core.data import register_dataset
+from core.data.limits import check_zip_members, unpacked_budget_bytes
+from core.data.roots import readable_path, shown_path
 from core.errors import DataError
 from core.paths import cache_dir
 
 DEFAULT_SIZE = 64
 _VAL_NAMES = ("val", "valid", "validation", "test")  # first one present is the validation split
 _IGNORED_DIRS = ("__MACOSX",)  # macOS zip resource forks
-_MAX_UNZIPPED_BYTES = 8 * 1024**3  # refuse zip bombs before unpacking
 _MAX_DECODED_BYTES = 8 * 1024**3  # the uint8 tensors must fit in memory (and on the device)
 # Reading one member can fail in these ways when its bytes are bad (CRC, zlib stream, password,
 # unknown compression); the file is then skipped like any undecodable image.
@@ -83,7 +84,7 @@ def build_folder(cfg, *, seed: int):
         train_x, train_y, val_x, val_y = split_train_val(data["train_x"], data["train_y"], cfg.val_fraction, seed)
         how = f"{train_dir.name}/, {cfg.val_fraction:g} of it held out for validation"
     return ImageSplits(train_x, train_y, val_x, val_y, classes=list(data["classes"]), channels=3, image_size=size,
-                       skipped=int(data["skipped"]), source=f"folder {cfg.path} ({how})")
+                       skipped=int(data["skipped"]), source=f"folder {shown_path(cfg.path)} ({how})")
 
 
 # ---- where the images are ---------------------------------------------------------------------
@@ -92,14 +93,14 @@ def open_source(path_text: str | None) -> Path:
     """The folder to read: the path itself, or where its zip was unpacked."""
     if not path_text:
         raise DataError("data.path is empty: name a folder of images or a .zip file")
-    path = Path(path_text).expanduser()
+    path = readable_path(path_text)
     if not path.exists():
-        raise DataError(f"data path not found: {path_text}")
+        raise DataError(f"data path not found: {shown_path(path_text)}")
     if path.is_dir():
         return path.resolve()
     if path.is_file() and path.suffix.lower() == ".zip":
         return extract_zip(path.resolve())
-    raise DataError(f"data path {path_text} is neither a folder nor a .zip file")
+    raise DataError(f"data path {shown_path(path_text)} is neither a folder nor a .zip file")
 
 
 def visible_dirs(path: Path) -> list[Path]:
@@ -193,7 +194,7 @@ def _shown(user_path, root: Path, folder: Path) -> str:
         relative = folder.relative_to(root).as_posix()
     except ValueError:
         return str(folder)
-    return f"{user_path}" + (f" (in {relative}/)" if relative != "." else "")
+    return shown_path(user_path) + (f" (in {relative}/)" if relative != "." else "")
 
 
 # ---- decoding ---------------------------------------------------------------------------------
@@ -256,36 +257,39 @@ def safe_member_name(name: str) -> str | None:
     return "/".join(p for p in parts if p not in ("", "."))
 
 
-def extract_zip(zip_path: Path, *, keep=None, cache: str = "folders", max_bytes: int = _MAX_UNZIPPED_BYTES,
-                what: str = "images") -> Path:
+def extract_zip(zip_path: Path, *, keep=None, cache: str = "folders", what: str = "images") -> Path:
     """Unpack the zip's wanted files (images by default; `keep(name)` decides) once; later calls
-    (same path, size and mtime) reuse the folder under LAB_HOME/cache/<cache>."""
+    (same path, size and mtime) reuse the folder under LAB_HOME/cache/<cache>. The zip is refused before
+    anything is written when a member's name is unsafe or it is beyond core.data.limits; a failed unpack
+    leaves nothing behind, and old unpacked copies beyond the budget are removed, least recently used first."""
     from core.data.images import is_image_name
     from core.paths import safe_join
 
     keep = keep or is_image_name
+    shown = shown_path(zip_path)
     stat = zip_path.stat()
     digest = hashlib.sha1(f"{zip_path}|{stat.st_size}|{stat.st_mtime_ns}".encode("utf-8")).hexdigest()
     parent = cache_dir(cache)
     dest = parent / digest
     if (dest / ".complete").is_file():
+        (dest / ".complete").touch()  # last use, for the least-recently-used clean-up
         return dest
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{zip_path.name} is not a readable zip file ({exc})") from None
+        raise DataError(f"{shown} is not a readable zip file ({exc})") from None
     with archive:
         # Check every member before writing anything: one bad name rejects the whole archive.
         wanted = []
         for info in archive.infolist():
             clean = safe_member_name(info.filename)
             if clean is None:
-                raise DataError(f"{zip_path.name} was refused: member '{info.filename}' would be written outside "
+                raise DataError(f"{shown} was refused: member '{info.filename}' would be written outside "
                                 "the folder it is unpacked into")
             if not info.is_dir() and clean and keep(clean):
                 wanted.append((info, clean))
-        if sum(info.file_size for info, _ in wanted) > max_bytes:
-            raise DataError(f"{zip_path.name} unpacks to more than {max_bytes / 1024**3:.0f} GB of {what}")
+        check_zip_members([info for info, _ in wanted], shown, error=DataError, what=what)
+        remove_unpacked(parent, keep_free=sum(info.file_size for info, _ in wanted), spare=dest)
         # Unpack into a private folder and rename it into place: a crash never leaves a half folder
         # that a later call would take for a whole one.
         tmp = Path(tempfile.mkdtemp(prefix=f"{digest}.", suffix=".part", dir=parent))
@@ -302,6 +306,7 @@ def extract_zip(zip_path: Path, *, keep=None, cache: str = "folders", max_bytes:
                         shutil.copyfileobj(src, dst, 1 << 20)
                 except _MEMBER_ERRORS:
                     target.write_bytes(b"")  # corrupt or encrypted member: an empty file, counted as skipped
+            (tmp / ".source").write_text(str(zip_path))  # which zip this copy came from (deleting a run)
             (tmp / ".complete").touch()
             if (dest / ".complete").is_file():
                 shutil.rmtree(tmp)  # another process finished the same unpack first
@@ -311,8 +316,64 @@ def extract_zip(zip_path: Path, *, keep=None, cache: str = "folders", max_bytes:
             os.replace(tmp, dest)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise DataError(f"could not unpack {zip_path.name} into {parent}: {exc.strerror or exc}") from None
+            from core.paths import storage_error
+            translated = storage_error(exc, then="try again")
+            if translated is not exc:
+                raise translated from None
+            raise DataError(f"could not unpack {shown}: {exc.strerror or exc}") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return dest
+
+
+STALE_PART_S = 3600.0  # an unpack folder this old that never completed belongs to a process that died
+RECENT_USE_S = 3600.0  # a copy used this recently may be read by a running job: never removed
+
+
+def remove_unpacked(parent: Path, *, keep_free: int = 0, spare: Path | None = None) -> list[Path]:
+    """Make room for `keep_free` more bytes within the budget of unpacked copies in `parent`: remove
+    unfinished unpacks of dead processes, then whole copies, least recently used first (a copy's
+    .complete file is touched on each use). Copies used in the last hour stay. Returns what went."""
+    import time
+
+    now, removed, copies = time.time(), [], []
+    for entry in parent.iterdir() if parent.is_dir() else []:
+        if not entry.is_dir() or entry == spare:
+            continue
+        marker = entry / ".complete"
+        if not marker.is_file():
+            if now - entry.stat().st_mtime > STALE_PART_S:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+            continue
+        copies.append((marker.stat().st_mtime, _tree_bytes(entry), entry))
+    total = sum(size for _, size, _ in copies) + keep_free
+    for used, size, entry in sorted(copies, key=lambda c: c[0]):
+        if total <= unpacked_budget_bytes():
+            break
+        if now - used < RECENT_USE_S:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+        total -= size
+    return removed
+
+
+def remove_unpacked_copies_of(zip_path: Path) -> None:
+    """Forget the unpacked copies of a zip that is going away (its run was deleted)."""
+    for folder in (cache_dir("folders"), cache_dir("video-folders")):
+        for entry in folder.iterdir():
+            if entry.is_dir() and (entry / ".source").is_file() and (entry / ".source").read_text() == str(zip_path):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _tree_bytes(top: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(top):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except OSError:
+                pass
+    return total

@@ -17,11 +17,28 @@ from pathlib import PurePosixPath
 from PIL import Image, UnidentifiedImageError
 
 from core.data.images import PIL_FORMATS, is_image_name, to_rgb
+from core.data.limits import check_zip_members, max_unzipped_bytes
 from core.errors import InputError
 
 MAX_UPLOAD_BYTES = 50 * 1024**2  # one image file (also each image inside a zip)
-MAX_ZIP_BYTES = 500 * 1024**2  # the archive as uploaded
-MAX_ZIP_UNCOMPRESSED_BYTES = 500 * 1024**2  # all image members together, once inflated
+MAX_ZIP_BYTES = 500 * 1024**2  # the archive as uploaded; what it may inflate to is core.data.limits'
+# The pixel budget. Decoding is the memory: a plain 64-megapixel PNG is 1.6 MB on disk and 192 MB decoded.
+MAX_DECODE_PIXELS = 40_000_000  # one image at full size (a JPEG counts after Pillow's draft shrinks it)
+MAX_REQUEST_PIXELS = 400_000_000  # all images of one upload (one request) together
+KEEP_SIDE = 1024  # decoded images are shrunk to this longest side at once: enough to show and to classify
+
+
+class PixelBudget:
+    """Megapixels one upload may still decode; shared by the files (and zip members) of one request."""
+
+    def __init__(self, limit: int = MAX_REQUEST_PIXELS):
+        self.limit, self.spent = limit, 0
+
+    def take(self, pixels: int, name: str) -> None:
+        if self.spent + pixels > self.limit:
+            raise InputError(f"{name} was not decoded: the images of this upload add up to more than "
+                             f"{self.limit / 1e6:.0f} megapixels; upload fewer or smaller pictures at a time")
+        self.spent += pixels
 
 # Picture formats people upload that we deliberately do not open: recognising them by extension
 # or magic bytes lets the message say "ICO is not supported" instead of "not an image".
@@ -74,10 +91,13 @@ def _bomb_message(name: str, detail: str = "", pixels: int | None = None) -> str
             f"(about {limit / 1e6:.0f} megapixels). Scale the picture down and upload it again.")
 
 
-def open_image(data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Image.Image:
-    """Upload bytes -> a fully decoded RGB image, or InputError saying why not.
+def open_image(data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, keep_side: int = KEEP_SIDE,
+               budget: PixelBudget | None = None) -> Image.Image:
+    """Upload bytes -> a decoded RGB image at most `keep_side` pixels long, or InputError saying why not.
 
-    Animated GIF/WEBP and multi-page TIFF give their first frame; EXIF rotation is applied.
+    A JPEG is decoded straight at a reduced scale (Pillow's draft); other formats are decoded whole,
+    up to MAX_DECODE_PIXELS (and what `budget` has left), then shrunk, so no full-size copy outlives
+    this call. Animated GIF/WEBP and multi-page TIFF give their first frame; EXIF rotation is applied.
     """
     if not data:
         raise InputError(f"{name} is empty (0 bytes)")
@@ -105,12 +125,25 @@ def open_image(data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES) -> 
     if limit is not None and width * height > limit:
         raise InputError(_bomb_message(name, pixels=width * height))
     try:
+        img.draft("RGB", (keep_side, keep_side))  # JPEG: decode at 1/2, 1/4 or 1/8 scale; others: no-op
+    except Exception:  # noqa: BLE001  a header draft() cannot use: decode at full size, within the limits
+        pass
+    width, height = img.size
+    if width * height > MAX_DECODE_PIXELS:
+        raise InputError(f"{name} is {width:,} x {height:,} pixels ({width * height / 1e6:.0f} megapixels); "
+                         f"pictures up to {MAX_DECODE_PIXELS / 1e6:.0f} megapixels are decoded (JPEG photos of "
+                         "any size are fine). Scale it down and upload it again.")
+    if budget is not None:
+        budget.take(width * height, name)
+    try:
         img.seek(0)  # the first frame of an animation
         img.load()
         rgb = to_rgb(img)
         if rgb is img and getattr(img, "n_frames", 1) > 1:
             rgb = img.copy()  # drop the other frames and the reference to the upload's bytes
         rgb.load()
+        if max(rgb.size) > keep_side:
+            rgb.thumbnail((keep_side, keep_side), Image.Resampling.BICUBIC)  # in place: the full size is freed
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(_bomb_message(name, str(exc))) from None
     except MemoryError:
@@ -139,14 +172,16 @@ def _junk_member(filename: str) -> bool:
     return "__MACOSX" in parts or parts[-1].startswith("._")
 
 
-def images_from_zip(data: bytes, name: str, max_files: int = 500,
+def images_from_zip(data: bytes, name: str, max_files: int = 500, budget: PixelBudget | None = None,
                     ) -> list[tuple[str, Image.Image | InputError]]:
-    """Every image member of a zip (by extension), decoded in memory, in archive order.
+    """Every image member of a zip (by extension), decoded in memory within the pixel budget (`budget`,
+    shared with the request's other files), in archive order.
 
     A member that cannot be decoded yields its InputError in place of the image. Raises InputError
-    for an empty, oversized or invalid archive, one with no images, more than `max_files` images,
-    or more than MAX_ZIP_UNCOMPRESSED_BYTES of images once inflated.
+    for an empty, oversized or invalid archive, one with no images, more than `max_files` images
+    (what one page classifies at once), or beyond core.data.limits (members, bytes once inflated).
     """
+    budget = budget or PixelBudget()
     if not data:
         raise InputError(f"{name} is empty (0 bytes)")
     if len(data) > MAX_ZIP_BYTES:
@@ -161,12 +196,10 @@ def images_from_zip(data: bytes, name: str, max_files: int = 500,
                and not _unsafe_member(info.filename) and not _junk_member(info.filename)]
     if not members:
         raise InputError(f"{name} holds no images ({', '.join(PIL_FORMATS)} files by extension)")
+    check_zip_members(members, name, error=InputError, what="images")
     if len(members) > max_files:
         raise InputError(f"{name} holds {len(members):,} images; at most {max_files:,} can be classified at once")
-    declared = sum(info.file_size for info in members)
-    if declared > MAX_ZIP_UNCOMPRESSED_BYTES:
-        raise InputError(f"{name} would inflate to {_megabytes(declared)} of images; "
-                         f"the limit is {_megabytes(MAX_ZIP_UNCOMPRESSED_BYTES)}")
+    most = max_unzipped_bytes()
 
     results: list[tuple[str, Image.Image | InputError]] = []
     inflated = 0
@@ -185,12 +218,13 @@ def images_from_zip(data: bytes, name: str, max_files: int = 500,
                 results.append((label, InputError(f"{label} is damaged inside {name} ({_short(exc)})")))
                 continue
             inflated += len(payload)
-            if inflated > MAX_ZIP_UNCOMPRESSED_BYTES:
-                raise InputError(f"{name} inflates to more than {_megabytes(MAX_ZIP_UNCOMPRESSED_BYTES)} of images")
+            if inflated > most:
+                raise InputError(f"{name} inflates to more than {_megabytes(most)} of images")
             try:
-                results.append((label, open_image(payload, label)))
+                results.append((label, open_image(payload, label, budget=budget)))
             except InputError as exc:
                 results.append((label, exc))
+            del payload  # one member's bytes at a time
     return results
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data import register_dataset
+from core.data.roots import readable_path, shown_path
 from core.errors import DataError
 from core.options import Option
 from core.paths import atomic_write, cache_dir
@@ -65,7 +66,7 @@ def build_pydocs(cfg, *, seed: int = 0) -> TextCorpus:
                   "downloaded on first use)", offline=False, kind="text", options=TEXT_OPTIONS)
 def build_tinyshakespeare(cfg, *, seed: int = 0) -> TextCorpus:
     if cfg.path:  # a local copy: read it, never download over it
-        path = Path(cfg.path).expanduser()
+        path = readable_path(cfg.path)
     else:
         path = shakespeare_path()
         if not path.is_file():
@@ -76,10 +77,12 @@ def build_tinyshakespeare(cfg, *, seed: int = 0) -> TextCorpus:
 @register_dataset("text", description="Your own plain-text file (.txt, UTF-8): upload one or give a path on the "
                   "server", needs_path=True, kind="text", options=TEXT_OPTIONS)
 def build_text(cfg, *, seed: int = 0) -> TextCorpus:
-    path = Path(cfg.path or "").expanduser()
-    if not cfg.path or not path.is_file():
-        raise DataError(f"data.path: no text file at '{cfg.path}'; upload a .txt file or give the path of one")
-    return TextCorpus(read_text_file(path), path.stem, str(path))
+    if not cfg.path:
+        raise DataError("data.path is empty; upload a .txt file or give the path of one")
+    path = readable_path(cfg.path)
+    if not path.is_file():
+        raise DataError(f"data.path: no text file at '{shown_path(cfg.path)}'; upload a .txt file or give the path of one")
+    return TextCorpus(read_text_file(path), path.stem, shown_path(path))
 
 
 def shakespeare_path() -> Path:
@@ -152,7 +155,7 @@ def save_upload(data: bytes, filename: str = "upload.txt") -> Path:
         raise DataError(f"{filename} is {len(data) / 2**20:.0f} MB; up to {MAX_TEXT_BYTES // 2**20} MB is supported")
     decode_text(data, filename)
     from core.data.uploads import keep_upload
-    return keep_upload(data, ".txt")
+    return keep_upload(data, filename if filename.lower().endswith(".txt") else f"{filename}.txt")
 
 
 def download(url: str, path: Path, timeout: float = 30.0) -> None:

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from core.data import register_dataset
+from core.data.roots import shown_path
 from core.errors import ConfigError, DataError
 from core.options import Option, resolve
 
@@ -227,7 +228,7 @@ def preview_video_folder(cfg, *, per_class: int, seed: int):
     good = [(frames_to_clip(clip, opts["size"]), label) for (clip, _, _), (_, label, _) in zip(decoded, picked)
             if clip is not None]
     if not good:
-        raise ConfigError(f"data.path: none of the first videos in {cfg.path} could be decoded")
+        raise ConfigError(f"data.path: none of the first videos in {shown_path(cfg.path)} could be decoded")
     return classes, torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good])
 
 
@@ -248,7 +249,7 @@ def build_video_folder(cfg, *, seed: int):
     train_dir, val_dir = find_splits(root)
     classes = [d.name for d in visible_dirs(train_dir) if walk_videos(d, first_only=True)]
     if not classes:
-        raise DataError(f"no videos (mp4, webm, mov, avi, mkv) in class folders of {cfg.path}: put them in "
+        raise DataError(f"no videos (mp4, webm, mov, avi, mkv) in class folders of {shown_path(cfg.path)}: put them in "
                         "train/<class>/ folders (and optionally val/<class>/), or in <class>/ folders")
     train_files, newest = _list_videos(train_dir, classes, "train")
     val_files, val_newest = _list_videos(val_dir, classes, val_dir.name) if val_dir else ([], 0)
@@ -263,7 +264,7 @@ def build_video_folder(cfg, *, seed: int):
         good = [i for i, (clip, _, _) in enumerate(decoded) if clip is not None]
         if not good:
             path, reason = (train_files + val_files)[0][0], decoded[0][2]
-            raise DataError(f"none of the {total} videos in {cfg.path} could be decoded "
+            raise DataError(f"none of the {total} videos in {shown_path(cfg.path)} could be decoded "
                             f"(first: {path.name}: {reason})")
         clips = [frames_to_clip(decoded[i][0], size) for i in good]
         labels = torch.tensor([(train_files + val_files)[i][1] for i in good], dtype=torch.int64)
@@ -275,7 +276,7 @@ def build_video_folder(cfg, *, seed: int):
 
     data = cached_tensors(key, build)
     if len(data["train_y"]) == 0:
-        raise DataError(f"none of the {len(train_files)} training videos in {cfg.path} could be decoded")
+        raise DataError(f"none of the {len(train_files)} training videos in {shown_path(cfg.path)} could be decoded")
     if val_dir is not None and len(data["val_y"]):
         train_x, train_y = shuffle_pairs(data["train_x"], data["train_y"], seed)
         val_x, val_y, how = data["val_x"], data["val_y"], f"{train_dir.name}/ and {val_dir.name}/"
@@ -285,7 +286,7 @@ def build_video_folder(cfg, *, seed: int):
     durations = sorted(data["durations"])
     interval = durations[len(durations) // 2] / frames if durations else None
     return VideoSplits(train_x, train_y, val_x, val_y, classes=classes, skipped=int(data["skipped"]),
-                       source=f"video folder {cfg.path} ({how})", frame_interval_s=interval)
+                       source=f"video folder {shown_path(cfg.path)} ({how})", frame_interval_s=interval)
 
 
 def _is_video(name: str) -> bool:
@@ -315,19 +316,20 @@ def _list_videos(split_dir: Path, classes: list[str], split: str) -> tuple[list[
 def open_source(path_text: str | None) -> Path:
     if not path_text:
         raise DataError("data.path is empty: name a folder of videos or a .zip file")
-    path = Path(path_text).expanduser()
+    from core.data.roots import readable_path
+    path = readable_path(path_text)
     if path.is_dir():
         return path.resolve()
     if path.is_file() and path.suffix.lower() == ".zip":
         return _extract_videos(path.resolve())
-    raise DataError(f"data path {path_text} is neither a folder nor a .zip file" if path.exists()
-                    else f"data path not found: {path_text}")
+    raise DataError(f"data path {shown_path(path_text)} is neither a folder nor a .zip file" if path.exists()
+                    else f"data path not found: {shown_path(path_text)}")
 
 
 def _extract_videos(zip_path: Path) -> Path:
     """Unpack the zip's video files once, checked member by member first (core.data.folder's unpacker)."""
     from core.data.folder import extract_zip
-    return extract_zip(zip_path, keep=_is_video, cache="video-folders", max_bytes=_MAX_DECODED_BYTES, what="videos")
+    return extract_zip(zip_path, keep=_is_video, cache="video-folders", what="videos")
 
 
 if __name__ == "__main__":  # the decoding child: python -m core.data.video_folder JOBS.json OUT_DIR

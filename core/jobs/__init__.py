@@ -115,5 +115,28 @@ def resume(run_id: str, *, detach: bool = True, progress: bool = True) -> str:
     return execute_run(run_id, resume=True, progress=progress)
 
 
+def delete_run(run_id: str) -> None:
+    """Delete a settled run (rows, artifacts), and the file it was trained on when that was an upload no
+    other run names, with its unpacked copies."""
+    store = _store()
+    run = store.get_run(run_id)
+    if run.status in ACTIVE_STATUSES:
+        raise LabError(f"run {run_id} is still {run.status}; cancel it first")
+    store.delete_run(run_id)
+    path = (run.config.get("data") or {}).get("path")
+    if not path:
+        return
+    from core.data.roots import uploads_dir
+    upload = Path(path)
+    if uploads_dir() not in upload.parents:
+        return  # the user's own folder: never ours to remove
+    if any((other.config.get("data") or {}).get("path") == path for other in store.get_runs().values()):
+        return
+    from core.data.folder import remove_unpacked_copies_of
+    remove_unpacked_copies_of(upload.resolve())
+    import shutil
+    shutil.rmtree(upload.parent, ignore_errors=True)
+
+
 def has_checkpoint(run_id: str) -> bool:
     return (run_dir(run_id) / LAST).exists()

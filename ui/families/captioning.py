@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import LabError
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]  # what core.data.media decodes
 PER_ROW = 4
 UPLOAD_KEY = "captions_zip"
 

@@ -9,7 +9,7 @@ import streamlit as st
 from core.errors import LabError
 from ui.charts import timeline_figure, top_k_figure
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]  # what core.data.media decodes
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv"]
 MANY = 6  # more images than this are shown as a table
 
@@ -22,19 +22,20 @@ def load_predictor(source: dict):
 
 
 def _expand_uploads(files) -> list[tuple[str, object]]:
-    """(name, PIL image or InputError) for every uploaded image, zips unpacked in memory."""
-    from core.data.media import images_from_zip, open_image
-    items = []
+    """(name, PIL image or InputError) for every uploaded image, zips unpacked in memory, all of them within
+    one pixel budget and shrunk as they are decoded (core.data.media)."""
+    from core.data.media import PixelBudget, images_from_zip, open_image
+    items, budget = [], PixelBudget()
     for upload in files:
         data = upload.getvalue()
         if upload.name.lower().endswith(".zip"):
             try:
-                items.extend(images_from_zip(data, upload.name))
+                items.extend(images_from_zip(data, upload.name, budget=budget))
             except LabError as exc:
                 items.append((upload.name, exc))
             continue
         try:
-            items.append((upload.name, open_image(data, upload.name)))
+            items.append((upload.name, open_image(data, upload.name, budget=budget)))
         except LabError as exc:
             items.append((upload.name, exc))
     return items
@@ -47,7 +48,7 @@ def images_tab(predictor) -> None:
         shot = st.camera_input("Take a photo", key="media_shot")
         files = list(files or []) + ([shot] if shot is not None else [])
     if not files:
-        st.info("Upload one or more pictures (jpg, png, webp, bmp, gif) or a zip of them.", icon=":material/upload:")
+        st.info("Upload one or more pictures (jpg, png, webp, bmp, gif, tiff) or a zip of them.", icon=":material/upload:")
         return
     items = _expand_uploads(files)
     good = [(name, img) for name, img in items if not isinstance(img, Exception)]

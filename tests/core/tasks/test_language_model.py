@@ -429,7 +429,8 @@ def test_train_page_previews_the_text_and_takes_an_uploaded_txt(lab_home):
     at.selectbox(key="cfg.data.name").set_value("text").run()
     at.file_uploader(key=UPLOAD_KEY).set_value(("novel.txt", (PARAGRAPH * 20).encode(), "text/plain")).run()
     saved = Path(at.session_state["cfg.data.path"])
-    assert saved.parent == lab_home / "cache" / "uploads" and saved.read_text() == PARAGRAPH * 20
+    assert saved.parent.parent == lab_home / "cache" / "uploads" and saved.name == "novel.txt"
+    assert saved.read_text() == PARAGRAPH * 20
     assert {m.label: m.value for m in at.metric}["Characters"] == f"{len(PARAGRAPH) * 20:,}"
     at.file_uploader(key=UPLOAD_KEY).set_value(("empty.txt", b"", "text/plain")).run()
     assert any("empty.txt is empty" in e.value for e in at.error)
