@@ -153,6 +153,39 @@ def open_image(data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, kee
     return rgb
 
 
+def decode_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, Image.Image | InputError]]:
+    """(name, image or InputError) for every uploaded file of one request, zips unpacked in memory, all
+    within one PixelBudget and shrunk as they are decoded. The memory the decoding used is handed back to
+    the system afterwards, so one large request does not leave the server holding it."""
+    items: list[tuple[str, Image.Image | InputError]] = []
+    budget = PixelBudget()
+    try:
+        for name, data in files:
+            try:
+                if name.lower().endswith(".zip"):
+                    items.extend(images_from_zip(data, name, budget=budget))
+                else:
+                    items.append((name, open_image(data, name, budget=budget)))
+            except InputError as exc:
+                items.append((name, exc))
+    finally:
+        release_freed_memory()
+    return items
+
+
+def release_freed_memory() -> None:
+    """Return freed heap pages to the system (glibc's malloc_trim). Decoding in a server thread frees its
+    large pixel buffers into a per-thread malloc arena, which glibc keeps: 8 decoded 30-megapixel PNGs left
+    about 190 MB held after they were freed. Elsewhere (no glibc) this does nothing."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:160]

@@ -22,23 +22,9 @@ def load_predictor(source: dict):
 
 
 def _expand_uploads(files) -> list[tuple[str, object]]:
-    """(name, PIL image or InputError) for every uploaded image, zips unpacked in memory, all of them within
-    one pixel budget and shrunk as they are decoded (core.data.media)."""
-    from core.data.media import PixelBudget, images_from_zip, open_image
-    items, budget = [], PixelBudget()
-    for upload in files:
-        data = upload.getvalue()
-        if upload.name.lower().endswith(".zip"):
-            try:
-                items.extend(images_from_zip(data, upload.name, budget=budget))
-            except LabError as exc:
-                items.append((upload.name, exc))
-            continue
-        try:
-            items.append((upload.name, open_image(data, upload.name, budget=budget)))
-        except LabError as exc:
-            items.append((upload.name, exc))
-    return items
+    """(name, PIL image or InputError) for every uploaded image (core.data.media.decode_uploads)."""
+    from core.data.media import decode_uploads
+    return decode_uploads([(upload.name, upload.getvalue()) for upload in files])
 
 
 def images_tab(predictor) -> None:
