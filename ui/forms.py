@@ -79,14 +79,45 @@ def form_config() -> RunConfig:
 
 
 def validation_error(config: RunConfig) -> str | None:
-    """Why the form's config cannot run (core.tasks.validate's message), or None when it can."""
+    """Why the form's config cannot run (core.tasks.validate's message, or a memory estimate beyond what the
+    device has free), or None when it can."""
     from core.errors import LabError
     from core.tasks import validate
     try:
         validate(config)
     except LabError as exc:
         return str(exc)
+    estimate = memory_estimate(config)
+    if estimate and estimate["too_big"]:
+        return estimate["error"]
     return None
+
+
+def memory_estimate(config: RunConfig) -> dict | None:
+    """core.tasks.memory's estimate for the form's config (cached per config): text, too_big, tight, error."""
+    import json
+    return _memory_estimate(json.dumps(config.to_dict(), sort_keys=True))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _memory_estimate(config_json: str) -> dict | None:
+    import json
+    from core.errors import LabError
+    from core.tasks.memory import check_memory, estimate_memory
+    config = RunConfig.from_dict(json.loads(config_json))
+    try:
+        estimate = estimate_memory(config)
+    except LabError:
+        return None
+    if estimate is None:
+        return None
+    error = None
+    if estimate.too_big:
+        try:
+            check_memory(config)
+        except LabError as exc:
+            error = str(exc)
+    return {"text": estimate.describe(), "too_big": estimate.too_big, "tight": estimate.tight, "error": error}
 
 
 PREVIEW_ERROR = "_preview_error"  # this drawing's data-preview failure: Launch stays disabled while it lasts

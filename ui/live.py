@@ -14,7 +14,7 @@ from core.store.records import best_of, watched_metric
 from ui.charts import live_figure
 from ui.families import hook
 from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, form_config, launch_key, load_into_form,
-                      note_preview_error, optim_section, options_section, preset_picker, task_picker,
+                      memory_estimate, note_preview_error, optim_section, options_section, preset_picker, task_picker,
                       validation_error)
 from ui.resources import duration, show_error, status_badge, store
 from ui.sparkline import metric_label
@@ -103,6 +103,12 @@ def _launch(config, error: str | None, preview_error: str | None) -> None:
         st.error(error, icon=":material/error:")
     elif preview_error:
         st.caption(":material/block: Launch waits until the data loads: see the message next to the preview.")
+    estimate = None if error else memory_estimate(config)
+    if estimate and estimate["tight"]:
+        st.warning(f"Memory: {estimate['text']}. It may not fit: a smaller batch or image size is safer.",
+                   icon=":material/memory:")
+    elif estimate:
+        st.caption(f":material/memory: Memory: {estimate['text']}")
     if st.button("Launch", type="primary", icon=":material/play_arrow:", disabled=bool(error or preview_error)):
         from core import jobs
         try:

@@ -35,6 +35,8 @@ def _create_once(config, *, request_key: str | None) -> tuple[str, bool]:
     validate(config)
     from core.engine.devices import resolve_device
     resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
+    from core.tasks.memory import check_memory
+    check_memory(config)  # a batch that cannot fit is refused here, not by the allocator mid-run
     return _store().create_run_once(config.to_dict(), name=config.display_name(), request_key=request_key)
 
 

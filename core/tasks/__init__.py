@@ -90,6 +90,9 @@ class TaskSpec:
     validate: Callable
     options: dict = field(default_factory=dict)  # name -> core.options.Option (RunConfig.task_options)
     entry_points: dict = field(default_factory=dict)  # name -> "module:function" in the family's package
+    # example_input(config) -> (metadata for build_model, input batch shape, dtype): lets core.tasks.memory
+    # estimate a run's memory before its data is loaded; None when the shape is known only from the data
+    example_input: Callable | None = None
 
     def entry(self, name: str) -> Callable:
         """The entry point `name` (e.g. "generate") of this family, imported from its package."""

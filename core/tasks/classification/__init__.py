@@ -168,7 +168,19 @@ def _spec():
                                   "pretrained": "predictor:load_pretrained_predictor",
                                   "classify_images": "predictor:classify_images",
                                   "classify_video": "predictor:classify_video",
-                                  "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run"})
+                                  "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run"},
+                    example_input=example_input)
+
+
+def example_input(config):
+    """What core.tasks.memory needs before the data is loaded: metadata, the batch's shape and dtype."""
+    import torch
+    from core.data import dataset_info
+    info = dataset_info(config.data.name)
+    size, channels = int(config.data.image_size or info.image_size), info.channels
+    pre = {"channels": channels, "image_size": size, "mean": [0.0] * channels, "std": [1.0] * channels}
+    classes = list(info.classes) if info.classes else ["a", "b"]  # a folder's classes: only the head differs
+    return {"preprocessing": pre, "classes": classes}, (config.optim.batch_size, channels, size, size), torch.float32
 
 
 SPEC = _spec()
