@@ -77,8 +77,9 @@ def sample_frames(data: bytes | str | os.PathLike, *, name: str | None = None, e
         except subprocess.TimeoutExpired:  # subprocess.run has killed the child already
             raise InputError(f"decoding {label} took longer than {timeout_s:g} s, the time limit; try a shorter "
                              "clip or sample fewer frames") from None
-        if done.returncode != 0:
-            raise InputError(f"could not decode {label}: {_reason(done)}")
+        if done.returncode != 0:  # the decoder names the file it read: say the user's name, not ours
+            reason = _reason(done).replace(f"'{source}'", label).replace(source, label).replace(tmp, "")
+            raise InputError(f"could not decode {label}: {reason}")
         frames = _read_frames(output, label, size)
     if not frames:
         raise InputError(f"could not decode {label}: it holds no video frames")

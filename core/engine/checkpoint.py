@@ -7,6 +7,7 @@ file carrying a malicious pickle is refused instead of executed.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -27,11 +28,18 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # what torch says of a pickled class or function
+            raise CheckpointError(f"refused to load {path.name}: it is not a checkpoint the lab can read, or it "
+                                  "is damaged") from None
+        # torch's own message advises loading with weights_only=False, which would run the file's code:
+        # never repeat that advice to a user.
+        raise CheckpointError(f"refused to load {path.name}: besides weights it holds Python objects that could "
+                              "run code when loaded; only checkpoints the lab wrote (plain tensors and "
+                              "numbers) are loaded") from None
     except Exception as exc:
-        raise CheckpointError(
-            f"refused to load {path.name}: it is not a plain-weights checkpoint or it is corrupt "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        ) from None
+        raise CheckpointError(f"refused to load {path.name}: it is not a checkpoint the lab can read, or it is "
+                              f"damaged ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path.name} is not a lab checkpoint (no model state)")
     return payload
