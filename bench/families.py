@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--shakespeare", action="store_true", help="only the char-GPT on Tiny Shakespeare")
     args = parser.parse_args()
     os.environ.setdefault("LAB_HOME", tempfile.mkdtemp(prefix="lab-bench-"))
+    os.environ.setdefault("LAB_DATA_ROOTS", str(SHAKESPEARE.parent))  # data paths are read under allowed roots
 
     from core.presets import list_presets
     from core.engine.devices import resolve_device

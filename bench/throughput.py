@@ -129,6 +129,7 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LAB_HOME"] = str(Path(tmp) / "lab")
+        os.environ.setdefault("LAB_DATA_ROOTS", str(CIFAR_ZIP.parent))  # data paths are read under allowed roots
         from core.config import RunConfig
         from core.data import load_dataset
         from core.engine.devices import describe, resolve_device

@@ -31,7 +31,7 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     except pickle.UnpicklingError as exc:
         if "unsupported global" not in str(exc).lower():  # what torch says of a pickled class or function
             raise CheckpointError(f"refused to load {path.name}: it is not a checkpoint the lab can read, or it "
-                                  "is damaged") from None
+                                  "is corrupt") from None
         # torch's own message advises loading with weights_only=False, which would run the file's code:
         # never repeat that advice to a user.
         raise CheckpointError(f"refused to load {path.name}: besides weights it holds Python objects that could "
@@ -39,7 +39,7 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
                               "numbers) are loaded") from None
     except Exception as exc:
         raise CheckpointError(f"refused to load {path.name}: it is not a checkpoint the lab can read, or it is "
-                              f"damaged ({type(exc).__name__})") from None
+                              f"corrupt ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path.name} is not a lab checkpoint (no model state)")
     return payload
