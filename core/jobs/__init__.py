@@ -136,8 +136,12 @@ def delete_run(run_id: str) -> None:
         return
     from core.data.folder import remove_unpacked_copies_of
     remove_unpacked_copies_of(upload.resolve())
-    import shutil
-    shutil.rmtree(upload.parent, ignore_errors=True)
+    upload.unlink(missing_ok=True)
+    if upload.parent != uploads_dir():  # uploads/<hash>/<name>; older uploads lie directly in uploads/
+        try:
+            upload.parent.rmdir()
+        except OSError:
+            pass  # not empty: another file shares the folder
 
 
 def has_checkpoint(run_id: str) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import encode_image, noise_image
+from conftest import encode_image, noise_image, zip_bytes
 from core import jobs
 from core.config import DataConfig
 from core.data.folder import build_folder, extract_zip, remove_unpacked
@@ -168,6 +168,9 @@ def test_deleting_a_run_removes_its_upload_and_unpacked_copy_unless_another_run_
         for path in sorted(source.rglob("*.png")):
             archive.write(path, path.relative_to(source).as_posix())
     kept = keep_zip_upload(payload_path.read_bytes(), "pets.zip")
+    unrelated = keep_zip_upload(zip_bytes({"train/a/1.png": b"x", "train/b/2.png": b"y"}), "other.zip")
+    old_style = lab_home / "cache" / "uploads" / "0123456789abcdef.zip"  # how uploads were kept before
+    old_style.write_bytes(payload_path.read_bytes())
     config = preset("digits-mlp").replace(**{"data.name": "folder", "data.path": str(kept), "data.image_size": 16})
     first, second = jobs.create(config), jobs.create(config)
     for run_id in (first, second):
@@ -177,5 +180,10 @@ def test_deleting_a_run_removes_its_upload_and_unpacked_copy_unless_another_run_
     jobs.delete_run(first)
     assert kept.exists()  # the second run still names it
     jobs.delete_run(second)
-    assert not kept.exists() and not any((lab_home / "cache" / "folders").iterdir())
+    assert not kept.exists() and not kept.parent.exists() and not any((lab_home / "cache" / "folders").iterdir())
+    assert unrelated.exists() and old_style.exists()  # only the deleted runs' upload goes
+    old_run = jobs.create(config.replace(**{"data.path": str(old_style)}))
+    RunStore().finish(old_run, "completed")
+    jobs.delete_run(old_run)
+    assert not old_style.exists() and unrelated.exists()
     assert RunStore().count_runs() == 0

@@ -54,7 +54,7 @@ def read_only_home(tmp_path, monkeypatch):
             os.chmod(folder, 0o555)
     yield home, run_id
     if IS_ROOT:
-        subprocess.run(["umount", str(home)], check=False)
+        subprocess.run(["umount", "--lazy", str(home)], check=False)  # detached now, freed once unused
     else:
         for folder, _, _ in os.walk(home):
             os.chmod(folder, 0o755)
@@ -147,4 +147,4 @@ def test_a_run_stopped_by_a_full_disk_resumes_from_its_last_good_checkpoint(tmp_
         assert store.metrics(run_id, keys=["train_loss"]).step.is_unique
         assert any(m.startswith(f"resumed from step {steps_per_epoch} ") for m in store.events(run_id).message)
     finally:
-        subprocess.run(["umount", str(home)], check=False)
+        subprocess.run(["umount", "--lazy", str(home)], check=False)  # detached now, freed once unused

@@ -1,0 +1,59 @@
+"""A double-clicked Launch in a real browser makes one run (the two clicks reach the server as two
+reruns, each with the button pressed)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser found")
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "lab"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                "--server.headless", "true"], cwd=ROOT, env={**os.environ},
+                               stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_a_double_clicked_launch_makes_one_run(server, tmp_path):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server + "/train?preset=digits-mlp")
+        launch = page.get_by_role("button", name="Launch")
+        launch.wait_for(timeout=90_000)
+        page.get_by_text("parameters").first.wait_for(timeout=90_000)  # the form has settled
+        launch.dblclick()
+        page.wait_for_url("**/train?run=*", timeout=60_000)
+        time.sleep(4)  # both reruns have been handled
+        page.screenshot(path=tmp_path / "double-launch.png", full_page=True)
+        browser.close()
+    runs = RunStore().get_runs()
+    assert len(runs) == 1, f"{len(runs)} runs from one double click"
