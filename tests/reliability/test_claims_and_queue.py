@@ -57,23 +57,28 @@ def test_two_concurrent_resumes_start_one_worker_and_the_other_is_told_why(lab_h
                                           "message.str.startswith('no checkpoint')")) == 1
 
 
-def test_claims_race_in_threads_and_exactly_one_wins(lab_home):
+def test_eight_resumes_racing_in_threads_start_exactly_one_worker(lab_home, monkeypatch):
     store = RunStore()
     run_id = jobs.create(tiny())
     store.finish(run_id, "cancelled")
-    barrier, wins = threading.Barrier(8), []
+    spawned, refused = [], []
+    monkeypatch.setattr(jobs, "spawn_worker", lambda run, **_: spawned.append(run))
+    barrier = threading.Barrier(8)
 
-    def claim():
-        own = RunStore()  # one connection per thread, like separate processes
+    def resume():
         barrier.wait()
-        wins.append(own.claim_for_resume(run_id, ("cancelled", "interrupted")))
+        try:
+            jobs.resume(run_id)
+        except LabError as exc:
+            refused.append(str(exc))
 
-    threads = [threading.Thread(target=claim) for _ in range(8)]
+    threads = [threading.Thread(target=resume) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(wins) == [False] * 7 + [True]
+    assert spawned == [run_id], f"{len(spawned)} workers started for one run"
+    assert len(refused) == 7 and all("already queued" in m for m in refused), refused
     assert store.get_run(run_id).status == "queued"
 
 
@@ -109,6 +114,7 @@ def test_queued_runs_are_small_processes_and_start_in_submission_order(lab_home)
         time.sleep(6)  # long enough for an eager worker to import torch (about 2 s here)
         assert [store.get_run(r).status for r in run_ids] == ["queued"] * 4
         sizes = [rss_mb(pid) for pid in pids]
+        print(f"queued workers hold {[round(s) for s in sizes]} MB")
         assert max(sizes) < 100, f"queued workers hold {sizes} MB"
     wait_for(lambda: all(store.get_run(r).status == "completed" for r in run_ids), timeout=240,
              what="the queued runs")
