@@ -97,12 +97,25 @@ def cmd_train(args) -> int:
     if args.detach:
         run_id = jobs.submit(config)
         print(f"submitted run {run_id} ({config.display_name()}); log: {run_dir(run_id) / 'log.txt'}")
+        _print_memory(config)
         return 0
     run_id = jobs.create(config)
     folder = run_dir(run_id)
     print(f"run {run_id} ({config.display_name()}): {folder}")
+    _print_memory(config)
     status = execute_run(run_id, progress=True)
     return _report_end(run_id, status, folder)
+
+
+def _print_memory(config) -> None:
+    """The memory estimate the launch was checked against (core.tasks.memory), and a warning when tight."""
+    from core.tasks.memory import estimate_memory
+    estimate = estimate_memory(config)
+    if estimate is None:
+        return
+    print(f"memory: {estimate.describe()}")
+    if estimate.tight:
+        print("warning: that is most of the free memory; a smaller batch or image size is safer", file=sys.stderr)
 
 
 def _report_end(run_id: str, status: str, folder) -> int:

@@ -61,3 +61,11 @@ def test_a_cpu_out_of_memory_during_training_fails_the_run_with_a_friendly_messa
     batch = preset("digits-cnn").optim.batch_size
     assert error.startswith(f"the computer ran out of memory (RAM) with batch size {batch}")
     assert f"optim.batch_size={batch // 2}" in error and "DefaultCPUAllocator" not in error
+
+
+def test_the_cli_prints_the_estimate_a_run_was_checked_against(lab_home):
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--preset", "digits-mlp", "--epochs", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    memory = [line for line in done.stdout.splitlines() if line.startswith("memory: about")]
+    assert len(memory) == 1 and "free on the computer (RAM)" in memory[0]

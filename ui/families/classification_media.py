@@ -40,7 +40,9 @@ def images_tab(predictor) -> None:
     good = [(name, img) for name, img in items if not isinstance(img, Exception)]
     for name, err in items:
         if isinstance(err, Exception):
-            st.error(f"**{name}**: {err}", icon=":material/broken_image:")
+            message = str(err)  # core's messages start with the file's name: bold it instead of repeating it
+            text = f"**{name}**{message[len(name):]}" if message.startswith(name) else f"**{name}**: {message}"
+            st.error(text, icon=":material/broken_image:")
     if not good:
         return
     if len(good) > MANY:
