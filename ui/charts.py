@@ -81,11 +81,26 @@ def class_counts_figure(classes: list[str], train: list[int], val: list[int]) ->
 
 
 def confusion_figure(classes: list[str], matrix: np.ndarray) -> go.Figure:
+    """The confusion matrix as a heatmap, with one transparent square marker over each cell: Streamlit's
+    chart selection returns nothing for a heatmap click, but it returns the x and y of a clicked marker."""
+    height = 460 if len(classes) <= 12 else 700
+    n = len(classes)
     fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix,
-                               texttemplate="%{text}", hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
+                               texttemplate="%{text}", hoverinfo="skip"))
+    xs = [pred for _ in classes for pred in classes]
+    ys = [true for true in classes for _ in classes]
+    counts = np.asarray(matrix).reshape(-1)
+    side = max(6, int(0.8 * (height - 120) / max(n, 1)))  # about the cell's height in pixels
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=counts, showlegend=False,
+                             marker=dict(symbol="square", size=side, color="rgba(0,0,0,0)"),
+                             selected=dict(marker=dict(color="rgba(249,115,22,0.35)")),
+                             unselected=dict(marker=dict(opacity=0)),
+                             hovertemplate="true %{y} → predicted %{x}: %{customdata}<extra></extra>"))
     fig.update_xaxes(title_text="predicted", type="category")
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
-    return base_layout(fig, 460 if len(classes) <= 12 else 700)
+    base_layout(fig, height)
+    fig.update_layout(hovermode="closest", clickmode="event+select", dragmode=False)  # a click picks one cell
+    return fig
 
 
 def top_k_figure(pairs: list[tuple[str, float]]) -> go.Figure:

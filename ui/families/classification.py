@@ -175,7 +175,7 @@ def results(run) -> None:
         elif picked.empty:
             st.info(f"No {true_name} image was classified as {pred_name}.")
         else:
-            st.markdown(f"**{len(picked)} {true_name} image(s) classified as {pred_name}**")
+            st.markdown(f"**{len(picked)} image(s) of {true_name} classified as {pred_name}**")
             images = val_images(run.id, picked["index"].tolist()[:24])
             st.image(images, width=96, caption=[f"{c:.0%}" for c in picked["confidence"].tolist()[:24]])
 
