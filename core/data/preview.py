@@ -41,7 +41,8 @@ def preview(data_cfg, *, seed: int = 0, per_class: int = 6) -> DataPreview:
 
 
 def mosaic(samples: list[list[np.ndarray]], *, cell: int = 40, max_classes: int = 20) -> np.ndarray:
-    """One (rows*cell, classes*cell, 3) uint8 image: a column of samples per class, enlarged without blurring."""
+    """One (rows*cell, classes*cell, 3) uint8 image: a column of samples per class. Each sample is shown whole:
+    a small one enlarged by a whole factor without blurring, a large one shrunk to fit (never cropped)."""
     columns = samples[:max_classes]
     rows = max((len(c) for c in columns), default=0)
     grid = np.full((max(rows, 1) * cell, len(columns) * cell, 3), 255, dtype=np.uint8)
@@ -49,9 +50,19 @@ def mosaic(samples: list[list[np.ndarray]], *, cell: int = 40, max_classes: int 
         for r, img in enumerate(images):
             if img.ndim == 2:
                 img = np.repeat(img[:, :, None], 3, axis=2)
-            h, w = img.shape[:2]
-            scale = max(1, (cell - 2) // max(h, w))
-            big = img.repeat(scale, axis=0).repeat(scale, axis=1)[:cell - 2, :cell - 2]  # nearest-neighbour
+            big = _fit(img, cell - 2)
             top, left = r * cell + (cell - big.shape[0]) // 2, c * cell + (cell - big.shape[1]) // 2
             grid[top:top + big.shape[0], left:left + big.shape[1]] = big
     return grid
+
+
+def _fit(img: np.ndarray, side: int) -> np.ndarray:
+    """(H, W, 3) uint8 within side x side, aspect kept: nearest-neighbour up by a whole factor, area-averaged down."""
+    h, w = img.shape[:2]
+    if max(h, w) <= side:
+        scale = side // max(h, w)
+        return img.repeat(scale, axis=0).repeat(scale, axis=1)
+    from PIL import Image
+    ratio = side / max(h, w)
+    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BOX))
