@@ -44,8 +44,31 @@ def load_into_form(config: RunConfig) -> None:
         st.session_state[PREFIX + key] = value
 
 
+CLONED = "(the cloned run's settings)"  # the preset box's entry while the form holds a cloned run
+
+
 def _on_preset_change() -> None:
-    load_into_form(preset(st.session_state["preset_choice"]))
+    if st.session_state["preset_choice"] != CLONED:
+        load_into_form(preset(st.session_state["preset_choice"]))
+
+
+def load_clone(config: RunConfig) -> None:
+    """A finished run's settings into the form; the preset box says so instead of naming the old preset."""
+    load_into_form(config.replace(name=""))
+    st.session_state["preset_choice"] = CLONED
+
+
+def forget_preset_name() -> None:
+    """on_change of the data set: a run name the preset gave ("digits-cnn") no longer describes the run."""
+    choice = st.session_state.get("preset_choice")
+    if choice in list_presets(None) and st.session_state.get(PREFIX + "name") == preset(choice).name:
+        st.session_state[PREFIX + "name"] = ""
+
+
+def pretrained_changed() -> None:
+    """on_change of the pretrained toggle: without pretrained weights there is no backbone to freeze."""
+    if not st.session_state.get(PREFIX + "model.pretrained"):
+        st.session_state[PREFIX + "model.freeze_backbone"] = False
 
 
 def _on_task_change() -> None:
@@ -91,6 +114,13 @@ def validation_error(config: RunConfig) -> str | None:
     if estimate and estimate["too_big"]:
         return estimate["error"]
     return None
+
+
+def needs_path_only(config: RunConfig, error: str) -> bool:
+    """The only thing missing is the data path the user has not given yet."""
+    from core.data import dataset_info, list_datasets
+    return (not config.data.path and config.data.name in list_datasets(None)
+            and dataset_info(config.data.name).needs_path and error.startswith("data.path"))
 
 
 def memory_estimate(config: RunConfig) -> dict | None:
@@ -153,7 +183,9 @@ def task_picker() -> str:
 
 def preset_picker(task: str | None = None) -> None:
     names = list_presets(task)
-    if st.session_state.get("preset_choice") not in names and names:
+    if st.session_state.get("preset_choice") == CLONED:
+        names = [CLONED] + names
+    elif st.session_state.get("preset_choice") not in names and names:
         st.session_state["preset_choice"] = names[0]
     st.selectbox("Start from a preset", names, key="preset_choice", on_change=_on_preset_change,
                  help="Fills the form with a tried configuration; change anything afterwards.")

@@ -13,8 +13,8 @@ from core.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from core.store.records import best_of, watched_metric
 from ui.charts import live_figure
 from ui.families import hook
-from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, form_config, launch_key, load_into_form,
-                      memory_estimate, note_preview_error, optim_section, options_section, preset_picker, task_picker,
+from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, forget_preset_name, form_config, launch_key, load_clone,
+                      memory_estimate, needs_path_only, note_preview_error, optim_section, options_section, preset_picker, task_picker,
                       validation_error)
 from ui.resources import duration, show_error, status_badge, store
 from ui.sparkline import metric_label
@@ -57,7 +57,7 @@ def _family_form(task: str):
         with st.container(border=True):
             st.subheader("Data", anchor=False)
             name = _choose("Data set", list_datasets(kind=spec.data_kind), PREFIX + "data.name",
-                           format_func=lambda n: f"{n} — {dataset_info(n).description}")
+                           format_func=lambda n: f"{n} — {dataset_info(n).description}", on_change=forget_preset_name)
             info = dataset_info(name)
             extras = hook(task, "form_extras")
             if extras:
@@ -99,7 +99,9 @@ def _family_form(task: str):
 
 
 def _launch(config, error: str | None, preview_error: str | None) -> None:
-    if error:
+    if error and needs_path_only(config, error):  # nothing typed yet: guidance, not an error
+        st.info("Upload a .zip or name a folder on the server to train on your own data.", icon=":material/folder_open:")
+    elif error:
         st.error(error, icon=":material/error:")
     elif preview_error:
         st.caption(":material/block: Launch waits until the data loads: see the message next to the preview.")
@@ -155,7 +157,7 @@ def _actions(run) -> None:
         show_error(exc)
     if bar.button("Clone into form", icon=":material/content_copy:"):
         from core.config import RunConfig
-        load_into_form(RunConfig.from_dict(run.config).replace(name=""))
+        load_clone(RunConfig.from_dict(run.config))
         st.session_state["_next_mode"] = "Configure"
         st.rerun()
 

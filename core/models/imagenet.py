@@ -75,6 +75,39 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+REACHABILITY_TTL_S = 300.0  # how long an answer about the download host is trusted
+_REACHABLE: dict[str, tuple[float, bool]] = {}  # url -> (when asked, whether it answered)
+
+
+def pretrained_weights_problem(name: str) -> str | None:
+    """None when the pretrained weights of `name` are in the hub cache or their download host answers;
+    otherwise the message that says where to put the file. Asked before launch, so a run without network
+    is refused at once instead of failing in its worker."""
+    weights = weights_for(name)
+    target = hub_checkpoint_dir() / weights.url.rsplit("/", 1)[-1]
+    if target.is_file() or reachable(weights.url):
+        return None
+    host = weights.url.split("/")[2]
+    return (f"model.pretrained: the ImageNet weights of '{name}' are not on this machine and {host} cannot be "
+            f"reached. Download {weights.url} elsewhere and place it as {target}; or turn model.pretrained off")
+
+
+def reachable(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether `url` answers a HEAD request (remembered for a few minutes)."""
+    import time
+    import urllib.request
+    asked = _REACHABLE.get(url)
+    if asked and time.time() - asked[0] < REACHABILITY_TTL_S:
+        return asked[1]
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s):
+            answered = True
+    except Exception:  # noqa: BLE001  DNS, refused, timeout, HTTP errors: not reachable for our purpose
+        answered = False
+    _REACHABLE[url] = (time.time(), answered)
+    return answered
+
+
 def load_pretrained_state(name: str) -> dict:
     """Download (first use) or read from the hub cache the pretrained state dict, weights only."""
     weights = weights_for(name)

@@ -10,7 +10,8 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
-from ui.forms import PREFIX, compute_section, form_config, note_preview_error, optim_section, validation_error
+from ui.forms import (PREFIX, compute_section, forget_preset_name, form_config, note_preview_error, optim_section,
+                      pretrained_changed, validation_error)
 from ui.resources import TRAIN_PAGE, show_error
 
 TASK = "classification"
@@ -36,7 +37,7 @@ def _model_card(name: str, channels: int, size: int, classes: int, hidden: int, 
 def _data_section(datasets: list[str]) -> None:
     from core.data import dataset_info
     k = PREFIX
-    st.selectbox("Data set", datasets, key=k + "data.name")
+    st.selectbox("Data set", datasets, key=k + "data.name", on_change=forget_preset_name)
     info = dataset_info(st.session_state[k + "data.name"])
     if info.needs_path:
         from ui.forms import UPLOAD_ERROR, save_zip_upload
@@ -67,9 +68,10 @@ def _model_section(models: list[str], pretrained_ok: bool) -> None:
         st.session_state[k + "model.pretrained"] = False
         st.session_state[k + "model.freeze_backbone"] = False
     c1, c2 = st.columns(2)
-    c1.toggle("Pretrained ImageNet weights", key=k + "model.pretrained", disabled=not pretrained_ok)
+    c1.toggle("Pretrained ImageNet weights", key=k + "model.pretrained", disabled=not pretrained_ok,
+              on_change=pretrained_changed)
     c2.toggle("Freeze the backbone (train the head only)", key=k + "model.freeze_backbone",
-              disabled=not pretrained_ok)
+              disabled=not (pretrained_ok and st.session_state.get(k + "model.pretrained")))
     c1, c2 = st.columns(2)
     c1.number_input("Hidden width (mlp, cnn)", step=32, key=k + "model.hidden")
     c2.number_input("Dropout", step=0.1, format="%.2f", key=k + "model.dropout")

@@ -155,6 +155,11 @@ def validate(config) -> None:
                                       if model_info(n).pretrained_available))
     if m.freeze_backbone and not m.pretrained:
         raise ConfigError("model.freeze_backbone: freezing only makes sense with model.pretrained on")
+    if m.pretrained:
+        from core.models.imagenet import pretrained_weights_problem
+        problem = pretrained_weights_problem(m.name)
+        if problem:
+            raise ConfigError(problem)
     check_int("model.hidden", m.hidden, 1, 65_536)
     check_float("model.dropout", m.dropout, 0.0, 0.95)
 
