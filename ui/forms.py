@@ -105,9 +105,10 @@ def validation_error(config: RunConfig) -> str | None:
     """Why the form's config cannot run (core.tasks.validate's message, or a memory estimate beyond what the
     device has free), or None when it can."""
     from core.errors import LabError
-    from core.tasks import validate
+    from core.tasks import check_ready, validate
     try:
         validate(config)
+        check_ready(config)
     except LabError as exc:
         return str(exc)
     estimate = memory_estimate(config)

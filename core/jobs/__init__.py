@@ -16,7 +16,7 @@ from pathlib import Path
 from core.errors import LabError, describe_exception
 from core.paths import LAST_CHECKPOINT as LAST, lab_home, run_dir
 from core.store.records import ACTIVE_STATUSES, RESUMABLE_STATUSES
-from core.tasks import validate
+from core.tasks import check_ready, validate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +35,7 @@ def _create_once(config, *, request_key: str | None) -> tuple[str, bool]:
     validate(config)
     from core.engine.devices import resolve_device
     resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
+    check_ready(config)  # e.g. pretrained weights neither cached nor downloadable
     from core.tasks.memory import check_memory
     check_memory(config)  # a batch that cannot fit is refused here, not by the allocator mid-run
     return _store().create_run_once(config.to_dict(), name=config.display_name(), request_key=request_key)

@@ -93,6 +93,9 @@ class TaskSpec:
     # example_input(config) -> (metadata for build_model, input batch shape, dtype): lets core.tasks.memory
     # estimate a run's memory before its data is loaded; None when the shape is known only from the data
     example_input: Callable | None = None
+    # check_ready(config): what this machine must have before a valid config can launch (weights cached or
+    # downloadable...); raises a LabError saying what to do. Unlike validate, its answer depends on the machine.
+    check_ready: Callable | None = None
 
     def entry(self, name: str) -> Callable:
         """The entry point `name` (e.g. "generate") of this family, imported from its package."""
@@ -127,6 +130,13 @@ def validate(config):
     check_choice("task", config.task, list_tasks())
     task_spec(config.task).validate(config)
     return config.check_common()
+
+
+def check_ready(config) -> None:
+    """The family's check that this machine can start the run now (see TaskSpec.check_ready)."""
+    spec = task_spec(config.task)
+    if spec.check_ready is not None:
+        spec.check_ready(config)
 
 
 def check_family_fields(config, *, data_kind: str | None = None) -> None:

@@ -95,3 +95,12 @@ def test_missing_weights_without_network_are_reported_before_launch(lab_home, of
     cached.write_bytes(b"placed by hand")
     at.run()
     assert not any("cannot be reached" in e.value for e in at.error)
+
+
+def test_the_cli_and_jobs_refuse_the_same_launch_before_any_run_is_recorded(lab_home, offline):
+    from core.errors import ConfigError
+    (lab_home / "data" / "pets" / "train" / "cat").mkdir(parents=True)
+    config = preset("folder-transfer-resnet18").replace(**{"data.path": str(lab_home / "data" / "pets")})
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        jobs.create(config)
+    assert RunStore().count_runs() == 0

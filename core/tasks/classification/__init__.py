@@ -155,11 +155,6 @@ def validate(config) -> None:
                                       if model_info(n).pretrained_available))
     if m.freeze_backbone and not m.pretrained:
         raise ConfigError("model.freeze_backbone: freezing only makes sense with model.pretrained on")
-    if m.pretrained:
-        from core.models.imagenet import pretrained_weights_problem
-        problem = pretrained_weights_problem(m.name)
-        if problem:
-            raise ConfigError(problem)
     check_int("model.hidden", m.hidden, 1, 65_536)
     check_float("model.dropout", m.dropout, 0.0, 0.95)
 
@@ -174,7 +169,17 @@ def _spec():
                                   "classify_images": "predictor:classify_images",
                                   "classify_video": "predictor:classify_video",
                                   "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run"},
-                    example_input=example_input)
+                    example_input=example_input, check_ready=check_ready)
+
+
+def check_ready(config) -> None:
+    """What this machine must have before the run launches: pretrained weights cached or downloadable."""
+    if config.model.pretrained:
+        from core.errors import ConfigError
+        from core.models.imagenet import pretrained_weights_problem
+        problem = pretrained_weights_problem(config.model.name)
+        if problem:
+            raise ConfigError(problem)
 
 
 def example_input(config):
