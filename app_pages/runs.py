@@ -10,7 +10,7 @@ if runs.empty:
     st.info("No runs yet. Start one from Home or Train.", icon=":material/lightbulb:")
     st.stop()
 
-from core.analysis import filter_runs, runs_table  # noqa: E402  (after the cheap empty check)
+from core.analysis import RUNS_COLUMN_ORDER, filter_runs, runs_table  # noqa: E402  (after the cheap empty check)
 from ui.runs_view import compare_section, manage_section  # noqa: E402
 
 details = store().get_runs()
@@ -32,8 +32,10 @@ preselected = [i for i, run_id in enumerate(shown["id"]) if run_id in wanted]
 event = st.dataframe(
     shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
     selection_default={"selection": {"rows": preselected}} if preselected else None,
+    column_order=RUNS_COLUMN_ORDER,  # what people compare first, before the scroll
     column_config={
-        "id": st.column_config.TextColumn("id", width="small"),
+        "id": st.column_config.TextColumn("id", width=150, pinned=True),  # the whole id: many share a prefix
+        "name": st.column_config.TextColumn("name", pinned=True),
         "best_val_acc": st.column_config.ProgressColumn("best val acc", min_value=0, max_value=1, format="%.3f"),
         "last_val_acc": st.column_config.NumberColumn("last val acc", format="%.3f"),
         "best_metric": st.column_config.TextColumn("watched metric", help="what each run's task optimises"),

@@ -10,14 +10,13 @@ import streamlit as st
 
 from core.errors import LabError
 from core.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
-from core.store.records import best_of, watched_metric
+from core.store.records import best_of, metric_title, watched_metric
 from ui.charts import live_figure
 from ui.families import hook
 from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, forget_preset_name, form_config, launch_key, load_clone,
                       memory_estimate, needs_path_only, note_preview_error, optim_section, options_section, preset_picker, task_picker,
                       validation_error)
 from ui.resources import duration, show_error, status_badge, store
-from ui.sparkline import metric_label
 
 
 @st.cache_resource
@@ -185,7 +184,7 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     show = (lambda v: f"{v:.2%}") if headline.endswith("acc") else (lambda v: f"{v:.4g}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("train loss", f"{last['train_loss']:.4f}" if "train_loss" in last else "–")
-    c2.metric(metric_label(headline),
+    c2.metric(metric_title(headline),
               show(last[headline]) if headline in last else "–")
     best = best_of(run.summary)
     c3.metric("best", show(best) if best is not None else "–",

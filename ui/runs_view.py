@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.store.records import metric_title
 from ui.charts import overlay_figure, parallel_figure
 from ui.resources import store
 
@@ -14,13 +15,14 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
     if not keys:
         st.info("The selected runs have no metrics yet.")
         return
+    _restore_view(keys)
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-        key = c1.selectbox("Metric", keys, index=keys.index("val_acc") if "val_acc" in keys else 0,
-                           key="cmp_metric")
-        x = c2.segmented_control("x-axis", ["step", "epoch", "time"], default="step", key="cmp_x", required=True)
-        smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.99, 0.0, 0.01, key="cmp_smooth")
+        key = c1.selectbox("Metric", keys, key="cmp_metric", format_func=lambda k: f"{metric_title(k)} ({k})")
+        x = c2.segmented_control("x-axis", ["step", "epoch", "time"], key="cmp_x", required=True)
+        smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.99, step=0.01, key="cmp_smooth")
         log_y = c4.toggle("log scale", key="cmp_log")
+        _share_view(key, x, smoothing, log_y)
         result = compare_runs(store(), selected, key, x=x, smoothing=smoothing)
         best = result.best
         st.plotly_chart(overlay_figure(result.curves, best, names, key=key, x=x, log_y=log_y, smoothed=smoothing > 0),
@@ -30,8 +32,14 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
     with stats_tab:
         stats = result.stats.copy()
         stats.insert(1, "name", stats.run_id.map(names))
-        st.caption(f"over each run's full history; best = {'highest' if result.mode == 'max' else 'lowest'} {key}")
-        st.dataframe(stats, hide_index=True, width="stretch")
+        st.caption(f"over each run's full history; best = {'highest' if result.mode == 'max' else 'lowest'} "
+                   f"{metric_title(key)}")
+        st.dataframe(stats, hide_index=True, width="stretch", column_config={
+            "run_id": st.column_config.TextColumn("id", width=150),
+            "step_of_best": st.column_config.NumberColumn("step of best", format="%d"),
+            # a metric logged within an epoch has a fractional epoch: one decimal says where without noise
+            "epoch_of_best": st.column_config.NumberColumn("epoch of best", format="%.1f"),
+            **{c: st.column_config.NumberColumn(c, format="%.4g") for c in ("best", "last", "min", "max")}})
     with diff_tab:
         diff = config_diff({names[i]: configs[i] for i in selected})
         if diff.empty:
@@ -57,6 +65,34 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
         c2.download_button("Configs and summaries (JSON)", lambda: export_runs_json(store(), selected),
                            file_name="runs-configs.json", mime="application/json", icon=":material/download:",
                            on_click="ignore")
+
+
+VIEW_PARAMS = {"metric": "cmp_metric", "x": "cmp_x", "smooth": "cmp_smooth", "log": "cmp_log"}
+
+
+def _restore_view(keys: list[str]) -> None:
+    """The comparison's metric, axis, smoothing and scale: from a shared link on first view, else as left."""
+    state, params = st.session_state, st.query_params
+    if "cmp_metric" not in state or state["cmp_metric"] not in keys:
+        wanted = params.get("metric")
+        state["cmp_metric"] = wanted if wanted in keys else ("val_acc" if "val_acc" in keys else keys[0])
+    if "cmp_x" not in state:
+        state["cmp_x"] = params.get("x") if params.get("x") in ("step", "epoch", "time") else "step"
+    if "cmp_smooth" not in state:
+        try:
+            state["cmp_smooth"] = min(0.99, max(0.0, float(params.get("smooth", 0.0))))
+        except ValueError:
+            state["cmp_smooth"] = 0.0
+    if "cmp_log" not in state:
+        state["cmp_log"] = params.get("log") == "1"
+
+
+def _share_view(key: str, x: str, smoothing: float, log_y: bool) -> None:
+    """Keep the address bar's link to this comparison whole: runs (set by the page) and this view."""
+    values = {"metric": key, "x": x, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
+    for name, value in values.items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
 
 
 def manage_section(selected: list[str], details: dict) -> None:

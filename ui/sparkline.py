@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from core.store.records import best_of
+from core.store.records import best_of, metric_title
 from ui.resources import duration, status_badge
 
 
@@ -25,17 +25,13 @@ def sparkline_svg(values: list[float], width: int = 220, height: int = 44, colou
             f'stroke-width="2" stroke-linejoin="round" points="{coords}"/></svg>')
 
 
-def metric_label(metric: str) -> str:
-    return "validation accuracy" if metric == "val_acc" else metric.replace("val_", "validation ").replace("_", " ")
-
-
 def run_card(run, metric: str, curve: list[float]) -> str:
     """One run as markdown with a little HTML: name and status, data set and model, best watched value, sparkline.
 
     Names come from users: they sit escaped in HTML blocks (a line that starts with <div>), which
     markdown leaves alone, so they show as typed: no tags, formatting, links or images.
     """
-    label = metric_label(metric)
+    label = metric_title(metric)
     best = best_of(run.summary)
     value = "–" if best is None else (f"{best:.1%}" if metric.endswith("acc") else f"{best:.4g}")
     details = " · ".join(escape(str(part)) for part in (run.dataset or "?", run.model or "?", duration(run.duration_s)))

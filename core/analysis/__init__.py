@@ -6,7 +6,7 @@ Runs page renders without waiting for torch.
 """
 
 from core.analysis.configs import (
-    MISSING, RUNS_TABLE_COLUMNS, config_diff, differing_fields, display_value, filter_runs, flatten,
+    MISSING, RUNS_COLUMN_ORDER, RUNS_TABLE_COLUMNS, config_diff, differing_fields, display_value, filter_runs, flatten,
     hparam_table, runs_table,
 )
 from core.analysis.compare import Comparison, compare_runs, prime_stride
@@ -18,7 +18,7 @@ from core.analysis.series import (
 
 __all__ = [
     "Comparison", "compare_runs", "prime_stride", "export_metrics_csv", "export_runs_json",
-    "BEST_COLUMNS", "CURVE_COLUMNS", "MISSING", "RUNS_TABLE_COLUMNS", "STATS_COLUMNS", "X_AXES",
+    "BEST_COLUMNS", "CURVE_COLUMNS", "MISSING", "RUNS_COLUMN_ORDER", "RUNS_TABLE_COLUMNS", "STATS_COLUMNS", "X_AXES",
     "best_point", "config_diff", "differing_fields", "display_value", "ema", "export_runs",
     "filter_runs", "flatten", "hparam_table", "downsample", "downsample_indices", "metric_curves", "metric_mode",
     "moving_average", "Progress", "remaining_seconds", "run_progress", "runs_table", "sparkline", "summary_stats",

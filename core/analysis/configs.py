@@ -101,6 +101,12 @@ def hparam_table(runs: pd.DataFrame, configs: dict[str, dict], metric_values: di
     return pd.DataFrame(table)
 
 
+# The Runs table's columns as shown: who and how it went first, then what it was trained on and with.
+RUNS_COLUMN_ORDER = ["id", "name", "status", "best_metric", "best_value", "best_val_acc", "task", "dataset", "model",
+                     "lr", "batch_size", "epochs", "optimizer", "last_val_acc", "duration_s", "device", "tags",
+                     "created"]
+
+
 def runs_table(runs: pd.DataFrame, configs: dict[str, dict],
                summaries: dict[str, dict] | None = None) -> pd.DataFrame:
     """The Runs page table: one row per run of `runs` (RunStore.list_runs), in its order, with the

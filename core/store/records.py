@@ -121,6 +121,29 @@ def watched_metric(summary: dict) -> str:
     return metric if isinstance(metric, str) and metric else "val_acc"
 
 
+_METRIC_WORDS = {
+    "acc": "accuracy", "top5": "top-5 accuracy", "loss": "loss", "bleu4": "BLEU-4", "fd": "Fréchet distance",
+    "return": "return", "ppl": "perplexity", "lr": "learning rate", "samples_per_s": "samples / s",
+    "epoch_time_s": "epoch time (s)", "gpu_mem_mb": "GPU memory (MB)", "kl": "KL divergence",
+}
+_METRIC_PREFIXES = (("epoch_train_", "training (epoch mean) "), ("train_", "training "), ("val_", "validation "))
+
+
+def metric_title(key: str) -> str:
+    """A metric key as people read it: val_acc -> "validation accuracy", epoch_time_s -> "epoch time (s)".
+    Unknown keys keep their words, with underscores as spaces."""
+    prefix, rest = "", str(key)
+    for start, words in _METRIC_PREFIXES:
+        if rest.startswith(start):
+            prefix, rest = words, rest[len(start):]
+            break
+    if rest in _METRIC_WORDS:
+        return prefix + _METRIC_WORDS[rest]
+    if rest.endswith("_s"):
+        rest = rest[:-2] + " (s)"
+    return prefix + rest.replace("_", " ")
+
+
 def best_of(summary: dict) -> float | None:
     """The watched metric's best value so far, or None before the first validation."""
     value = summary.get(f"best_{watched_metric(summary)}") if isinstance(summary, dict) else None
