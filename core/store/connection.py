@@ -31,7 +31,7 @@ RETRY_ATTEMPTS = 6
 
 # Bump SCHEMA_VERSION and append to MIGRATIONS (keyed by the version they upgrade *to*) when the
 # schema changes; `ensure_schema` applies the missing steps in one transaction.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_V1 = (
     """
@@ -87,7 +87,16 @@ SCHEMA_V2 = (
     "CREATE INDEX IF NOT EXISTS runs_request_key ON runs (request_key)",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2}
+# v3: a run's time spent running, over all its stretches (a cancelled-then-resumed run's pause does not count):
+# active_s sums the finished stretches, stretch_at is when the current one began (NULL when not running).
+SCHEMA_V3 = (
+    "ALTER TABLE runs ADD COLUMN active_s REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN stretch_at REAL",
+    "UPDATE runs SET active_s = MAX(0, COALESCE(ended_at, started_at) - started_at) WHERE started_at IS NOT NULL",
+    "UPDATE runs SET stretch_at = started_at WHERE status = 'running'",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
 
 
 def is_busy(error: BaseException) -> bool:

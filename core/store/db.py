@@ -38,6 +38,8 @@ METRIC_COLUMNS = ["run_id", "step", "epoch", "key", "value", "time"]
 METRIC_DTYPES = {"run_id": "str", "step": "int64", "epoch": "float64", "key": "str", "value": "float64", "time": "float64"}
 EVENT_COLUMNS = ["time", "level", "message"]
 MAX_NAME_LENGTH = 200
+# Ends the current stretch of running at the time given as its parameter.
+_END_STRETCH = "active_s = active_s + MAX(0, COALESCE(? - stretch_at, 0)), stretch_at = NULL"
 REQUEST_WINDOW_S = 30.0  # a repeated launch request within this many seconds is the same launch
 
 # Connections inherited through os.fork() must be neither used nor closed by the child (SQLite's
@@ -230,8 +232,8 @@ class RunStore:
         self._update(
             run_id,
             "status = ?, started_at = COALESCE(started_at, ?), ended_at = NULL, heartbeat = ?, "
-            "error = NULL, pid = ?, device = ?, versions = ?",
-            (RUNNING, now, now, int(pid), str(device), dumps(versions or {})),
+            "error = NULL, pid = ?, device = ?, versions = ?, stretch_at = ?",
+            (RUNNING, now, now, int(pid), str(device), dumps(versions or {}), now),
         )
 
     def set_pid(self, run_id: str, pid: int) -> None:
@@ -241,7 +243,8 @@ class RunStore:
 
     def finish(self, run_id: str, status: str, *, error: str | None = None) -> None:
         check_status(status, FINAL_STATUSES)
-        self._update(run_id, "status = ?, ended_at = ?, error = ?", (status, time.time(), error))
+        now = time.time()
+        self._update(run_id, f"status = ?, ended_at = ?, error = ?, {_END_STRETCH}", (status, now, error, now))
 
     def set_status(self, run_id: str, status: str) -> None:
         """Set any status, keeping the time columns coherent with it.
@@ -332,11 +335,12 @@ class RunStore:
         cutoff = time.time() - stale_after_s()
         # Healthy runs are filtered out by the heartbeat test in SQL, so usually no pid is probed.
         candidates = self._read(
-            "SELECT id, pid FROM runs WHERE status IN (?, ?) AND pid IS NOT NULL "
+            "SELECT id, pid, COALESCE(heartbeat, created_at) FROM runs WHERE status IN (?, ?) AND pid IS NOT NULL "
             "AND COALESCE(heartbeat, created_at) < ?",
             (*ACTIVE_STATUSES, cutoff),
         )
-        dead = [(run_id, pid) for run_id, pid in candidates if not pid_alive(pid)]
+        heartbeats = {run_id: float(seen) for run_id, _, seen in candidates}
+        dead = [(run_id, pid) for run_id, pid, _ in candidates if not pid_alive(pid)]
         if not dead:
             return []
 
@@ -345,9 +349,11 @@ class RunStore:
             for run_id, pid in dead:
                 # Re-check under the write lock: a new worker may have taken the run over since.
                 cursor = c.execute(
-                    "UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ? AND pid = ? "
+                    # the stretch ends at the last heartbeat: when the worker was last seen alive
+                    f"UPDATE runs SET status = ?, ended_at = ?, error = ?, {_END_STRETCH} WHERE id = ? AND pid = ? "
                     "AND status IN (?, ?) AND COALESCE(heartbeat, created_at) < ?",
-                    (INTERRUPTED, time.time(), INTERRUPTED_MESSAGE, run_id, pid, *ACTIVE_STATUSES, cutoff),
+                    (INTERRUPTED, time.time(), INTERRUPTED_MESSAGE, heartbeats[run_id], run_id, pid,
+                     *ACTIVE_STATUSES, cutoff),
                 )
                 if cursor.rowcount:
                     reaped.append(run_id)

@@ -92,14 +92,17 @@ class Run:
     pid: int | None = None
     heartbeat: float | None = None
     cancel_requested: bool = False
+    active_s: float = 0.0  # seconds spent running in the stretches that ended (resumes start new ones)
+    stretch_at: float | None = None  # when the current stretch of running began
 
     @property
     def duration_s(self) -> float | None:
-        """Wall time from start to end (or to now while it runs); None if it never started."""
+        """Time spent running, over all its stretches (to now while it runs; the time a run sat cancelled or
+        interrupted before a resume does not count); None if it never started."""
         if self.started_at is None:
             return None
-        end = self.ended_at if self.ended_at is not None else time.time()
-        return max(0.0, end - self.started_at)
+        current = max(0.0, time.time() - self.stretch_at) if self.stretch_at is not None else 0.0
+        return float(self.active_s or 0.0) + current
 
     @property
     def task(self) -> str:
@@ -162,7 +165,7 @@ def best_val_acc(summary: dict) -> float:
 RUN_COLUMNS = (
     "id", "name", "status", "dataset", "model", "created_at", "started_at", "ended_at",
     "config", "summary", "tags", "notes", "error", "device", "versions", "pid", "heartbeat",
-    "cancel_requested",
+    "cancel_requested", "active_s", "stretch_at",
 )
 
 

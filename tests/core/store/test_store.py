@@ -338,3 +338,38 @@ def test_each_run_reports_the_metric_its_task_watches_and_its_best_value():
     assert (watched_metric({"best_val_acc": 0.9}), best_of({"best_val_acc": 0.9})) == ("val_acc", 0.9)
     gan = {"best_metric": "val_fd", "best_val_fd": 0.25, "best_val_acc": 0.9}
     assert (watched_metric(gan), best_of(gan)) == ("val_fd", 0.25)
+
+
+def test_duration_counts_running_time_only_not_the_pause_before_a_resume(tmp_path, monkeypatch):
+    import core.store.db
+    clock = [1000.0]
+    monkeypatch.setattr(core.store.db.time, "time", lambda: clock[0])
+    store = RunStore(tmp_path / "lab.db")
+    run_id = store.create_run({"data": {"name": "digits"}}, name="paused")
+    store.mark_running(run_id, pid=1, device="cpu", versions={})
+    clock[0] += 30  # ran 30 s, then cancelled
+    store.finish(run_id, "cancelled")
+    clock[0] += 3600  # sat cancelled for an hour
+    assert store.get_run(run_id).duration_s == 30
+    assert store.claim_for_resume(run_id, ("cancelled",))
+    store.mark_running(run_id, pid=2, device="cpu", versions={})
+    clock[0] += 12
+    assert store.get_run(run_id).duration_s == 42  # while running: the finished stretch and this one so far
+    store.finish(run_id, "completed")
+    assert store.get_run(run_id).duration_s == 42
+    assert store.list_runs().duration_s.tolist() == [42.0]
+
+
+def test_a_version_2_store_keeps_its_runs_durations_after_the_upgrade(tmp_path):
+    import sqlite3
+    from core.store.connection import SCHEMA_V1, SCHEMA_V2
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for statement in SCHEMA_V1 + SCHEMA_V2:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO runs (id, name, status, created_at, started_at, ended_at) "
+                 "VALUES ('261201-120000-abcd', 'old', 'completed', 100, 110, 170)")
+    conn.commit()
+    conn.close()
+    assert RunStore(path).get_run("261201-120000-abcd").duration_s == 60
