@@ -10,7 +10,7 @@ st.title("Media")
 st.caption("Classify your own pictures and videos, generate text and images, caption, or play: "
            "with one of your runs or a pretrained ImageNet model.")
 
-from core.inference import list_model_sources
+from core.inference import default_source, list_model_sources
 
 sources = list_model_sources()
 if not sources:
@@ -19,10 +19,10 @@ if not sources:
     st.stop()
 
 labels = [s["label"] for s in sources]
-# preselect something that loads without a download: a run, or pretrained weights already cached
-ready = [i for i, s in enumerate(sources) if s["kind"] == "run" or s.get("cached")]
+# preselect the run named in the link, else the newest completed run's best weights (never a download)
 index = st.selectbox("Model", range(len(sources)), format_func=lambda i: labels[i], key="media_source",
-                     index=ready[0] if ready else None, placeholder="Choose a model (pretrained ones download first)",
+                     index=default_source(sources, st.query_params.get("run")),
+                     placeholder="Choose a model (pretrained ones download first)",
                      help="Completed runs (best or last checkpoint) and pretrained ImageNet models")
 if index is None:
     st.info("Train a model on the Train page, or choose a pretrained ImageNet model above: its weights are "

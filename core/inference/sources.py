@@ -53,6 +53,38 @@ def list_model_sources(store=None) -> list[dict]:
     return sources
 
 
+def default_source(sources: list[dict], run_id: str | None = None) -> int | None:
+    """Which source Media preselects: the run named (e.g. the one just watched on Train), else the newest
+    completed run's best checkpoint, else any run, else pretrained weights that need no download."""
+    runs = [i for i, s in enumerate(sources) if s["kind"] == "run"]
+    for wanted in ([i for i in runs if sources[i]["run_id"] == run_id] if run_id else [],
+                   [i for i in runs if sources[i]["status"] == "completed" and sources[i]["which"] == "best"],
+                   runs,
+                   [i for i, s in enumerate(sources) if s["kind"] == "pretrained" and s.get("cached")]):
+        if wanted:
+            return wanted[0]
+    return None
+
+
+def default_comparison(sources: list[dict], first: int | None, count: int = 2) -> list[int]:
+    """Sources to compare at first: `first`, then others from different runs (never two checkpoints of one
+    run while another run is there), preferring best checkpoints."""
+    chosen: list[int] = [] if first is None else [first]
+    taken = {sources[first].get("run_id") or sources[first].get("name")} if first is not None else set()
+    for prefer_best in (True, False):
+        for i, source in enumerate(sources):
+            identity = source.get("run_id") or source.get("name")
+            if len(chosen) >= count or i in chosen or identity in taken:
+                continue
+            if source["kind"] == "pretrained" and not source.get("cached"):
+                continue  # would download on a click the user did not make
+            if prefer_best and source.get("which") not in (None, "best"):
+                continue
+            chosen.append(i)
+            taken.add(identity)
+    return chosen
+
+
 def clear_caches() -> None:
     """Forget every loaded model (tests; a freed GPU)."""
     from core.tasks.checkpoints import clear_cache

@@ -201,6 +201,8 @@ def media(source: dict) -> None:
     with images:
         images_tab(predictor)
     with compare:
-        compare_tab([s for s in list_model_sources() if s["task"] == TASK])
+        choices = [s for s in list_model_sources() if s["task"] == TASK]
+        current = next((i for i, s in enumerate(choices) if s["label"] == source["label"]), None)
+        compare_tab(choices, current)
     with video:
         video_tab(predictor)

@@ -51,7 +51,7 @@ def images_tab(predictor) -> None:
             table = classify_images(predictor, good, k=3)
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={c: st.column_config.ProgressColumn(c, min_value=0, max_value=1, format="%.2f")
-                                    for c in ("p1", "p2", "p3")})
+                                    for c in ("p1", "p2", "p3") if c in table})
         st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode(), "predictions.csv",
                            "text/csv", icon=":material/download:")
         good = good[:MANY]
@@ -73,10 +73,11 @@ def images_tab(predictor) -> None:
                     right.info(str(exc))
 
 
-def compare_tab(sources: list[dict]) -> None:
+def compare_tab(sources: list[dict], current: int | None = None) -> None:
+    from core.inference import default_comparison
     labels = [s["label"] for s in sources]
     chosen = st.multiselect("Models to compare", range(len(sources)), format_func=lambda i: labels[i],
-                            default=list(range(min(2, len(sources)))), key="media_compare_models")
+                            default=default_comparison(sources, current), key="media_compare_models")
     upload = st.file_uploader("One image", type=IMAGE_TYPES, key="media_compare_image")
     if not upload or not chosen:
         st.info("Pick two or more models and upload an image to see how they disagree.", icon=":material/compare:")
@@ -144,5 +145,7 @@ def video_tab(predictor) -> None:
         frame_index = frame_index[0]
     left, right = st.columns([1, 1])
     time_s, image = frames[int(frame_index)]
-    left.image(image, caption=f"frame at {time_s:.1f}s: {per_frame.iloc[int(frame_index)]['top1']}", width="stretch")
+    # the frame at its own size (never wider than the column): stretching a small frame blurred and warped it
+    left.image(image, caption=f"frame at {time_s:.1f}s: {per_frame.iloc[int(frame_index)]['top1']}",
+               width="content")
     right.dataframe(summary, hide_index=True, width="stretch")

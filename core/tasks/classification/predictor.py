@@ -194,7 +194,7 @@ def classify_images(predictor, named_images, k: int = 5):
 
     `named_images` holds (name, image) pairs; an InputError in place of an image (as
     `images_from_zip` gives) becomes a row with empty predictions and the message under `error`.
-    Ranks beyond the model's class count stay empty.
+    A model with fewer than `k` classes gets as many ranks as it has classes (no empty columns).
     """
     import pandas as pd
 
@@ -208,14 +208,14 @@ def classify_images(predictor, named_images, k: int = 5):
     for index, (file_name, image) in enumerate(named_images):
         record: dict = {"file": file_name}
         row = row_of.get(index)
-        for rank in range(k):
-            has = row is not None and rank < ranks
+        for rank in range(ranks):
+            has = row is not None
             record[f"top{rank + 1}"] = predictor.classes[int(top_i[row, rank])] if has else ""
             record[f"p{rank + 1}"] = float(top_p[row, rank]) if has else float("nan")
         record["error"] = "" if row is not None else str(image) if isinstance(image, Exception) else \
             f"{file_name} is not an image"
         records.append(record)
-    columns = ["file"] + [f"{kind}{rank + 1}" for rank in range(k) for kind in ("top", "p")] + ["error"]
+    columns = ["file"] + [f"{kind}{rank + 1}" for rank in range(ranks) for kind in ("top", "p")] + ["error"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
