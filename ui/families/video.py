@@ -79,6 +79,33 @@ def summary_figure(prediction) -> go.Figure:
     return base_layout(fig, 60 + 26 * len(table))
 
 
+@st.cache_data(max_entries=8, show_spinner="Evaluating the best checkpoint on the validation clips…")
+def _evaluation(run_id: str, checkpoint_mtime_ns: int):
+    from core.tasks import task_spec
+    return task_spec("video").entry("evaluate")(run_id, "best")
+
+
+def results(run) -> None:
+    """The best checkpoint on the validation clips: accuracy, confusion matrix and per-class scores."""
+    from core.tasks.checkpoints import existing_checkpoint
+    from ui.charts import confusion_figure
+    st.subheader("Validation results", anchor=False)
+    try:
+        _, mtime_ns = existing_checkpoint(run.id, "best")
+        report = _evaluation(run.id, mtime_ns)
+    except LabError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    left, right = st.columns([3, 2], gap="large")
+    left.plotly_chart(confusion_figure(report.classes, report.confusion), key=f"video-cm-{run.id}")
+    with right:
+        st.metric("accuracy (best checkpoint)", f"{report.accuracy:.2%}")
+        st.caption(f"{report.num_samples} validation clips")
+        st.dataframe(report.per_class, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.ProgressColumn(c, min_value=0, max_value=1, format="%.2f")
+                                    for c in ("precision", "recall", "f1")})
+
+
 def media(source: dict) -> None:
     from core.tasks.checkpoints import load_run_model
     from core.tasks.video.clips import classify_clip, clip_strip, default_every_s

@@ -123,7 +123,8 @@ def _spec():
                     description="One class per clip: single-frame, early, late and slow fusion, (2+1)-D "
                                 "convolutions and CNN + LSTM (Karpathy et al., 2014)",
                     data_kind="video", setup=setup, build_model=build_model, validate=validate,
-                    entry_points={"predict": "clips:classify_clip", "decode": "clips:decode_clip"})
+                    entry_points={"predict": "clips:classify_clip", "decode": "clips:decode_clip",
+                                  "evaluate": "evaluation:evaluate_run"})
 
 
 SPEC = _spec()

@@ -304,3 +304,27 @@ def test_train_preview_shows_one_frame_strip_per_class(lab_home):
     assert not at.exception, [e.value for e in at.exception]
     from core.data.moving_shapes import CLASSES
     assert [e.proto.imgs[0].caption for e in at.get("image")] == list(CLASSES)
+
+
+def test_a_video_run_is_evaluated_on_its_validation_clips_as_training_validated(lab_home):
+    """The Train page's results for a video run: the report's accuracy is the one training recorded."""
+    from core.store import RunStore
+    from core.tasks import task_spec
+    run_id = train_run(video_config(epochs=2))
+    report = task_spec("video").entry("evaluate")(run_id, "best")
+    run = RunStore().get_run(run_id)
+    assert report.accuracy == pytest.approx(run.summary["best_val_acc"], abs=1e-6)
+    assert report.num_samples == 16 and report.confusion.shape == (len(report.classes),) * 2
+    assert (report.per_class.support.sum()) == 16
+
+
+def test_the_train_page_shows_a_finished_video_runs_validation_results(lab_home):
+    from streamlit.testing.v1 import AppTest
+    run_id = train_run(video_config())
+    at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Validation results" in [s.value for s in at.subheader]
+    assert any(m.label == "accuracy (best checkpoint)" for m in at.metric)
