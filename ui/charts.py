@@ -24,39 +24,63 @@ def _series(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
     return downsample(x, y, MAX_POINTS)
 
 
+def live_panels(keys: list[str]) -> list[tuple[str, list[str]]]:
+    """(title, metric keys) per panel of the live chart: every loss together, then one panel per other measure
+    (its training and validation curves side by side, so a Fréchet distance in the hundreds never flattens an
+    accuracy), then learning rate and throughput."""
+    from core.store.records import metric_title
+
+    def base(key: str) -> str:
+        for prefix in ("epoch_train_", "train_", "val_"):
+            if key.startswith(prefix):
+                return key[len(prefix):]
+        return key
+
+    measured = [k for k in keys if k.startswith(("train_", "val_"))]
+    losses = [k for k in measured if k.endswith("loss")]
+    groups: dict[str, list[str]] = {}
+    for key in measured:
+        if key not in losses:
+            groups.setdefault(base(key), []).append(key)
+    panels = [("Loss", losses)] if losses else []
+    panels += [(metric_title(name)[:1].upper() + metric_title(name)[1:], group) for name, group in list(groups.items())[:6]]
+    panels += [(title, [key]) for title, key in (("Learning rate", "lr"), ("Samples / s", "samples_per_s")) if key in keys]
+    return panels
+
+
 def live_figure(frame: pd.DataFrame) -> go.Figure:
-    """Losses, the task's other metrics, learning rate and throughput of one run: train per log
-    window (lines), validation per epoch (lines and markers). Any task's metric names work."""
-    keys = list(dict.fromkeys(frame.key))
-    losses = [k for k in keys if k.startswith(("train_", "val_")) and k.endswith("loss")]
-    others = [k for k in keys if k.startswith(("train_", "val_")) and k not in losses]
-    accuracy_only = bool(others) and all(k.endswith("acc") for k in others)
-    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.16, horizontal_spacing=0.08,
-                        subplot_titles=("Loss", "Accuracy" if accuracy_only or not others else "Metrics",
-                                        "Learning rate", "Samples / s"))
-    panels = [(1, 1, k) for k in losses] + [(1, 2, k) for k in others[:6]] + [(2, 1, "lr"), (2, 2, "samples_per_s")]
-    colours = {}
-    for row, col, key in panels:
-        x, y = _series(frame, key)
-        if len(x) == 0:
-            continue
-        label = key.replace("samples_per_s", "samples/s").replace("lr", "learning rate", 1) if row == 2 else key
-        if key in ("train_loss", "train_acc"):
-            colour = TRAIN_COLOUR
-        elif key in ("val_loss", "val_acc"):
-            colour = VAL_COLOUR
-        elif row == 2:
-            colour = OTHER_COLOUR if key == "lr" else "#10b981"
-        else:
-            colour = colours.setdefault(key, PALETTE[(len(colours) + 2) % len(PALETTE)])
-        validation = key.startswith("val_")
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if validation else "lines", name=label,
-                                 line=dict(color=colour, width=2, dash="solid")), row=row, col=col)
-    fig.update_xaxes(title_text="step", row=2)
-    fig.update_yaxes(rangemode="tozero", exponentformat="e", row=2, col=1)
-    fig.update_yaxes(rangemode="tozero", row=2, col=2)
-    base_layout(fig, 580)
-    fig.update_layout(legend=dict(y=1.12), margin=dict(t=70))
+    """The metrics of one run in small panels sharing the step axis: training per log window (lines),
+    validation per epoch (dashed, with markers). Each panel has its own legend inside its corner, and within
+    a panel every curve has its own colour (training and validation of one measure never look alike)."""
+    from core.analysis import metric_mode
+    from core.store.records import metric_title
+    panels = live_panels(list(dict.fromkeys(frame.key)))
+    rows = max(1, (len(panels) + 1) // 2)
+    fig = make_subplots(rows=rows, cols=2, vertical_spacing=min(0.16, 0.5 / rows), horizontal_spacing=0.08,
+                        subplot_titles=[title for title, _ in panels])
+    base_layout(fig, 80 + 250 * rows)  # first: the panels' own legends below replace its single legend
+    colours = [TRAIN_COLOUR, VAL_COLOUR, *[c for c in PALETTE if c not in (TRAIN_COLOUR, VAL_COLOUR)]]
+    for index, (title, keys) in enumerate(panels):
+        row, col = index // 2 + 1, index % 2 + 1
+        legend = "legend" if index == 0 else f"legend{index + 1}"
+        for number, key in enumerate(keys):
+            x, y = _series(frame, key)
+            if len(x) == 0:
+                continue
+            validation = key.startswith("val_")
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if validation else "lines", name=metric_title(key),
+                                     legend=legend, showlegend=len(keys) > 1, line=dict(color=colours[number % len(colours)], width=2,
+                                                              dash="dash" if validation else "solid")),
+                          row=row, col=col)
+        subplot = fig.get_subplot(row, col)
+        rising = metric_mode(keys[0]) == "max"  # curves that climb end top-right: their legend goes below them
+        fig.update_layout({legend: dict(x=subplot.xaxis.domain[1], y=subplot.yaxis.domain[0 if rising else 1],
+                                        xanchor="right", yanchor="bottom" if rising else "top",
+                                        bgcolor="rgba(255,255,255,0.75)", font=dict(size=11), orientation="v")})
+        if title in ("Learning rate", "Samples / s"):
+            fig.update_yaxes(rangemode="tozero", exponentformat="e", row=row, col=col)
+    fig.update_xaxes(title_text="step", row=rows)
+    fig.update_layout(margin=dict(t=40))
     return fig
 
 

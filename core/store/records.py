@@ -128,6 +128,8 @@ _METRIC_WORDS = {
     "acc": "accuracy", "top5": "top-5 accuracy", "loss": "loss", "bleu4": "BLEU-4", "fd": "Fréchet distance",
     "return": "return", "ppl": "perplexity", "lr": "learning rate", "samples_per_s": "samples / s",
     "epoch_time_s": "epoch time (s)", "gpu_mem_mb": "GPU memory (MB)", "kl": "KL divergence",
+    "d_loss": "discriminator loss", "g_loss": "generator loss", "d_real": "D(real)", "d_fake": "D(fake)",
+    "fd_real": "Fréchet distance between real halves (floor)",
 }
 _METRIC_PREFIXES = (("epoch_train_", "training (epoch mean) "), ("train_", "training "), ("val_", "validation "))
 
