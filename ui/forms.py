@@ -148,9 +148,24 @@ def _memory_estimate(config_json: str) -> dict | None:
             check_memory(config)
         except LabError as exc:
             error = str(exc)
-    return {"text": estimate.describe(), "too_big": estimate.too_big, "tight": estimate.tight, "error": error}
+    from core.tasks.cost import seconds_per_step
+    return {"text": estimate.describe(), "too_big": estimate.too_big, "tight": estimate.tight, "error": error,
+            "seconds_per_step": seconds_per_step(config), "device": estimate.device}
 
 
+def step_time_text(seconds: float | None, steps_per_epoch: int | None = None) -> str:
+    """"about 0.4 s per step · about 35s per epoch" for the form (core.tasks.cost's estimate)."""
+    if not seconds:
+        return ""
+    per_step = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+    text = f"about {per_step} per step"
+    if steps_per_epoch:
+        from ui.resources import duration
+        text += f" · about {duration(seconds * steps_per_epoch)} per epoch ({steps_per_epoch:,} steps)"
+    return text
+
+
+TRAIN_SIZE = "_train_size"  # training examples the data preview counted in this drawing (for steps per epoch)
 PREVIEW_ERROR = "_preview_error"  # this drawing's data-preview failure: Launch stays disabled while it lasts
 
 

@@ -14,7 +14,7 @@ from core.store.records import best_of, metric_title, watched_metric
 from ui.charts import live_figure
 from ui.families import hook
 from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, forget_preset_name, form_config, launch_key, load_clone,
-                      memory_estimate, needs_path_only, note_preview_error, optim_section, options_section, preset_picker, task_picker,
+                      memory_estimate, needs_path_only, step_time_text, TRAIN_SIZE, note_preview_error, optim_section, options_section, preset_picker, task_picker,
                       validation_error)
 from ui.resources import duration, show_error, status_badge, store
 
@@ -31,6 +31,7 @@ def configure_view() -> None:
     task = task_picker()
     preset_picker(task)
     st.session_state[PREVIEW_ERROR] = None  # set again below if this drawing's data preview fails
+    st.session_state[TRAIN_SIZE] = None  # and this one once a preview counted the training examples
     own_form = hook(task, "form")
     config = own_form(_has_cuda()) if own_form else _family_form(task)
     _launch(config, validation_error(config), st.session_state[PREVIEW_ERROR])
@@ -110,6 +111,9 @@ def _launch(config, error: str | None, preview_error: str | None) -> None:
                    icon=":material/memory:")
     elif estimate:
         st.caption(f":material/memory: Memory: {estimate['text']}")
+    if estimate and estimate["seconds_per_step"]:
+        st.caption(f":material/timer: Time: {step_time_text(estimate['seconds_per_step'], _steps_hint(config))} "
+                   "(estimated from the model's FLOPs and this machine's measured speed)")
     if st.button("Launch", type="primary", icon=":material/play_arrow:", disabled=bool(error or preview_error)):
         from core import jobs
         try:
@@ -124,6 +128,15 @@ def _launch(config, error: str | None, preview_error: str | None) -> None:
 
 
 # ---- watch -------------------------------------------------------------------------------------
+
+def _steps_hint(config) -> int | None:
+    """Steps per epoch when the form's data preview counted the training examples (else None)."""
+    size = st.session_state.get(TRAIN_SIZE)
+    if not size:
+        return None
+    from core.data.loader import steps_per_epoch
+    return steps_per_epoch(int(size), config.optim.batch_size)
+
 
 def watch_view(run_id: str) -> None:
     try:
@@ -178,7 +191,9 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     if progress.total:
         st.progress(progress.fraction, text=f"epoch {progress.epoch}/{progress.epochs} · "
                     f"step {progress.done:,}/{progress.total:,} · elapsed {duration(run.duration_s or 0.0)}"
-                    + (f" · about {duration(progress.eta_s)} left" if progress.eta_s is not None else ""))
+                    + (f" · about {duration(progress.eta_s)} left" if progress.eta_s is not None else "")
+                    + (" (estimated before launch; measured from the first logged steps)"
+                       if progress.eta_estimated else ""))
     last = store().last_metrics(run_id)
     headline = watched_metric(run.summary)
     show = (lambda v: f"{v:.2%}") if headline.endswith("acc") else (lambda v: f"{v:.4g}")

@@ -250,6 +250,7 @@ class Progress:
     epoch: int  # the epoch under way, from 1 (the last one once done)
     epochs: int
     eta_s: float | None  # seconds left at the pace since the latest resume; None unless running with a pace
+    eta_estimated: bool = False  # eta_s comes from the estimate made before launch: no pace measured yet
 
     @property
     def fraction(self) -> float:
@@ -268,6 +269,11 @@ def run_progress(status: str, config: dict, summary: dict, frame: pd.DataFrame,
         done = total or done
     epoch = min(epochs, done // max(1, per_epoch) + 1)
     eta = remaining_seconds(frame, total, since=since) if status == "running" and total else None
+    guessed = summary.get("estimated_seconds_per_step")
+    if eta is None and status == "running" and total and isinstance(guessed, (int, float)):
+        # no pace measured yet (the first log window is still under way): the estimate made before launch
+        return Progress(done=done, total=total, epoch=epoch, epochs=epochs, eta_s=(total - done) * float(guessed),
+                        eta_estimated=True)
     return Progress(done=done, total=total, epoch=epoch, epochs=epochs, eta_s=eta)
 
 

@@ -38,7 +38,14 @@ def _create_once(config, *, request_key: str | None) -> tuple[str, bool]:
     check_ready(config)  # e.g. pretrained weights neither cached nor downloadable
     from core.tasks.memory import check_memory
     check_memory(config)  # a batch that cannot fit is refused here, not by the allocator mid-run
-    return _store().create_run_once(config.to_dict(), name=config.display_name(), request_key=request_key)
+    store = _store()
+    run_id, new = store.create_run_once(config.to_dict(), name=config.display_name(), request_key=request_key)
+    if new:
+        from core.tasks.cost import seconds_per_step
+        estimate = seconds_per_step(config)
+        if estimate:  # the live view's ETA until the run's own first steps give it a pace
+            store.update_summary(run_id, {"estimated_seconds_per_step": estimate})
+    return run_id, new
 
 
 def submit(config, *, request_key: str | None = None) -> str:

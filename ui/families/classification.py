@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
-from ui.forms import (PREFIX, compute_section, forget_preset_name, form_config, note_preview_error, optim_section,
+from ui.forms import (PREFIX, TRAIN_SIZE, compute_section, forget_preset_name, form_config, note_preview_error, optim_section,
                       pretrained_changed, validation_error)
 from ui.resources import TRAIN_PAGE, show_error
 
@@ -116,6 +116,7 @@ def _side_panels(config, error: str | None, info) -> None:
             st.warning(str(exc), icon=":material/cloud_off:")
     if not data_preview:
         return
+    st.session_state[TRAIN_SIZE] = data_preview.train_size
     with st.container(border=True):
         st.subheader("Data preview", anchor=False)
         st.caption(f"{data_preview.source} · {data_preview.train_size:,} training and "
