@@ -35,9 +35,6 @@ def _import_all() -> None:
     import core.inference  # noqa: F401
     import core.analysis  # noqa: F401  (pandas and the Runs page's comparison)
     import plotly.graph_objects  # noqa: F401
-    from core.engine.devices import resolve_device
-    from core.tasks.cost import device_rate
-    device_rate(resolve_device("auto"))  # the Train form's time estimate: measured once, here rather than there
 
 
 def start_background_imports() -> None:

@@ -37,11 +37,51 @@ def training_flops_per_step(config) -> float | None:
 
 
 def device_rate(device) -> float:
-    """FLOP/s this device sustains on a small training workload (measured on first use, then remembered)."""
-    key = str(device)
+    """FLOP/s this device sustains on a small training workload: measured on first use on this machine (1-2 s
+    on a small CPU, most of it the first convolution's set-up), then remembered in LAB_HOME/cache/device_rates.json for later processes."""
+    key = _machine_key(device)
     if key not in _RATES:
-        _RATES[key] = _measure_rate(device)
+        saved = _saved_rates()
+        if isinstance(saved.get(key), (int, float)) and saved[key] > 0:
+            _RATES[key] = float(saved[key])
+        else:
+            _RATES[key] = _measure_rate(device)
+            _save_rates({**saved, key: _RATES[key]})
     return _RATES[key]
+
+
+def _machine_key(device) -> str:
+    """The device, as far as its speed goes: its name, the CPU count and threads, torch's version."""
+    import os
+
+    import torch
+    name = torch.cuda.get_device_name(device) if getattr(device, "type", "") == "cuda" else "cpu"
+    return f"{name}|{os.cpu_count()}|{torch.get_num_threads()}|{torch.__version__}"
+
+
+def _rates_file():
+    from core.paths import cache_dir
+    return cache_dir() / "device_rates.json"
+
+
+def _saved_rates() -> dict:
+    import json
+    try:
+        raw = json.loads(_rates_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _save_rates(rates: dict) -> None:
+    import json
+
+    from core.errors import LabError
+    from core.paths import atomic_write
+    try:
+        atomic_write(_rates_file(), lambda handle: handle.write(json.dumps(rates).encode()))
+    except (OSError, LabError):
+        pass  # a read-only home only costs the measurement next time
 
 
 def seconds_per_step(config) -> float | None:
@@ -77,7 +117,7 @@ def _measure_rate(device) -> float:
     step()  # warm-up (allocator, kernels)
     _sync(device)
     started, repeats = time.perf_counter(), 0
-    while repeats < 3 or time.perf_counter() - started < 0.2:
+    while repeats < 2 or time.perf_counter() - started < 0.1:
         step()
         repeats += 1
     _sync(device)
