@@ -17,16 +17,29 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
         return
     _restore_view(keys)
     with st.container(border=True):
-        c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-        key = c1.selectbox("Metric", keys, key="cmp_metric", format_func=lambda k: f"{metric_title(k)} ({k})")
+        c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
+        chosen = c1.multiselect("Metrics", keys, key="cmp_metrics", max_selections=6,
+                                format_func=lambda k: f"{metric_title(k)} ({k})",
+                                help="Several metrics are drawn as small charts sharing the x-axis")
         x = c2.segmented_control("x-axis", ["step", "epoch", "time"], key="cmp_x", required=True)
         smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.99, step=0.01, key="cmp_smooth")
         log_y = c4.toggle("log scale", key="cmp_log")
-        _share_view(key, x, smoothing, log_y)
-        result = compare_runs(store(), selected, key, x=x, smoothing=smoothing)
-        best = result.best
-        st.plotly_chart(overlay_figure(result.curves, best, names, key=key, x=x, log_y=log_y, smoothed=smoothing > 0),
-                        key="cmp_chart")
+        _share_view(chosen, x, smoothing, log_y)
+        if not chosen:
+            st.info("Choose one or more metrics to compare.", icon=":material/show_chart:")
+            return
+        results = {key: compare_runs(store(), selected, key, x=x, smoothing=smoothing) for key in chosen}
+        figures = {key: overlay_figure(r.curves, r.best, names, key=key, x=x, log_y=log_y, smoothed=smoothing > 0)
+                   for key, r in results.items()}
+        _share_x_range(figures.values(), [r.curves for r in results.values()])
+        columns = st.columns(1 if len(chosen) == 1 else 2)
+        for index, (key, figure) in enumerate(figures.items()):
+            figure.update_yaxes(title_text=metric_title(key))  # the axis names the metric; the legend, the runs
+            if len(chosen) > 1:
+                figure.update_layout(height=320)
+            columns[index % len(columns)].plotly_chart(figure, key=f"cmp_chart-{key}")
+    key, result = chosen[0], results[chosen[0]]  # the tables below describe the first metric
+    best = result.best
 
     stats_tab, diff_tab, hp_tab, export_tab = st.tabs(["Statistics", "Config diff", "Hyperparameters", "Export"])
     with stats_tab:
@@ -67,15 +80,12 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
                            on_click="ignore")
 
 
-VIEW_PARAMS = {"metric": "cmp_metric", "x": "cmp_x", "smooth": "cmp_smooth", "log": "cmp_log"}
-
-
 def _restore_view(keys: list[str]) -> None:
-    """The comparison's metric, axis, smoothing and scale: from a shared link on first view, else as left."""
+    """The comparison's metrics, axis, smoothing and scale: from a shared link on first view, else as left."""
     state, params = st.session_state, st.query_params
-    if "cmp_metric" not in state or state["cmp_metric"] not in keys:
-        wanted = params.get("metric")
-        state["cmp_metric"] = wanted if wanted in keys else ("val_acc" if "val_acc" in keys else keys[0])
+    if "cmp_metrics" not in state or not set(state["cmp_metrics"]) <= set(keys):
+        wanted = [k for k in params.get("metric", "").split(",") if k in keys]
+        state["cmp_metrics"] = wanted or ["val_acc" if "val_acc" in keys else keys[0]]
     if "cmp_x" not in state:
         state["cmp_x"] = params.get("x") if params.get("x") in ("step", "epoch", "time") else "step"
     if "cmp_smooth" not in state:
@@ -87,12 +97,22 @@ def _restore_view(keys: list[str]) -> None:
         state["cmp_log"] = params.get("log") == "1"
 
 
-def _share_view(key: str, x: str, smoothing: float, log_y: bool) -> None:
+def _share_view(metrics: list[str], x: str, smoothing: float, log_y: bool) -> None:
     """Keep the address bar's link to this comparison whole: runs (set by the page) and this view."""
-    values = {"metric": key, "x": x, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
+    values = {"metric": ",".join(metrics), "x": x, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
     for name, value in values.items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
+
+
+def _share_x_range(figures, curves) -> None:
+    """Small multiples read together only when their x-axes match: one range for all of them."""
+    spans = [(frame["x"].min(), frame["x"].max()) for frame in curves if not frame.empty]
+    if len(spans) < 1:
+        return
+    low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+    for figure in figures:
+        figure.update_xaxes(range=[low, high])
 
 
 def manage_section(selected: list[str], details: dict) -> None:

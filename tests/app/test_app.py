@@ -146,7 +146,7 @@ def test_runs_page_compares_the_runs_in_its_link(lab_home):
         assert execute_run(run_id) == "completed"
         ids.append(run_id)
     at = open_page("app_pages/runs.py", compare=",".join(ids))
-    assert any(getattr(e, "key", None) == "cmp_chart" for e in at.get("plotly_chart"))
+    assert any(getattr(e, "key", None) == "cmp_chart-val_acc" for e in at.get("plotly_chart"))
     frames = [d.value for d in at.dataframe]
     stats = next(f for f in frames if "step_of_best" in f.columns)
     assert sorted(stats.run_id) == sorted(ids) and (stats["count"] == 2).all()  # two epochs of val_acc each

@@ -1,5 +1,6 @@
 """The Runs page reads well and its link restores the whole comparison (issue: ids cut short, the watched
-metric off-screen, raw metric names, epochs like 5.7143, a link that forgot metric, axis and smoothing)."""
+metric off-screen, raw metric names, epochs like 5.7143, a link that forgot metric, axis and smoothing, one
+metric at a time)."""
 
 import json
 import time
@@ -43,11 +44,11 @@ def runs_page(**query) -> AppTest:
 def test_a_shared_link_restores_metric_axis_smoothing_and_scale(lab_home):
     ids = two_runs()
     at = runs_page(compare=",".join(ids), metric="val_loss", x="epoch", smooth="0.5", log="1")
-    assert at.selectbox(key="cmp_metric").value == "val_loss"
+    assert at.multiselect(key="cmp_metrics").value == ["val_loss"]
     assert at.session_state["cmp_x"] == "epoch"
     assert at.slider(key="cmp_smooth").value == 0.5 and at.toggle(key="cmp_log").value is True
     # changing the view rewrites the link
-    at.selectbox(key="cmp_metric").set_value("val_acc").run()
+    at.multiselect(key="cmp_metrics").set_value(["val_acc"]).run()
     link = dict(at.query_params)
     assert sorted(link.pop("compare").split(",")) == sorted(ids)  # in the table's order
     assert link == {"metric": "val_acc", "x": "epoch", "smooth": "0.5", "log": "1"}
@@ -56,7 +57,7 @@ def test_a_shared_link_restores_metric_axis_smoothing_and_scale(lab_home):
 def test_metric_names_read_as_words_and_the_table_shows_whole_ids_and_the_watched_metric_first(lab_home):
     ids = two_runs()
     at = runs_page(compare=",".join(ids))
-    labels = at.selectbox(key="cmp_metric").options
+    labels = at.multiselect(key="cmp_metrics").options
     assert "epoch time (s) (epoch_time_s)" in labels and "validation loss (val_loss)" in labels
     table = next(d for d in at.dataframe if "best_metric" in d.value.columns)
     order = list(table.proto.column_order)
@@ -66,3 +67,14 @@ def test_metric_names_read_as_words_and_the_table_shows_whole_ids_and_the_watche
     stats = next(d for d in at.dataframe if "epoch_of_best" in d.value.columns)
     stats_columns = json.loads(stats.proto.columns)
     assert stats_columns["epoch_of_best"]["type_config"]["format"] == "%.1f"
+
+
+def test_several_metrics_are_small_charts_sharing_one_x_range_and_the_link_keeps_them(lab_home):
+    ids = two_runs()
+    at = runs_page(compare=",".join(ids), metric="val_loss,epoch_time_s,val_acc", x="epoch")
+    assert at.multiselect(key="cmp_metrics").value == ["val_loss", "epoch_time_s", "val_acc"]
+    charts = {e.key: e for e in at.get("plotly_chart") if str(getattr(e, "key", "")).startswith("cmp_chart-")}
+    assert sorted(charts) == ["cmp_chart-epoch_time_s", "cmp_chart-val_acc", "cmp_chart-val_loss"]
+    ranges = {key: tuple(json.loads(chart.proto.spec)["layout"]["xaxis"]["range"]) for key, chart in charts.items()}
+    assert len(set(ranges.values())) == 1  # epoch_time_s starts at epoch 0.7, the others at 1: one range
+    assert at.query_params["metric"] == "val_loss,epoch_time_s,val_acc"
