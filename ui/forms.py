@@ -173,14 +173,13 @@ def note_preview_error(message: str) -> None:
     st.session_state[PREVIEW_ERROR] = message
 
 
-def launch_key(config: RunConfig) -> str:
-    """Names one launch request: this browser session and this exact config. core.jobs.submit makes one
-    run of repeated requests with the same key a few seconds apart (a double-clicked Launch)."""
-    import hashlib
-    import json
+def launch_key() -> str:
+    """Names the launches of this browser session. core.jobs.submit makes one run of the requests with the
+    same key within a few seconds: a double-clicked Launch. The config is deliberately not part of the key:
+    the second click's rerun can find the form half reset by the first one's switch to the live view, and
+    would then ask for a "different" run."""
     import uuid
-    session = st.session_state.setdefault("_session_key", uuid.uuid4().hex)
-    return session + ":" + hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
+    return "launch:" + st.session_state.setdefault("_session_key", uuid.uuid4().hex)
 
 
 def ensure_initialised(initial_preset: str = "digits-cnn") -> None:

@@ -117,7 +117,7 @@ def _launch(config, error: str | None, preview_error: str | None) -> None:
     if st.button("Launch", type="primary", icon=":material/play_arrow:", disabled=bool(error or preview_error)):
         from core import jobs
         try:
-            run_id = jobs.submit(config, request_key=launch_key(config))
+            run_id = jobs.submit(config, request_key=launch_key())
         except Exception as exc:
             show_error(exc)
         else:

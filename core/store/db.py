@@ -40,7 +40,7 @@ EVENT_COLUMNS = ["time", "level", "message"]
 MAX_NAME_LENGTH = 200
 # Ends the current stretch of running at the time given as its parameter.
 _END_STRETCH = "active_s = active_s + MAX(0, COALESCE(? - stretch_at, 0)), stretch_at = NULL"
-REQUEST_WINDOW_S = 30.0  # a repeated launch request within this many seconds is the same launch
+REQUEST_WINDOW_S = 10.0  # a repeated launch request within this many seconds is the same launch
 
 # Connections inherited through os.fork() must be neither used nor closed by the child (SQLite's
 # rule); they are parked here so garbage collection never closes them either.
