@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Data paths are read only under allowed roots (core.data.roots): tests make their folders in the temp
 # directory and read the shared data, and the workers and servers they start inherit this.
@@ -113,3 +115,50 @@ def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
     make_video(path, COLOURS)
     return path
+
+
+def open_page(page: str = "app_pages/home.py", **query):
+    """The app (its router and sidebar) driven by AppTest, on `page`, with `query` as the URL's parameters;
+    fails on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    if page != "app_pages/home.py":
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@contextmanager
+def app_server(log_path: Path, env: dict | None = None):
+    """A real `streamlit run app.py` on a free port (this process's environment, LAB_HOME included, unless
+    `env` is given); yields its URL and pid once it answers its health check."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                              cwd=ROOT, env=env or {**os.environ}, stdout=open(log_path, "wb"),
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail("streamlit did not start:\n" + Path(log_path).read_text()[-2000:])
+                time.sleep(0.3)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -134,7 +134,7 @@ def memory_estimate(config: RunConfig) -> dict | None:
 def _memory_estimate(config_json: str) -> dict | None:
     import json
     from core.errors import LabError
-    from core.tasks.memory import check_memory, estimate_memory
+    from core.tasks.memory import estimate_memory, refusal
     config = RunConfig.from_dict(json.loads(config_json))
     try:
         estimate = estimate_memory(config)
@@ -142,15 +142,10 @@ def _memory_estimate(config_json: str) -> dict | None:
         return None
     if estimate is None:
         return None
-    error = None
-    if estimate.too_big:
-        try:
-            check_memory(config)
-        except LabError as exc:
-            error = str(exc)
+    error = refusal(estimate, config)
     from core.tasks.cost import seconds_per_step
     return {"text": estimate.describe(), "too_big": estimate.too_big, "tight": estimate.tight, "error": error,
-            "seconds_per_step": seconds_per_step(config), "device": estimate.device}
+            "seconds_per_step": seconds_per_step(config)}
 
 
 def step_time_text(seconds: float | None, steps_per_epoch: int | None = None) -> str:

@@ -88,11 +88,19 @@ def estimate_memory(config, device_name: str | None = None) -> MemoryEstimate | 
 def check_memory(config) -> MemoryEstimate | None:
     """The estimate; ConfigError when even it does not fit in what the device has free."""
     estimate = estimate_memory(config)
-    if estimate is not None and estimate.too_big:
-        smaller = max(1, config.optim.batch_size // max(2, int(estimate.total_bytes / estimate.available_bytes) + 1))
-        raise ConfigError(f"this run needs {estimate.describe()}: lower optim.batch_size (e.g. to {smaller}) "
-                          "or data.image_size")
+    problem = refusal(estimate, config)
+    if problem:
+        raise ConfigError(problem)
     return estimate
+
+
+def refusal(estimate: MemoryEstimate | None, config) -> str | None:
+    """Why a run with this estimate cannot launch (what to lower), or None when it fits."""
+    if estimate is None or not estimate.too_big:
+        return None
+    smaller = max(1, config.optim.batch_size // max(2, int(estimate.total_bytes / estimate.available_bytes) + 1))
+    return (f"this run needs {estimate.describe()}: lower optim.batch_size (e.g. to {smaller}) "
+            "or data.image_size")
 
 
 def available_memory(device) -> int | None:

@@ -2,28 +2,16 @@
 
 import io
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_page
 from core.store import RunStore
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/media.py",
          "app_pages/concepts.py"]
-
-
-def open_page(page: str, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    if page != "app_pages/home.py":
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def texts(at: AppTest) -> str:

@@ -3,28 +3,21 @@ preset's run name, a cloned run is named as such in the preset box, turning pret
 freezing off, an empty data path is guidance rather than an error, and missing weights without network
 are reported before Launch."""
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_page
 from core import jobs
 from core.models import imagenet
 from core.presets import preset
 from core.store import RunStore
 from ui.forms import CLONED
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
-def train_page(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def train_page(**query):
+    return open_page("app_pages/train.py", **query)
 
 
 def launch(at: AppTest):

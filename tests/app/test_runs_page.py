@@ -4,15 +4,13 @@ metric at a time)."""
 
 import json
 import time
-from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
 
+from conftest import open_page
 from core import jobs
 from core.presets import preset
 from core.store import RunStore
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def two_runs() -> list[str]:
@@ -31,14 +29,8 @@ def two_runs() -> list[str]:
     return ids
 
 
-def runs_page(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page("app_pages/runs.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def runs_page(**query):
+    return open_page("app_pages/runs.py", **query)
 
 
 def test_a_shared_link_restores_metric_axis_smoothing_and_scale(lab_home):

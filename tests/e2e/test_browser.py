@@ -9,10 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from conftest import app_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,25 +29,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def app_url(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "LAB_HOME": str(tmp_path / "lab")}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                              cwd=ROOT, env=env, stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail("streamlit did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+    with app_server(tmp_path / "server.log", env={**os.environ, "LAB_HOME": str(tmp_path / "lab")}) as (url, _pid):
+        yield url
 
 
 def _digit_png(path: Path) -> Path:

@@ -3,22 +3,17 @@
 Streamlit's chart selection returns nothing for a heatmap click; this shipped broken once because only the
 handler was tested. Here a real click on a real cell must make the misclassified images appear."""
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+
+from conftest import app_server
 
 from core import jobs
 from core.jobs.runner import execute_run
 from core.presets import preset
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser found")
@@ -31,22 +26,8 @@ def finished_run(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "lab"))
     run_id = jobs.create(preset("digits-mlp").replace(**{"optim.epochs": 1}))
     assert execute_run(run_id, slot="cpu") == "completed"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               "--server.headless", "true"], cwd=ROOT, env={**os.environ},
-                              stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    yield url, run_id
-    server.terminate()
-    server.wait(timeout=20)
+    with app_server(tmp_path / "server.log") as (url, _pid):
+        yield url, run_id
 
 
 def test_clicking_an_off_diagonal_cell_shows_its_misclassified_images(finished_run, tmp_path):

@@ -1,20 +1,15 @@
 """A double-clicked Launch in a real browser makes one run. The two clicks of a double click reach the
 server as two reruns with the button pressed; before launches carried a request key, each made a run."""
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from conftest import app_server
+
 from core.store import RunStore
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser found")
@@ -23,22 +18,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser fo
 @pytest.fixture
 def server(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "lab"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                "--server.headless", "true"], cwd=ROOT, env={**os.environ},
-                               stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    with app_server(tmp_path / "server.log") as (url, _pid):
+        yield url
 
 
 def test_a_double_clicked_launch_makes_one_run(server, tmp_path):

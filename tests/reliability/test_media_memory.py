@@ -6,24 +6,21 @@ within 100 MB of the baseline 10 s later. The same holds for eight 30-megapixel 
 per-image limit and are decoded (and shrunk as they are)."""
 
 import io
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from conftest import app_server
 from PIL import Image
 
 from core import jobs
 from core.jobs.runner import execute_run
 from core.presets import preset
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser found")
@@ -64,23 +61,8 @@ def media_server(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "lab"))
     run_id = jobs.create(preset("digits-mlp").replace(**{"optim.epochs": 1}))
     assert execute_run(run_id, slot="cpu") == "completed"
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               "--server.headless", "true"], cwd=ROOT, env={**os.environ},
-                              stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    yield url, server.pid
-    server.terminate()
-    server.wait(timeout=20)
+    with app_server(tmp_path / "server.log") as server:
+        yield server
 
 
 @pytest.mark.parametrize("side, expected", [(8000, "megapixels"), (5500, "The first 6 in detail")])
