@@ -297,9 +297,6 @@ class RunStore:
         return self.claim(run_id, statuses=statuses, assignments="status = ?, ended_at = NULL, error = NULL, "
                           "pid = NULL, heartbeat = NULL, cancel_requested = 0", params=(QUEUED,))
 
-    def clear_cancel(self, run_id: str) -> None:
-        self._update(run_id, "cancel_requested = 0", ())
-
     def rename(self, run_id: str, name: str) -> None:
         self._update(run_id, "name = ?", (_clean_name(name),))
 

@@ -119,8 +119,9 @@ def test_update_summary_merges_and_small_setters(store):
     assert store.heartbeat(run_id) is False
     store.request_cancel(run_id)
     assert store.heartbeat(run_id) is True and store.get_run(run_id).cancel_requested
-    store.clear_cancel(run_id)
-    assert store.heartbeat(run_id) is False
+    store.finish(run_id, "cancelled")
+    assert store.claim_for_resume(run_id, ("cancelled",))  # a resume forgets the cancel request
+    assert store.heartbeat(run_id) is False and store.get_run(run_id).status == "queued"
 
 
 # -- metrics and events ------------------------------------------------------------------------
