@@ -1,4 +1,9 @@
-"""The interface language (English or Chinese) and `tr(en, zh)`, the one way the pages translate a string.
+"""The interface language (English or Chinese) and `t(text)`, the one way the pages translate a string.
+
+The English text is the key; its Chinese lives in one catalogue, `ui/locale/zh/*.toml` (one file per area
+of the interface, all loaded into one table; a key may appear in one file only). `t` fills {placeholders}
+after the lookup, so a sentence with numbers is one entry. A string missing from the catalogue is shown in
+English and remembered in `MISSING`, which the 中文 page tests read.
 
 The choice lives in `st.session_state["lang"]`, so it survives page switches, and is mirrored in the
 URL's `?lang=` so a shared link opens in the same language. Content (concept texts) carries its own
@@ -7,10 +12,17 @@ translations in core/concepts/catalogue.
 
 from __future__ import annotations
 
+import functools
+import tomllib
+from pathlib import Path
+
 import streamlit as st
 
 LANGUAGES = {"en": "English", "zh": "中文"}
+CATALOGUE_DIR = Path(__file__).parent / "locale"
+MISSING: set[str] = set()  # English keys asked for in 中文 that the catalogue lacks
 _KEY = "lang"
+
 
 def language() -> str:
     """'en' or 'zh': the session's choice, else the URL's ?lang=, else English."""
@@ -21,9 +33,34 @@ def language() -> str:
     return from_url if from_url in LANGUAGES else "en"
 
 
+@functools.cache
+def catalogue(lang: str = "zh") -> dict[str, str]:
+    """English text → translation, from every file of ui/locale/<lang>/; a key in two files is an error."""
+    table: dict[str, str] = {}
+    for path in sorted((CATALOGUE_DIR / lang).glob("*.toml")):
+        with path.open("rb") as handle:
+            entries = tomllib.load(handle)
+        twice = table.keys() & entries.keys()
+        if twice:
+            raise ValueError(f"{path.name} repeats catalogue entries of another file: {sorted(twice)[:5]}")
+        table.update(entries)
+    return table
+
+
+def t(text: str, **values) -> str:
+    """`text` (English) in the session's language, with `values` filled into its {placeholders}."""
+    lang = language()
+    if lang != "en":
+        translated = catalogue(lang).get(text)
+        if translated is None:
+            MISSING.add(text)
+        else:
+            text = translated
+    return text.format(**values) if values else text
+
+
 def tr(en: str, zh: str, **values) -> str:
-    """The interface's one way to say something: the English and Chinese text side by side where it is
-    used, the current language's returned; `values` fill {placeholders} in both."""
+    """Deprecated: the English and Chinese side by side. New code calls `t`; this goes once no page uses it."""
     text = zh if language() == "zh" else en
     return text.format(**values) if values else text
 
