@@ -1,4 +1,5 @@
-"""`python -m core ...`: the app's operations from a terminal (train, runs, resume, cancel, registries)."""
+"""`python -m core ...`: the app's operations from a terminal (train, runs, resume, cancel, control,
+registries)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="stop a queued or running run (gracefully, then by force)")
     cancel.add_argument("run_id")
     cancel.add_argument("--wait", type=float, default=30.0, help="seconds to wait before killing the worker")
+
+    control = sub.add_parser("control", help="steer a queued or running run: more epochs, a new learning rate, "
+                                              "stop after this epoch")
+    control.add_argument("run_id")
+    control.add_argument("--epochs", type=int, help="train this many epochs in all (the schedule stretches)")
+    control.add_argument("--lr", type=float, help="new base learning rate for the rest of the run")
+    control.add_argument("--stop-after-epoch", action="store_true", help="finish the epoch under way, then stop")
+    control.add_argument("--no-wait", action="store_true", help="return without waiting for the worker")
 
     for name in ("presets", "models", "datasets"):
         registry = sub.add_parser(name, help=f"list the {name} the registry holds")
@@ -219,6 +228,17 @@ def show_run(store, run_id: str, *, as_json: bool) -> int:
     return 0
 
 
+def cmd_control(args) -> int:
+    from core.jobs import control
+    ids = control.request(args.run_id, epochs=args.epochs, lr=args.lr, stop_after_epoch=args.stop_after_epoch)
+    changes = control.wait_applied(args.run_id, ids, timeout_s=0 if args.no_wait else 15)
+    from core.store import ACTIVE_STATUSES, RunStore
+    active = RunStore().get_run(args.run_id).status in ACTIVE_STATUSES
+    for change in changes:
+        print(f"run {args.run_id}: {control.describe(change, active)}")
+    return 0
+
+
 def cmd_registry(args) -> int:
     rows = registry_rows(args.command)
     if args.json:
@@ -267,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from core.paths import run_dir
             return _report_end(args.run_id, status, run_dir(args.run_id))
+        if args.command == "control":
+            return cmd_control(args)
         if args.command == "cancel":
             from core import jobs
             print(f"run {args.run_id}: {jobs.cancel(args.run_id, wait_s=args.wait)}")

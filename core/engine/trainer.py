@@ -69,6 +69,26 @@ class Trainer:
         self.best_value, self.best_epoch = payload["best_value"], payload["best_epoch"]
         self.saved_step = self.step
         restore_rng_state(payload["rng"])
+        if not math.isclose(self.scheduler.base_lrs[0], self.config.optim.lr, rel_tol=1e-9):
+            self.set_base_lr(self.config.optim.lr)  # changed while the run trained, after this checkpoint
+
+    # ---- live control (see core.engine.control) ----------------------------------------------
+    def set_epochs(self, epochs: int) -> None:
+        """Train `epochs` in all. A schedule that depends on the run's length (cosine, one-cycle) stretches
+        or shrinks with it from the current step on."""
+        self.config.optim.epochs = int(epochs)
+
+    def set_base_lr(self, lr: float) -> None:
+        """Scale the schedule so that its base (peak) rate is `lr` from the next step on; the schedule's
+        shape (warm-up, decay) is kept."""
+        ratio = lr / self.scheduler.base_lrs[0]
+        self.scheduler.base_lrs = [base * ratio for base in self.scheduler.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] *= ratio
+            if "initial_lr" in group:  # what a rebuilt scheduler would start from
+                group["initial_lr"] *= ratio
+        self.config.optim.lr = float(lr)
+        self.lr = self.optimizer.param_groups[0]["lr"]
 
     def summary(self) -> dict:
         metric = self.task.best_metric

@@ -14,11 +14,13 @@ HEARTBEAT_S = float(os.environ.get("LAB_HEARTBEAT_S", "2"))
 
 
 class Heartbeat(threading.Thread):
-    """Marks the run alive every few seconds and turns a cancel request into the stop event."""
+    """Marks the run alive every few seconds, turns a cancel request into the stop event and a pending
+    live-control request into `controls_waiting` (the trainer applies it between two steps)."""
 
     def __init__(self, run_id: str, stop_event: threading.Event):
         super().__init__(daemon=True, name=f"heartbeat-{run_id}")
         self.run_id, self.stop_event, self.done = run_id, stop_event, threading.Event()
+        self.controls_waiting = threading.Event()
 
     def run(self) -> None:
         from core.store import RunStore
@@ -27,6 +29,8 @@ class Heartbeat(threading.Thread):
             try:
                 if store.heartbeat(self.run_id):
                     self.stop_event.set()
+                if store.has_pending_controls(self.run_id):
+                    self.controls_waiting.set()
             except Exception:  # a busy or briefly unreadable db must not kill the run
                 pass
             self.done.wait(HEARTBEAT_S)
@@ -76,13 +80,16 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False, sl
                 store.finish(run_id, "cancelled")
                 return "cancelled"
             from core.engine.callbacks import Checkpointer, EarlyStopping, ProgressBar, StoreLogger
+            from core.engine.control import LiveControl
             from core.engine.devices import describe, library_versions, resolve_device
             from core.engine.samples import SampleLogger
             from core.errors import Cancelled
             from core.jobs.assemble import assemble
             device = resolve_device(config.device)
             store.mark_running(run_id, pid=os.getpid(), device=describe(device), versions=library_versions())
-            callbacks = [StoreLogger(store, run_id), Checkpointer(folder), SampleLogger(folder)]
+            # LiveControl before the checkpointer: a stop or an epoch count applied at an epoch's end is saved with it
+            callbacks = [StoreLogger(store, run_id), LiveControl(store, run_id, heartbeat.controls_waiting),
+                         Checkpointer(folder), SampleLogger(folder)]
             if config.early_stopping_patience:
                 callbacks.append(EarlyStopping(config.early_stopping_patience))
             if progress:

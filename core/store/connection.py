@@ -31,7 +31,7 @@ RETRY_ATTEMPTS = 6
 
 # Bump SCHEMA_VERSION and append to MIGRATIONS (keyed by the version they upgrade *to*) when the
 # schema changes; `ensure_schema` applies the missing steps in one transaction.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA_V1 = (
     """
@@ -96,7 +96,53 @@ SCHEMA_V3 = (
     "UPDATE runs SET stretch_at = started_at WHERE status = 'running'",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
+# v4: live control of a running job (requests, and once applied, the step they took effect at and the value
+# they replaced: the run's config history), and sweeps (a search over configs) with the runs they made.
+SCHEMA_V4 = (
+    """
+    CREATE TABLE IF NOT EXISTS controls (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value REAL,
+        requested_at REAL NOT NULL,
+        applied_at REAL,
+        step INTEGER,
+        epoch REAL,
+        old_value REAL,
+        note TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS controls_run ON controls (run_id, id)",
+    """
+    CREATE TABLE IF NOT EXISTS sweeps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        method TEXT NOT NULL,
+        space TEXT NOT NULL DEFAULT '{}',
+        base_config TEXT NOT NULL DEFAULT '{}',
+        metric TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        trials INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        pid INTEGER,
+        error TEXT
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS sweep_runs (
+        sweep_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        trial INTEGER NOT NULL,
+        params TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (sweep_id, run_id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS sweep_runs_run ON sweep_runs (run_id)",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
 
 
 def is_busy(error: BaseException) -> bool:

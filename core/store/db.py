@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 from core.errors import ConfigError, LabError, RunNotFound
 from core.paths import check_run_id, db_path, run_dir
 from core.store.connection import connect, in_write_transaction, retry_busy, storage_failure
+from core.store.controls import ControlTable
 from core.store.procs import pid_alive
 from core.store.records import (
     ACTIVE_STATUSES, FINAL_STATUSES, INTERRUPTED, INTERRUPTED_MESSAGE, QUEUED, RUN_COLUMNS, RUNNING,
@@ -55,7 +56,7 @@ def stale_after_s() -> float:
         return 20.0
 
 
-class RunStore:
+class RunStore(ControlTable):
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path is not None else db_path()
         self._local = threading.local()
@@ -317,6 +318,8 @@ class RunStore:
             deleted = c.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
             c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             c.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+            c.execute("DELETE FROM controls WHERE run_id = ?", (run_id,))
+            c.execute("DELETE FROM sweep_runs WHERE run_id = ?", (run_id,))
             return deleted
 
         deleted = self._write(work)
