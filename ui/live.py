@@ -16,6 +16,7 @@ from ui.families import hook
 from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, forget_preset_name, form_config, launch_key, load_clone,
                       memory_estimate, needs_path_only, step_time_text, TRAIN_SIZE, note_preview_error, optim_section, options_section, preset_picker, task_picker,
                       validation_error)
+from ui.i18n import t
 from ui.resources import duration, show_error, status_badge, store
 
 
@@ -158,6 +159,10 @@ def _actions(run) -> None:
     from core import jobs
     bar = st.container(horizontal=True)
     try:
+        if run.status in ACTIVE_STATUSES:
+            with bar.popover(t("Steer"), icon=":material/tune:", help=t("Change the running job: more epochs, "
+                             "a new learning rate, or stop after this epoch")):
+                _steer(run)
         if run.status in ACTIVE_STATUSES and bar.button("Cancel", icon=":material/stop:"):
             with st.spinner("Stopping after the current step…"):
                 jobs.cancel(run.id, wait_s=15)
@@ -172,6 +177,64 @@ def _actions(run) -> None:
         load_clone(RunConfig.from_dict(run.config))
         st.session_state["_next_mode"] = "Configure"
         st.rerun()
+
+
+def _steer(run) -> None:
+    """Live control (core.jobs.control): the worker applies each change between two steps."""
+    from core.jobs import control
+    optim = run.config["optim"]
+    epochs = st.number_input(t("Epochs in all"), min_value=1, value=int(optim["epochs"]), step=1,
+                             key=f"steer.epochs.{run.id}", help=t("A cosine or one-cycle schedule stretches to the new length."))
+    lr = st.number_input(t("Learning rate"), min_value=0.0, value=float(optim["lr"]), format="%.2e",
+                         key=f"steer.lr.{run.id}", help=t("The schedule keeps its shape around the new rate."))
+    apply, stop = st.columns(2)
+    try:
+        if apply.button(t("Apply"), type="primary", key=f"steer.apply.{run.id}", width="stretch"):
+            changed = {"epochs": int(epochs) if int(epochs) != int(optim["epochs"]) else None,
+                       "lr": float(lr) if not _same(lr, optim["lr"]) else None}
+            if not any(v is not None for v in changed.values()):
+                st.info(t("Nothing changed: set new epochs or a new learning rate first."))
+            else:
+                control.request(run.id, **changed)
+                st.toast(t("Sent: the run applies it within a few seconds."), icon=":material/tune:")
+        if stop.button(t("Stop after this epoch"), key=f"steer.stop.{run.id}", width="stretch"):
+            control.request(run.id, stop_after_epoch=True)
+            st.toast(t("Sent: the run stops when the epoch under way ends."), icon=":material/stop_circle:")
+    except LabError as exc:
+        show_error(exc)
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
+def change_text(change, run_active: bool) -> str:
+    """One applied or pending control request, in the interface's language."""
+    value, old = change.value, change.old_value
+    if change.kind == "epochs":
+        what = t("epochs {old} → {new}", old=f"{old:g}", new=f"{value:g}") if change.applied \
+            else t("epochs → {new}", new=f"{value:g}")
+    elif change.kind == "lr":
+        what = t("learning rate {old} → {new}", old=f"{old:g}", new=f"{value:g}") if change.applied \
+            else t("learning rate → {new}", new=f"{value:g}")
+    else:
+        what = t("stop after epoch {epoch}", epoch=f"{value:g}") if change.applied else t("stop after this epoch")
+    if change.applied:
+        return what + " · " + t("at step {step}", step=f"{change.step:,}")
+    return what + " · " + (t("waiting for the worker") if run_active else t("not applied: the run ended first"))
+
+
+def mark_changes(fig, changes) -> None:
+    """A dotted line on every panel at each step where a change took effect, labelled on the first panel."""
+    for change in changes:
+        if not change.applied or change.kind == "stop_after_epoch":
+            continue
+        fig.add_vline(x=change.step, line=dict(color="#64748b", width=1, dash="dot"), row="all", col="all")
+        label = t("epochs → {new}", new=f"{change.value:g}") if change.kind == "epochs" \
+            else t("learning rate → {new}", new=f"{change.value:g}")
+        fig.add_annotation(x=change.step, y=1, xref="x", yref="y domain", text=label, showarrow=False,
+                           xanchor="left", yanchor="top", font=dict(size=10, color="#475569"),
+                           bgcolor="rgba(255,255,255,0.8)")
 
 
 def _live_panel(run_id: str, status_at_render: str) -> None:
@@ -206,8 +269,14 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
               help=f"epoch {run.summary.get('best_epoch')}" if best is not None else None)
     c4.metric("samples / s", f"{last['samples_per_s']:,.0f}" if "samples_per_s" in last else "–",
               help="characters per second for language models, environment steps for RL")
+    changes = store().controls(run_id)
     if not frame.empty:
-        st.plotly_chart(live_figure(frame), key=f"live-{run_id}")
+        figure = live_figure(frame)
+        mark_changes(figure, changes)
+        st.plotly_chart(figure, key=f"live-{run_id}")
+    if changes:
+        st.caption(t("Changed while it trained") + ":  \n" + "  \n".join(
+            f":material/tune: {change_text(c, run.status in ACTIVE_STATUSES)}" for c in changes))
     family_live = hook(run.task, "live")
     if family_live:
         from core.paths import run_dir
