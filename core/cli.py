@@ -80,6 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--stop-after-epoch", action="store_true", help="finish the epoch under way, then stop")
     control.add_argument("--no-wait", action="store_true", help="return without waiting for the worker")
 
+    sweep = sub.add_parser("sweep", help="train many runs of one config with some fields varied (grid, random, Optuna)")
+    sweep.add_argument("--preset", help="the base config: a named preset (see `presets`); --set changes it")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change the base config")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2|KEY=LOW:HIGH[:log]",
+                       help="a field to vary: listed values, or a range for --random/--optuna (repeatable)")
+    how = sweep.add_mutually_exclusive_group()
+    how.add_argument("--random", type=int, metavar="N", help="N trials drawn at random (Optuna's RandomSampler)")
+    how.add_argument("--optuna", type=int, metavar="N", help="N trials chosen by Optuna's TPE, bad ones pruned")
+    sweep.add_argument("--parallel", type=int, default=1, help="trials in flight at once (random and Optuna)")
+    sweep.add_argument("--name")
+    sweep.add_argument("--detach", action="store_true", help="start it in the background and return")
+    sweep.add_argument("--json", action="store_true", help="print the results as JSON at the end")
+    sweeps = sub.add_parser("sweeps", help="list, show or cancel sweeps")
+    sweeps_sub = sweeps.add_subparsers(dest="sweeps_command", required=True)
+    sweeps_sub.add_parser("list")
+    sweep_show = sweeps_sub.add_parser("show")
+    sweep_show.add_argument("sweep_id")
+    sweep_show.add_argument("--json", action="store_true")
+    sweep_cancel = sweeps_sub.add_parser("cancel")
+    sweep_cancel.add_argument("sweep_id")
+
     for name in ("presets", "models", "datasets"):
         registry = sub.add_parser(name, help=f"list the {name} the registry holds")
         registry.add_argument("--json", action="store_true")
@@ -239,6 +260,72 @@ def cmd_control(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from core.config import RunConfig, parse_set_args
+    from core.jobs import sweeps
+    from core.presets import preset
+    from core.tasks import apply_overrides
+    base = apply_overrides(preset(args.preset) if args.preset else RunConfig(), parse_set_args(args.set))
+    method = sweeps.OPTUNA if args.optuna else sweeps.RANDOM if args.random else sweeps.GRID
+    dimensions = [sweeps.parse_dimension(text) for text in args.grid]
+    sweep_id = sweeps.start(base, dimensions, method=method, trials=args.optuna or args.random,
+                            parallel=args.parallel, detach=args.detach, name=args.name)
+    sweep = _run_store().get_sweep(sweep_id)
+    print(f"sweep {sweep_id} ({sweep.name}): {method}, {sweep.trials} run(s), watching {sweep.metric} ({sweep.mode})",
+          file=sys.stderr if args.json else sys.stdout)
+    if args.detach:
+        print(f"follow it with: python -m core sweeps show {sweep_id}")
+        return 0
+
+    def report(result: dict) -> None:
+        value = "–" if result["value"] is None else f"{result['value']:.4f}"
+        shown = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in result["params"].items())
+        print(f"trial {result['trial'] + 1}/{sweep.trials} {result['state']}: {shown} -> {sweep.metric} {value} "
+              f"(run {result['run_id']})", flush=True, file=sys.stderr if args.json else sys.stdout)
+
+    status = sweeps.follow(sweep_id, report) if method == sweeps.GRID else sweeps.drive(sweep_id, report)
+    return _print_sweep(sweep_id, args.json, status)
+
+
+def _run_store():
+    from core.store import RunStore
+    return RunStore()
+
+
+def _print_sweep(sweep_id: str, as_json: bool, status: str | None = None) -> int:
+    from core.jobs import sweeps
+    store = _run_store()
+    sweep = store.get_sweep(sweep_id)
+    frame = sweeps.results(sweep_id)
+    best = sweeps.best_run(sweep_id)
+    if as_json:
+        best_config = store.get_run(best).config if best else None
+        print(json.dumps({"sweep_id": sweep_id, "status": status or sweep.status, "method": sweep.method,
+                          "metric": sweep.metric, "mode": sweep.mode, "best_run": best, "best_config": best_config,
+                          "trials": json.loads(frame.to_json(orient="records"))}, indent=2))
+        return 0
+    print(f"sweep {sweep_id} ({sweep.name}): {status or sweep.status}; {len(frame)}/{sweep.trials} trial(s)")
+    if not frame.empty:
+        print(frame.drop(columns=["duration_s"]).to_string(index=False))
+    if best:
+        print(f"best: run {best} ({sweep.metric} {frame.set_index('run_id').loc[best, sweep.metric]:.4f})")
+    return 0
+
+
+def cmd_sweeps(args) -> int:
+    from core.jobs import sweeps
+    store = _run_store()
+    if args.sweeps_command == "list":
+        for sweep in store.list_sweeps():
+            print(f"{sweep.id}  {sweep.method:<7} {sweep.status:<10} {sweep.trials:>3} trial(s)  {sweep.name}")
+        return 0
+    if args.sweeps_command == "cancel":
+        sweeps.cancel(args.sweep_id)
+        print(f"sweep {args.sweep_id}: cancelled")
+        return 0
+    return _print_sweep(args.sweep_id, args.json)
+
+
 def cmd_registry(args) -> int:
     rows = registry_rows(args.command)
     if args.json:
@@ -287,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from core.paths import run_dir
             return _report_end(args.run_id, status, run_dir(args.run_id))
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        if args.command == "sweeps":
+            return cmd_sweeps(args)
         if args.command == "control":
             return cmd_control(args)
         if args.command == "cancel":

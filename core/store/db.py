@@ -21,6 +21,7 @@ from core.paths import check_run_id, db_path, run_dir
 from core.store.connection import connect, in_write_transaction, retry_busy, storage_failure
 from core.store.controls import ControlTable
 from core.store.procs import pid_alive
+from core.store.sweeps import SweepTable
 from core.store.records import (
     ACTIVE_STATUSES, FINAL_STATUSES, INTERRUPTED, INTERRUPTED_MESSAGE, QUEUED, RUN_COLUMNS, RUNNING,
     Run, best_val_acc, check_status, dumps, loads, new_run_id, run_from_row,
@@ -56,7 +57,7 @@ def stale_after_s() -> float:
         return 20.0
 
 
-class RunStore(ControlTable):
+class RunStore(ControlTable, SweepTable):
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path is not None else db_path()
         self._local = threading.local()

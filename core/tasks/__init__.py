@@ -88,6 +88,9 @@ class TaskSpec:
     setup: Callable
     build_model: Callable
     validate: Callable
+    # (metric, "max" or "min"): what its runs' best checkpoint, early stopping and sweeps watch (the task's
+    # best_metric and best_mode, known here before any task object is built)
+    watches: tuple[str, str] = ("val_acc", "max")
     options: dict = field(default_factory=dict)  # name -> core.options.Option (RunConfig.task_options)
     entry_points: dict = field(default_factory=dict)  # name -> "module:function" in the family's package
     # example_input(config) -> (metadata for build_model, input batch shape, dtype): lets core.tasks.memory

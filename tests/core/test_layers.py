@@ -15,7 +15,7 @@ LAYERS = [
     ["presets", "data", "models", "sysinfo"],
     ["store"], ["engine"], ["tasks"],
     ["inference", "analysis", "concepts", "toolkit"],
-    ["jobs"], ["cli", "worker"], ["__main__"],
+    ["jobs"], ["cli", "worker", "sweeper"], ["__main__"],
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 

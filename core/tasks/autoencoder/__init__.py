@@ -160,7 +160,7 @@ def _validate(config) -> None:
 def _spec():
     from core.tasks.classification import build_image_model
     from core.tasks import TaskSpec
-    return TaskSpec(name="autoencoder", title="Autoencoder / VAE",
+    return TaskSpec(name="autoencoder", watches=(AutoencoderTask.best_metric, AutoencoderTask.best_mode), title="Autoencoder / VAE",
                     description="Compress images to a small code and reconstruct them; the VAE makes the code "
                                 "a distribution you can sample and walk",
                     data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS,

@@ -216,7 +216,7 @@ def _validate(config) -> None:
 
 def _spec():
     from core.tasks import TaskSpec
-    return TaskSpec(name="captioning", title="Image captioning",
+    return TaskSpec(name="captioning", watches=(CaptioningTask.best_metric, CaptioningTask.best_mode), title="Image captioning",
                     description="Describe an image in words: a CNN encoder and an LSTM decoder trained with "
                                 "teacher forcing, scored by BLEU-1..4 of greedy captions",
                     data_kind="captions", setup=setup, build_model=build_model, validate=_validate,

@@ -240,7 +240,7 @@ def _validate(config) -> None:
 def _spec():
     from core.tasks.classification import build_image_model
     from core.tasks import TaskSpec
-    return TaskSpec(name="gan", title="Generative adversarial network",
+    return TaskSpec(name="gan", watches=(GANTask.best_metric, GANTask.best_mode), title="Generative adversarial network",
                     description="A generator learns to draw images that a discriminator cannot tell from real "
                                 "ones (DCGAN); watch samples from fixed noise evolve",
                     data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS,

@@ -158,7 +158,7 @@ def _validate(config) -> None:
 
 def _spec():
     from core.tasks import TaskSpec
-    return TaskSpec(name="language_model", title="Character language model",
+    return TaskSpec(name="language_model", watches=(LanguageModelTask.best_metric, LanguageModelTask.best_mode), title="Character language model",
                     description="Predict the next character of a text: RNN, LSTM, GRU or a small GPT; loss in "
                                 "bits per character, generated samples as it learns",
                     data_kind="text", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS,

@@ -320,7 +320,7 @@ def _validate(config) -> None:
 
 def _spec():
     from core.tasks import TaskSpec
-    return TaskSpec(name="rl", title="Reinforcement learning",
+    return TaskSpec(name="rl", watches=(RLTask.best_metric, RLTask.best_mode), title="Reinforcement learning",
                     description="Policy gradients: REINFORCE and actor-critic agents learn to act in "
                                 "gymnasium's classic-control environments",
                     data_kind="env", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS,

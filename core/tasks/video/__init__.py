@@ -119,7 +119,7 @@ def fusion_comparison(store, run_ids: list[str]):
 
 def _spec():
     from core.tasks import TaskSpec
-    return TaskSpec(name="video", title="Video classification",
+    return TaskSpec(name="video", watches=(VideoClassificationTask.best_metric, VideoClassificationTask.best_mode), title="Video classification",
                     description="One class per clip: single-frame, early, late and slow fusion, (2+1)-D "
                                 "convolutions and CNN + LSTM (Karpathy et al., 2014)",
                     data_kind="video", setup=setup, build_model=build_model, validate=validate,
