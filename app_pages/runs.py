@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from ui.i18n import t
 from ui.resources import TRAIN_PAGE, duration, store
 
 st.title("Runs")
@@ -9,6 +10,23 @@ runs = store().list_runs()
 if runs.empty:
     st.info("No runs yet. Start one from Home or Train.", icon=":material/lightbulb:")
     st.stop()
+
+# A link may ask for a sweep (?sweep=ID) or for the table (?view=runs&compare=...): it wins once.
+asked = "runs" if st.query_params.get("view") == "runs" else "sweeps" if st.query_params.get("sweep") else None
+if asked and st.session_state.get("_runs_view_asked") != (asked, st.query_params.get("sweep")):
+    st.session_state["_runs_view_asked"] = (asked, st.query_params.get("sweep"))
+    st.session_state["runs_view"] = asked
+if "view" in st.query_params:
+    del st.query_params["view"]
+view = st.segmented_control("View", ["runs", "sweeps"], key="runs_view", default="runs", required=True,
+                            format_func=lambda v: t("All runs") if v == "runs" else t("Sweeps"),
+                            label_visibility="collapsed")
+if view == "sweeps":
+    from ui.sweeps_view import sweeps_view
+    sweeps_view()
+    st.stop()
+if "sweep" in st.query_params:
+    del st.query_params["sweep"]
 
 from core.analysis import RUNS_COLUMN_ORDER, filter_runs, runs_table  # noqa: E402  (after the cheap empty check)
 from ui.runs_view import compare_section, manage_section  # noqa: E402

@@ -35,7 +35,10 @@ def configure_view() -> None:
     st.session_state[TRAIN_SIZE] = None  # and this one once a preview counted the training examples
     own_form = hook(task, "form")
     config = own_form(_has_cuda()) if own_form else _family_form(task)
-    _launch(config, validation_error(config), st.session_state[PREVIEW_ERROR])
+    error = validation_error(config)
+    _launch(config, error, st.session_state[PREVIEW_ERROR])
+    from ui.sweeps_view import sweep_launcher
+    sweep_launcher(config, error or st.session_state[PREVIEW_ERROR])
 
 
 def _choose(label: str, names: list[str], key: str, **kwargs) -> str:
