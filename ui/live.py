@@ -190,9 +190,8 @@ def _steer(run) -> None:
                              key=f"steer.epochs.{run.id}", help=t("A cosine or one-cycle schedule stretches to the new length."))
     lr = st.number_input(t("Learning rate"), min_value=0.0, value=float(optim["lr"]), format="%.2e",
                          key=f"steer.lr.{run.id}", help=t("The schedule keeps its shape around the new rate."))
-    apply, stop = st.columns(2)
     try:
-        if apply.button(t("Apply"), type="primary", key=f"steer.apply.{run.id}", width="stretch"):
+        if st.button(t("Apply"), type="primary", key=f"steer.apply.{run.id}", width="stretch"):
             changed = {"epochs": int(epochs) if int(epochs) != int(optim["epochs"]) else None,
                        "lr": float(lr) if not _same(lr, optim["lr"]) else None}
             if not any(v is not None for v in changed.values()):
@@ -200,7 +199,8 @@ def _steer(run) -> None:
             else:
                 control.request(run.id, **changed)
                 st.toast(t("Sent: the run applies it within a few seconds."), icon=":material/tune:")
-        if stop.button(t("Stop after this epoch"), key=f"steer.stop.{run.id}", width="stretch"):
+        st.divider()
+        if st.button(t("Stop after this epoch"), key=f"steer.stop.{run.id}", width="stretch"):
             control.request(run.id, stop_after_epoch=True)
             st.toast(t("Sent: the run stops when the epoch under way ends."), icon=":material/stop_circle:")
     except LabError as exc:
