@@ -6,7 +6,7 @@
 import streamlit as st
 
 from ui.concepts_view import load_catalogue, render_concept, render_explorer
-from ui.i18n import language, tr
+from ui.i18n import language, t
 
 lang = language()
 concepts = load_catalogue()
@@ -19,5 +19,5 @@ if concept is not None:
     render_concept(concept, concepts, lang)
 else:
     if concept_id:
-        st.warning(tr("There is no concept '{id}'.", "没有名为“{id}”的概念。", id=concept_id[:60]), icon=":material/help:")
+        st.warning(t("There is no concept '{id}'.", id=concept_id[:60]), icon=":material/help:")
     render_explorer(concepts, lang)

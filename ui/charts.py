@@ -7,6 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ui.i18n import N_, t
+
 MAX_POINTS = 1000
 TRAIN_COLOUR, VAL_COLOUR, OTHER_COLOUR = "#4f46e5", "#f97316", "#0ea5e9"
 
@@ -25,9 +27,9 @@ def _series(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def live_panels(keys: list[str]) -> list[tuple[str, list[str]]]:
-    """(title, metric keys) per panel of the live chart: every loss together, then one panel per other measure
-    (its training and validation curves side by side, so a Fréchet distance in the hundreds never flattens an
-    accuracy), then learning rate and throughput."""
+    """(title, metric keys) per panel of the live chart, the titles in English (live_figure translates them):
+    every loss together, then one panel per other measure (its training and validation curves side by side, so
+    a Fréchet distance in the hundreds never flattens an accuracy), then learning rate and throughput."""
     from core.store.records import metric_title
 
     def base(key: str) -> str:
@@ -42,9 +44,10 @@ def live_panels(keys: list[str]) -> list[tuple[str, list[str]]]:
     for key in measured:
         if key not in losses:
             groups.setdefault(base(key), []).append(key)
-    panels = [("Loss", losses)] if losses else []
+    panels = [(N_("Loss"), losses)] if losses else []
     panels += [(metric_title(name)[:1].upper() + metric_title(name)[1:], group) for name, group in list(groups.items())[:6]]
-    panels += [(title, [key]) for title, key in (("Learning rate", "lr"), ("Samples / s", "samples_per_s")) if key in keys]
+    panels += [(title, [key]) for title, key in ((N_("Learning rate"), "lr"), (N_("Samples / s"), "samples_per_s"))
+               if key in keys]
     return panels
 
 
@@ -57,7 +60,7 @@ def live_figure(frame: pd.DataFrame) -> go.Figure:
     panels = live_panels(list(dict.fromkeys(frame.key)))
     rows = max(1, (len(panels) + 1) // 2)
     fig = make_subplots(rows=rows, cols=2, vertical_spacing=min(0.16, 0.5 / rows), horizontal_spacing=0.08,
-                        subplot_titles=[title for title, _ in panels])
+                        subplot_titles=[t(title) for title, _ in panels])
     base_layout(fig, 80 + 250 * rows)  # first: the panels' own legends below replace its single legend
     colours = [TRAIN_COLOUR, VAL_COLOUR, *[c for c in PALETTE if c not in (TRAIN_COLOUR, VAL_COLOUR)]]
     for index, (title, keys) in enumerate(panels):
@@ -68,7 +71,7 @@ def live_figure(frame: pd.DataFrame) -> go.Figure:
             if len(x) == 0:
                 continue
             validation = key.startswith("val_")
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if validation else "lines", name=metric_title(key),
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if validation else "lines", name=t(metric_title(key)),
                                      legend=legend, showlegend=len(keys) > 1, line=dict(color=colours[number % len(colours)], width=2,
                                                               dash="dash" if validation else "solid")),
                           row=row, col=col)
@@ -79,7 +82,7 @@ def live_figure(frame: pd.DataFrame) -> go.Figure:
                                         bgcolor="rgba(255,255,255,0.75)", font=dict(size=11), orientation="v")})
         if title in ("Learning rate", "Samples / s"):
             fig.update_yaxes(rangemode="tozero", exponentformat="e", row=row, col=col)
-    fig.update_xaxes(title_text="step", row=rows)
+    fig.update_xaxes(title_text=t("step"), row=rows)
     fig.update_layout(margin=dict(t=40))
     return fig
 
@@ -91,15 +94,15 @@ def schedule_figure(lrs: list[float], steps_per_epoch: int) -> go.Figure:
         from core.analysis import downsample
         x, y = downsample(x, y, MAX_POINTS)
     fig = go.Figure(go.Scatter(x=x / max(1, steps_per_epoch), y=y, mode="lines", line=dict(color=TRAIN_COLOUR),
-                               fill="tozeroy", name="learning rate"))
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="learning rate", exponentformat="e")
+                               fill="tozeroy", name=t("learning rate")))
+    fig.update_xaxes(title_text=t("epoch"))
+    fig.update_yaxes(title_text=t("learning rate"), exponentformat="e")
     return base_layout(fig, 220)
 
 
 def class_counts_figure(classes: list[str], train: list[int], val: list[int]) -> go.Figure:
-    fig = go.Figure([go.Bar(x=classes, y=train, name="train", marker_color=TRAIN_COLOUR),
-                     go.Bar(x=classes, y=val, name="validation", marker_color=VAL_COLOUR)])
+    fig = go.Figure([go.Bar(x=classes, y=train, name=t("train"), marker_color=TRAIN_COLOUR),
+                     go.Bar(x=classes, y=val, name=t("validation"), marker_color=VAL_COLOUR)])
     fig.update_layout(barmode="stack")
     return base_layout(fig, 240)
 
@@ -119,9 +122,9 @@ def confusion_figure(classes: list[str], matrix: np.ndarray) -> go.Figure:
                              marker=dict(symbol="square", size=side, color="rgba(0,0,0,0)"),
                              selected=dict(marker=dict(color="rgba(249,115,22,0.35)")),
                              unselected=dict(marker=dict(opacity=0)),
-                             hovertemplate="true %{y} → predicted %{x}: %{customdata}<extra></extra>"))
-    fig.update_xaxes(title_text="predicted", type="category")
-    fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+                             hovertemplate=t("true %{y} → predicted %{x}: %{customdata}") + "<extra></extra>"))
+    fig.update_xaxes(title_text=t("predicted"), type="category")
+    fig.update_yaxes(title_text=t("true"), type="category", autorange="reversed")
     base_layout(fig, height)
     fig.update_layout(hovermode="closest", clickmode="event+select", dragmode=False)  # a click picks one cell
     return fig
@@ -149,7 +152,9 @@ def overlay_figure(curves: pd.DataFrame, best: pd.DataFrame, names: dict[str, st
     (`_validate=False`): with 100 runs that is three hundred traces, and validating them took about
     0.4 s of the page's 0.9 s. The dicts use only well-known scatter fields; the tests read them back.
     """
+    from core.store.records import metric_title
     traces = []
+    best_word = t("best {metric}", metric=t(metric_title(key)))
     best_by_run = {run_id: part for run_id, part in best.groupby("run_id", sort=False)}  # one pass, not one mask per run
     parts = dict(tuple(curves.groupby("run_id", sort=False)))
     order = [run_id for run_id in names if run_id in parts] + [run_id for run_id in parts if run_id not in names]
@@ -169,10 +174,10 @@ def overlay_figure(curves: pd.DataFrame, best: pd.DataFrame, names: dict[str, st
             traces.append(dict(type="scatter", x=top[x].to_numpy(), y=top["value"].to_numpy(), mode="markers",
                                legendgroup=run_id, showlegend=False,
                                marker=dict(color=colour, size=11, symbol="star", line=dict(color="white", width=1)),
-                               hovertemplate=f"best {key} %{{y:.4g}} ({label})<extra></extra>"))
+                               hovertemplate=f"{best_word} %{{y:.4g}} ({label})<extra></extra>"))
     fig = go.Figure(data=traces, _validate=False)
-    fig.update_xaxes(title_text={"step": "step", "epoch": "epoch", "time": "wall time (s)"}[x])
-    fig.update_yaxes(title_text=key, type="log" if log_y else "linear")
+    fig.update_xaxes(title_text={"step": t("step"), "epoch": t("epoch"), "time": t("wall time (s)")}[x])
+    fig.update_yaxes(title_text=t(metric_title(key)), type="log" if log_y else "linear")
     return base_layout(fig, 460)
 
 
@@ -200,7 +205,7 @@ def timeline_figure(per_frame: pd.DataFrame) -> go.Figure:
                     colorbar=dict(title="p")),
         customdata=np.arange(len(per_frame)),
         hovertemplate="%{x:.1f}s: %{y} (%{marker.color:.0%})<extra></extra>"))
-    fig.update_xaxes(title_text="time (s)")
+    fig.update_xaxes(title_text=t("time (s)"))
     fig.update_yaxes(type="category")
     return base_layout(fig, 300)
 

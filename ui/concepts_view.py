@@ -5,23 +5,23 @@ Which concept is open lives in the URL (`?concept=<id>`), so every concept has a
 
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.concepts import AREAS, RELATION_KINDS, SECTIONS, CatalogueError, Concept, list_concepts, search
 from core.concepts.graph import concept_map, map_label, wrap_label
-from ui.i18n import tr
+from ui.i18n import N_, t
 from ui.resources import TRAIN_PAGE, status_badge, store
 
 CONCEPTS_PAGE = "app_pages/concepts.py"
-# (English, 中文) names of a concept's sections and of the relations between concepts, read from either end:
-# "cnn" is the basis of "resnet" when resnet builds on cnn.
-SECTION_TITLES = {"problem": ("The problem it solves", "它解决什么问题"), "how": ("How it works", "它如何工作"),
-                  "when": ("When to use it", "何时使用"), "failure": ("Failure modes and pitfalls", "常见失败与陷阱")}
-RELATION_NAMES = {"builds_on": ("builds on", "基于"), "is_a": ("is a kind of", "属于"),
-                  "used_in": ("is used in", "用于")}
-RELATION_NAMES_REVERSED = {"builds_on": ("is the basis of", "后续发展"), "is_a": ("includes", "包括"),
-                           "used_in": ("uses", "使用")}
+# Names of a concept's sections and of the relations between concepts, read from either end (translated
+# where drawn): "cnn" is the basis of "resnet" when resnet builds on cnn.
+SECTION_TITLES = {"problem": N_("The problem it solves"), "how": N_("How it works"),
+                  "when": N_("When to use it"), "failure": N_("Failure modes and pitfalls")}
+RELATION_NAMES = {"builds_on": N_("builds on"), "is_a": N_("is a kind of"), "used_in": N_("is used in")}
+RELATION_NAMES_REVERSED = {"builds_on": N_("is the basis of"), "is_a": N_("includes"), "used_in": N_("uses")}
 # Each area's colour on the map, and the Streamlit badge colour nearest to it for the cards.
 AREA_COLOURS = {"foundations": ("#3b82f6", "blue"), "training": ("#8b5cf6", "violet"),
                 "architectures": ("#10b981", "green"), "sequences": ("#f59e0b", "orange"),
@@ -37,8 +37,8 @@ def load_catalogue() -> tuple[Concept, ...] | None:
     try:
         return list_concepts()
     except CatalogueError as exc:
-        st.title(tr("Concepts", "概念"))
-        problem = tr("The concept catalogue has a problem:", "概念目录有问题：")
+        st.title(t("Concepts"))
+        problem = t("The concept catalogue has a problem:")
         st.error(f"{problem}\n\n```\n{exc}\n```", icon=":material/error:")
         return None
 
@@ -58,28 +58,25 @@ def concept_button(concept: Concept, lang: str, label: str, key: str, icon: str)
 # ---- the explorer -----------------------------------------------------------------------------------
 
 def render_explorer(concepts: tuple[Concept, ...], lang: str) -> None:
-    st.title(tr("Concepts", "概念"))
-    st.caption(tr("The ideas behind modern deep learning: what each solves, how it works, and a small demo to play "
-                  "with. Where the lab has a preset, train it and watch it learn.",
-                  "现代深度学习背后的思想：各自解决什么问题、如何工作，并附一个可以动手的小演示。"
-                  "实验室有对应预设时，可以直接训练并观察它学习。"))
+    st.title(t("Concepts"))
+    st.caption(t("The ideas behind modern deep learning: what each solves, how it works, and a small demo to play "
+                 "with. Where the lab has a preset, train it and watch it learn."))
     query_col, area_col = st.columns([3, 1], vertical_alignment="bottom")
     # persist_state="page": the search and the filter survive a visit to a concept and back
-    query = query_col.text_input(tr("Search", "搜索"),
-                                 placeholder=tr("Search, e.g. attention, residual, GAN", "搜索，例如：注意力、残差、GAN"),
+    query = query_col.text_input(t("Search"),
+                                 placeholder=t("Search, e.g. attention, residual, GAN"),
                                  key="concepts_query",
                                  label_visibility="collapsed", persist_state="page")
     areas = [None] + [area for area in AREAS if any(c.area == area for c in concepts)]
-    area = area_col.selectbox(tr("Area", "领域"), areas, key="concepts_area", label_visibility="collapsed",
-                              format_func=lambda a: tr("All areas", "全部领域") if a is None else AREAS[a][lang],
+    all_areas = t("All areas")  # translated now: format_func may run outside the page run
+    area = area_col.selectbox(t("Area"), areas, key="concepts_area", label_visibility="collapsed",
+                              format_func=lambda a: all_areas if a is None else AREAS[a][lang],
                               persist_state="page")
     matches = search(query, lang, area, concepts) if (query.strip() or area) else list(concepts)
 
-    st.subheader(tr("Concept map", "概念地图"), anchor=False)
-    st.caption(tr("Click a concept to open it. Lines show how ideas build on each other; a link implied by a chain "
-                  "of others is left out (each concept's page lists them all).",
-                  "点击一个概念即可打开。连线表示概念之间如何相互构建；能由其他连线推出的关系不再单独画出"
-                  "（每个概念的页面会列出全部关系）。"))
+    st.subheader(t("Concept map"), anchor=False)
+    st.caption(t("Click a concept to open it. Lines show how ideas build on each other; a link implied by a chain "
+                 "of others is left out (each concept's page lists them all)."))
     event = st.plotly_chart(map_figure(concepts, {c.id for c in matches}, lang), key="concept_map",
                             on_select="rerun", selection_mode="points", config={"displayModeBar": False})
     ids = {c.id for c in concepts}
@@ -87,9 +84,9 @@ def render_explorer(concepts: tuple[Concept, ...], lang: str) -> None:
     if picked:  # a click on a node opens it, as its link would (the URL changes; Back returns here)
         st.switch_page(CONCEPTS_PAGE, query_params={"concept": picked[0]} | ({"lang": lang} if lang != "en" else {}))
 
-    st.caption(tr("{n} concepts", "{n} 个概念", n=len(matches)))
+    st.caption(t("{n} concepts", n=len(matches)))
     if not matches:
-        st.info(tr("No concept matches that search.", "没有与搜索匹配的概念。"))
+        st.info(t("No concept matches that search."))
     elif query.strip():  # best match first
         _cards(matches, lang)
     else:  # the whole catalogue (or one area), in course order under area headings
@@ -106,7 +103,7 @@ def _cards(concepts: list[Concept], lang: str) -> None:
         with columns[i % 3].container(border=True):
             # one markdown, not three: 26 cards are a lot of elements for the browser to draw on a page switch
             st.markdown(f"{area_badge(concept.area, lang)}\n\n**{concept.title[lang]}**\n\n:gray[{concept.summary[lang]}]")
-            concept_button(concept, lang, tr("Open", "打开"), f"open.{concept.id}", ":material/arrow_forward:")
+            concept_button(concept, lang, t("Open"), f"open.{concept.id}", ":material/arrow_forward:")
 
 
 def area_badge(area: str, lang: str) -> str:
@@ -124,7 +121,7 @@ def map_figure(concepts: tuple[Concept, ...], highlighted: set[str], lang: str) 
             xs += [*curve_x, None]
             ys += [*curve_y, None]
         colour, dash = KIND_STYLES[kind]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=tr(*RELATION_NAMES[kind]), hoverinfo="skip",
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=t(RELATION_NAMES[kind]), hoverinfo="skip",
                                  line=dict(color=colour, width=1.4, dash=dash), opacity=0.6))
     nodes = layout.nodes
     fig.add_trace(go.Scatter(
@@ -158,7 +155,7 @@ def map_figure(concepts: tuple[Concept, ...], highlighted: set[str], lang: str) 
 
 def render_concept(concept: Concept, concepts: tuple[Concept, ...], lang: str) -> None:
     # A button for the reason given in concept_button.
-    st.button(tr("All concepts", "全部概念"), icon=":material/arrow_back:", type="tertiary",
+    st.button(t("All concepts"), icon=":material/arrow_back:", type="tertiary",
               on_click=lambda: st.query_params.pop("concept", None))
     st.title(concept.title[lang], anchor=False)
     st.markdown(area_badge(concept.area, lang))
@@ -167,8 +164,8 @@ def render_concept(concept: Concept, concepts: tuple[Concept, ...], lang: str) -
     text_col, side_col = st.columns([3, 2], gap="large")
     with text_col:
         for name in SECTIONS:
-            st.subheader(tr(*SECTION_TITLES[name]), anchor=False)
-            st.markdown(concept.section(name, lang))
+            st.subheader(t(SECTION_TITLES[name]), anchor=False)
+            st.markdown(section_text(concept, name, lang))
     with side_col:
         _train_links(concept, lang)
         _related(concept, concepts, lang)
@@ -179,13 +176,32 @@ def render_concept(concept: Concept, concepts: tuple[Concept, ...], lang: str) -
     if concept.demo:
         from ui.concept_demos import render_demo
         st.divider()
-        st.subheader(tr("Try it", "动手试试"), anchor=False)
+        st.subheader(t("Try it: {demo}", demo=demo_title(concept.demo)), anchor=False)
         render_demo(concept.demo, lang)
+
+
+# What each demo is called on the page; the catalogue files name demos by id (core.concepts.demos.DEMO_IDS).
+DEMO_TITLES = {"conv_kernel": N_("Convolution kernels"), "activations": N_("Activation functions"),
+               "optimizer_race": N_("Optimiser race"), "residual_gradients": N_("Gradients with and without shortcuts"),
+               "self_attention": N_("Self-attention weights"), "gan_2d": N_("Two-dimensional GAN"),
+               "policy_gradient": N_("Policy gradient in a corridor")}
+
+
+def demo_title(demo_id: str) -> str:
+    return t(DEMO_TITLES.get(demo_id, demo_id))
+
+
+def section_text(concept: Concept, name: str, lang: str) -> str:
+    """A section's Markdown as shown: the catalogue names a demo by its id (`conv_kernel`), the page by its title.
+    Chinese sets the quotes without spaces around them: "演示 `conv_kernel` 把" becomes "演示“卷积核”把"."""
+    ids = "|".join(re.escape(demo_id) for demo_id in DEMO_TITLES)
+    pattern = rf"`({ids})`" if lang == "en" else rf" ?`({ids})` ?"
+    return re.sub(pattern, lambda match: f"“{demo_title(match.group(1))}”", concept.section(name, lang))
 
 
 def _formulas(concept: Concept, lang: str) -> None:
     with st.container(border=True):
-        st.markdown("**" + tr("Formulas", "公式") + "**")
+        st.markdown("**" + t("Formulas") + "**")
         for formula in concept.formulas:
             st.latex(formula.latex)
             st.caption(formula.caption[lang])
@@ -193,25 +209,25 @@ def _formulas(concept: Concept, lang: str) -> None:
 
 def _train_links(concept: Concept, lang: str) -> None:
     from core.presets import PRESETS, preset_description
-    st.markdown("**" + tr("Train it in the lab", "在实验室中训练") + "**")
+    st.markdown("**" + t("Train it in the lab") + "**")
     available = [name for name in concept.presets if name in PRESETS]  # others may not exist yet
     if not available:
-        st.caption(tr("No preset trains this idea yet.", "暂时还没有训练这个概念的预设。"))
+        st.caption(t("No preset trains this idea yet."))
     for name in available:
-        st.page_link(TRAIN_PAGE, label=tr("Train this: {preset}", "训练：{preset}", preset=name),
+        st.page_link(TRAIN_PAGE, label=t("Train this: {preset}", preset=name),
                      icon=":material/play_arrow:",
-                     query_params={"preset": name}, help=preset_description(name))
+                     query_params={"preset": name}, help=t(preset_description(name)))
 
 
 def _related(concept: Concept, concepts: tuple[Concept, ...], lang: str) -> None:
     """Relations this file names, and those other files name towards it, read from this end."""
     by_id = {c.id: c for c in concepts}
-    links = [(tr(*RELATION_NAMES[r.kind]), by_id[r.id]) for r in concept.related if r.id in by_id]
+    links = [(t(RELATION_NAMES[r.kind]), by_id[r.id]) for r in concept.related if r.id in by_id]
     named = {r.id for r in concept.related}
-    links += [(tr(*RELATION_NAMES_REVERSED[r.kind]), other) for other in concepts for r in other.related
+    links += [(t(RELATION_NAMES_REVERSED[r.kind]), other) for other in concepts for r in other.related
               if r.id == concept.id and other.id not in named]
     if links:
-        st.markdown("**" + tr("Related concepts", "相关概念") + "**")
+        st.markdown("**" + t("Related concepts") + "**")
         for label, other in links:
             concept_button(other, lang, f"{label} · {map_label(other.title[lang])}", f"related.{other.id}",
                            ":material/link:")
@@ -220,7 +236,7 @@ def _related(concept: Concept, concepts: tuple[Concept, ...], lang: str) -> None
 def _references(concept: Concept) -> None:
     if not concept.references:
         return
-    st.markdown("**" + tr("References", "参考文献") + "**")
+    st.markdown("**" + t("References") + "**")
     lines = []
     for reference in concept.references:
         text = reference.citation().replace("$", "\\$")  # a "$" would start LaTeX in Markdown
@@ -236,16 +252,16 @@ def _link_label(url: str) -> str:
 def _runs(concept: Concept, lang: str) -> None:
     if not concept.presets:  # nothing to train, so nothing to find
         return
-    st.markdown("**" + tr("Your runs of this concept", "你在这个概念上的训练") + "**")
+    st.markdown("**" + t("Your runs of this concept") + "**")
     runs = store().list_runs()
     if not runs.empty:
         # A run made from a preset is named after it; users often add a suffix ("digits-cnn-wide").
         runs = runs[runs.name.map(lambda name: any(str(name).startswith(p) for p in concept.presets))]
     if runs.empty:
-        st.caption(tr("No runs yet. Start one with a button above.", "还没有训练记录。用上面的按钮开始一次。"))
+        st.caption(t("No runs yet. Start one with a button above."))
         return
     for row in runs.head(20).itertuples():
         st.page_link(TRAIN_PAGE, label=row.name, icon=":material/open_in_new:", query_params={"run": row.id})
         best = "–" if row.best_val_acc != row.best_val_acc else f"{row.best_val_acc:.1%}"
-        st.caption(status_badge(row.status) + " · " + tr("best val. accuracy {value}", "最佳验证准确率 {value}", value=best)
+        st.caption(status_badge(row.status) + " · " + t("best val. accuracy {value}", value=best)
                    + f" · `{row.id}`")

@@ -3,7 +3,12 @@
 The English text is the key; its Chinese lives in one catalogue, `ui/locale/zh/*.toml` (one file per area
 of the interface, all loaded into one table; a key may appear in one file only). `t` fills {placeholders}
 after the lookup, so a sentence with numbers is one entry. A string missing from the catalogue is shown in
-English and remembered in `MISSING`, which the 中文 page tests read.
+English and remembered in `MISSING`, which the 中文 page tests read. A string kept in a constant is marked
+with `N_("...")` where it is written (it returns the text unchanged) and translated with `t` where it is drawn,
+so tests/app/test_chinese.py finds every key by reading the code. A message from core is shown with
+`t_core(message)`: translated when it is a fixed sentence the catalogue holds, else as core wrote it. A widget's
+format_func is called outside the page run too (AppTest calls it to match values): give it labels translated
+beforehand (`names = {k: t(v) ...}; format_func=names.get`), never a function that calls `t`.
 
 The choice lives in `st.session_state["lang"]`, so it survives page switches, and is mirrored in the
 URL's `?lang=` so a shared link opens in the same language. Content (concept texts) carries its own
@@ -21,11 +26,16 @@ import streamlit as st
 LANGUAGES = {"en": "English", "zh": "中文"}
 CATALOGUE_DIR = Path(__file__).parent / "locale"
 MISSING: set[str] = set()  # English keys asked for in 中文 that the catalogue lacks
+DUPLICATES: dict[str, list[str]] = {}  # a key found in more than one file -> those files (the tests fail on any)
 _KEY = "lang"
 
 
 def language() -> str:
-    """'en' or 'zh': the session's choice, else the URL's ?lang=, else English."""
+    """'en' or 'zh': the session's choice, else the URL's ?lang=, else English (and English outside a page run,
+    e.g. a chart built in a unit test)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return "en"
     chosen = st.session_state.get(_KEY)
     if chosen in LANGUAGES:
         return chosen
@@ -35,15 +45,19 @@ def language() -> str:
 
 @functools.cache
 def catalogue(lang: str = "zh") -> dict[str, str]:
-    """English text → translation, from every file of ui/locale/<lang>/; a key in two files is an error."""
+    """English text → translation, from every file of ui/locale/<lang>/. A key belongs in one file only: one
+    found again is recorded in DUPLICATES (the tests fail on it) and the first file's text is kept, so a page
+    never breaks over it."""
     table: dict[str, str] = {}
+    source: dict[str, str] = {}
     for path in sorted((CATALOGUE_DIR / lang).glob("*.toml")):
         with path.open("rb") as handle:
             entries = tomllib.load(handle)
-        twice = table.keys() & entries.keys()
-        if twice:
-            raise ValueError(f"{path.name} repeats catalogue entries of another file: {sorted(twice)[:5]}")
-        table.update(entries)
+        for key, text in entries.items():
+            if key in table:
+                DUPLICATES.setdefault(key, [source[key]]).append(path.name)
+                continue
+            table[key], source[key] = text, path.name
     return table
 
 
@@ -57,6 +71,19 @@ def t(text: str, **values) -> str:
         else:
             text = translated
     return text.format(**values) if values else text
+
+
+def t_core(message: str) -> str:
+    """A message from core (a LabError's text) in the session's language when the catalogue knows it: a fixed
+    sentence is translated; one that names a file, a value or a path cannot be a key and stays as core wrote it
+    (so it is not recorded in MISSING)."""
+    lang = language()
+    return catalogue(lang).get(message, message) if lang != "en" else message
+
+
+def N_(text: str) -> str:
+    """Marks an English catalogue key kept in a constant (translated later with `t`); returns it unchanged."""
+    return text
 
 
 def tr(en: str, zh: str, **values) -> str:

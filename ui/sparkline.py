@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from core.store.records import best_of, metric_title
+from ui.i18n import t
 from ui.resources import duration, status_badge
 
 
@@ -31,12 +32,12 @@ def run_card(run, metric: str, curve: list[float]) -> str:
     Names come from users: they sit escaped in HTML blocks (a line that starts with <div>), which
     markdown leaves alone, so they show as typed: no tags, formatting, links or images.
     """
-    label = metric_title(metric)
+    label = t(metric_title(metric))
     best = best_of(run.summary)
     value = "–" if best is None else (f"{best:.1%}" if metric.endswith("acc") else f"{best:.4g}")
     details = " · ".join(escape(str(part)) for part in (run.dataset or "?", run.model or "?", duration(run.duration_s)))
-    line = sparkline_svg(curve, title=f"{label} by epoch")
+    line = sparkline_svg(curve, title=t("{metric} by epoch", metric=label))
     return (f"<div style='font-weight:600'>{escape(run.name)}</div>\n\n{status_badge(run.status)}\n\n"
             f"<div style='font-size:0.875rem;opacity:0.65'>{details}</div>\n\n"
-            f"<div style='font-size:0.875rem'>best {label}</div>"
+            f"<div style='font-size:0.875rem'>{escape(t('best {metric}', metric=label))}</div>"
             f"<div style='font-size:2.25rem;line-height:1.25'>{value}</div>\n\n{line}")

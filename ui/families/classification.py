@@ -12,14 +12,15 @@ from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
 from ui.forms import (PREFIX, TRAIN_SIZE, compute_section, forget_preset_name, form_config, note_preview_error, optim_section,
                       pretrained_changed, validation_error)
-from ui.resources import TRAIN_PAGE, show_error
+from ui.i18n import t, t_core
+from ui.resources import TRAIN_PAGE, show_error, table_columns
 
 TASK = "classification"
 
 
 # ---- Train: the form ---------------------------------------------------------------------------
 
-@st.cache_data(show_spinner="Loading the data set…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)  # the caller's spinner speaks the page's language
 def _preview(data_json: str, seed: int):
     from core.config import DataConfig
     from core.data.preview import mosaic, preview
@@ -37,44 +38,44 @@ def _model_card(name: str, channels: int, size: int, classes: int, hidden: int, 
 def _data_section(datasets: list[str]) -> None:
     from core.data import dataset_info
     k = PREFIX
-    st.selectbox("Data set", datasets, key=k + "data.name", on_change=forget_preset_name)
+    st.selectbox(t("Data set"), datasets, key=k + "data.name", on_change=forget_preset_name)
     info = dataset_info(st.session_state[k + "data.name"])
     if info.needs_path:
         from ui.forms import UPLOAD_ERROR, save_zip_upload
-        st.file_uploader("Upload a .zip with train/<class>/ images…", type=["zip"], key="folder_zip",
+        st.file_uploader(t("Upload a .zip with train/<class>/ images…"), type=["zip"], key="folder_zip",
                          on_change=save_zip_upload, args=("folder_zip",))
         refused = st.session_state.pop(UPLOAD_ERROR, None)
         if refused:
             st.error(refused, icon=":material/folder_zip:")
-        st.text_input("…or a folder or .zip on the server", key=k + "data.path",
-                      placeholder="/data/photos  (with train/<class>/*.jpg inside)")
+        st.text_input(t("…or a folder or .zip on the server"), key=k + "data.path",
+                      placeholder=t("/data/photos  (with train/<class>/*.jpg inside)"))
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Image size (px, 0 = native)", step=8, key=k + "data.image_size")
-    c2.number_input("Validation fraction", step=0.05, format="%.2f", key=k + "data.val_fraction",
-                    help="Used when the data set has no validation split of its own")
-    c3.number_input("Limit training samples (0 = all)", step=100, key=k + "data.limit")
+    c1.number_input(t("Image size (px, 0 = native)"), step=8, key=k + "data.image_size")
+    c2.number_input(t("Validation fraction"), step=0.05, format="%.2f", key=k + "data.val_fraction",
+                    help=t("Used when the data set has no validation split of its own"))
+    c3.number_input(t("Limit training samples (0 = all)"), step=100, key=k + "data.limit")
     if info.generated:
-        st.number_input("Generated samples", step=500, key=k + "data.num_samples")
+        st.number_input(t("Generated samples"), step=500, key=k + "data.num_samples")
     c1, c2, c3 = st.columns(3)
-    c1.toggle("Random crop", key=k + "data.augment_crop", help="Pad, then crop a random window each batch")
-    c2.number_input("Crop padding (px)", step=1, key=k + "data.crop_padding")
-    c3.toggle("Horizontal flip", key=k + "data.augment_flip", help="Good for photos, wrong for digits")
+    c1.toggle(t("Random crop"), key=k + "data.augment_crop", help=t("Pad, then crop a random window each batch"))
+    c2.number_input(t("Crop padding (px)"), step=1, key=k + "data.crop_padding")
+    c3.toggle(t("Horizontal flip"), key=k + "data.augment_flip", help=t("Good for photos, wrong for digits"))
 
 
 def _model_section(models: list[str], pretrained_ok: bool) -> None:
     k = PREFIX
-    st.selectbox("Model", models, key=k + "model.name")
+    st.selectbox(t("Model"), models, key=k + "model.name")
     if not pretrained_ok:  # a model without weights: switch both off rather than leave them stuck on
         st.session_state[k + "model.pretrained"] = False
         st.session_state[k + "model.freeze_backbone"] = False
     c1, c2 = st.columns(2)
-    c1.toggle("Pretrained ImageNet weights", key=k + "model.pretrained", disabled=not pretrained_ok,
+    c1.toggle(t("Pretrained ImageNet weights"), key=k + "model.pretrained", disabled=not pretrained_ok,
               on_change=pretrained_changed)
-    c2.toggle("Freeze the backbone (train the head only)", key=k + "model.freeze_backbone",
+    c2.toggle(t("Freeze the backbone (train the head only)"), key=k + "model.freeze_backbone",
               disabled=not (pretrained_ok and st.session_state.get(k + "model.pretrained")))
     c1, c2 = st.columns(2)
-    c1.number_input("Hidden width (mlp, cnn)", step=32, key=k + "model.hidden")
-    c2.number_input("Dropout", step=0.1, format="%.2f", key=k + "model.dropout")
+    c1.number_input(t("Hidden width (mlp, cnn)"), step=32, key=k + "model.hidden")
+    c2.number_input(t("Dropout"), step=0.1, format="%.2f", key=k + "model.dropout")
 
 
 def form(has_cuda: bool):
@@ -84,18 +85,18 @@ def form(has_cuda: bool):
     left, side = st.columns([3, 2], gap="large")
     with left:
         with st.container(border=True):
-            st.subheader("Data", anchor=False)
+            st.subheader(t("Data"), anchor=False)
             _data_section(list_datasets(kind="images"))
         with st.container(border=True):
-            st.subheader("Model", anchor=False)
+            st.subheader(t("Model"), anchor=False)
             models = list_models(task=TASK)
             name = st.session_state.get(PREFIX + "model.name")
             _model_section(models, pretrained_ok=name in models and model_info(name).pretrained_available)
         with st.container(border=True):
-            st.subheader("Optimisation", anchor=False)
+            st.subheader(t("Optimisation"), anchor=False)
             optim_section(label_smoothing=True)
         with st.container(border=True):
-            st.subheader("Compute", anchor=False)
+            st.subheader(t("Compute"), anchor=False)
             compute_section(has_cuda)
 
     config = form_config()
@@ -110,36 +111,40 @@ def _side_panels(config, error: str | None, info) -> None:
     if info and (config.data.path or not info.needs_path):
         try:
             data_json = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
-            data_preview, grid = _preview(data_json, config.seed)
+            with st.spinner(t("Loading the data set…")):
+                data_preview, grid = _preview(data_json, config.seed)
         except LabError as exc:
             note_preview_error(str(exc))
-            st.warning(str(exc), icon=":material/cloud_off:")
+            st.warning(t_core(str(exc)), icon=":material/cloud_off:")
     if not data_preview:
         return
     st.session_state[TRAIN_SIZE] = data_preview.train_size
     with st.container(border=True):
-        st.subheader("Data preview", anchor=False)
-        st.caption(f"{data_preview.source} · {data_preview.train_size:,} training and "
-                   f"{sum(data_preview.val_counts):,} validation images · {data_preview.image_size}px · "
-                   f"{'grey' if data_preview.channels == 1 else 'RGB'}"
-                   + (f" · {data_preview.skipped} unreadable files skipped" if data_preview.skipped else ""))
-        st.image(grid, caption="one column per class: " + ", ".join(data_preview.classes[:20]), width="stretch")
+        st.subheader(t("Data preview"), anchor=False)
+        st.caption(data_preview.source + " · "  # core's line (a path, counts): as core wrote it
+                   + t("{train:,} training and {val:,} validation images", train=data_preview.train_size,
+                       val=sum(data_preview.val_counts))
+                   + f" · {data_preview.image_size}px · {t('grey') if data_preview.channels == 1 else 'RGB'}"
+                   + (" · " + t("{count} unreadable files skipped", count=data_preview.skipped)
+                      if data_preview.skipped else ""))
+        st.image(grid, caption=t("one column per class: {classes}", classes=", ".join(data_preview.classes[:20])),
+                 width="stretch")
         st.plotly_chart(class_counts_figure(data_preview.classes, data_preview.train_counts,
                                             data_preview.val_counts), key="counts")
     if error:
         return
     with st.container(border=True):
-        st.subheader("Model", anchor=False)
+        st.subheader(t("Model"), anchor=False)
         card = _model_card(config.model.name, data_preview.channels, config.data.image_size or data_preview.image_size,
                            len(data_preview.classes), config.model.hidden, config.model.dropout)
-        st.caption(card.description)
-        st.metric("parameters", f"{card.params:,}")
+        st.caption(t(card.description))
+        st.metric(t("parameters"), f"{card.params:,}")
         if model_info(config.model.name).pretrained_available:
-            st.caption(":material/download: ImageNet weights available (downloaded on first use)")
-        with st.expander("Layers"):
-            st.dataframe(card.layers, hide_index=True, width="stretch")
+            st.caption(":material/download: " + t("ImageNet weights available (downloaded on first use)"))
+        with st.expander(t("Layers")):
+            st.dataframe(card.layers, hide_index=True, width="stretch", column_config=table_columns(card.layers.columns))
     with st.container(border=True):
-        st.subheader("Learning-rate schedule", anchor=False)
+        st.subheader(t("Learning-rate schedule"), anchor=False)
         from core.data.loader import steps_per_epoch
         from core.engine.optim import lr_curve
         steps = steps_per_epoch(data_preview.train_size, config.optim.batch_size)
@@ -151,34 +156,34 @@ def _side_panels(config, error: str | None, info) -> None:
 def results(run) -> None:
     """The best checkpoint on the validation set: confusion matrix (click a cell for its images), per class."""
     from core.tasks.classification.evaluation import evaluate_run, val_images
-    st.subheader("Validation results", anchor=False)
+    st.subheader(t("Validation results"), anchor=False)
     try:
-        with st.spinner("Evaluating the best checkpoint on the validation set…"):
+        with st.spinner(t("Evaluating the best checkpoint on the validation set…")):
             report = evaluate_run(run.id, "best")
     except Exception as exc:
         show_error(exc)
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.caption("Click a cell to see the images behind it.")
+        st.caption(t("Click a cell to see the images behind it."))
         event = st.plotly_chart(confusion_figure(report.classes, report.confusion), key=f"cm-{run.id}",
                                 on_select="rerun", selection_mode="points")
     with right:
-        st.metric("accuracy (best checkpoint)", f"{report.accuracy:.2%}")
+        st.metric(t("accuracy (best checkpoint)"), f"{report.accuracy:.2%}")
         st.dataframe(report.per_class, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.ProgressColumn(c, min_value=0, max_value=1, format="%.2f")
-                                    for c in ("precision", "recall", "f1")})
+                     column_config=table_columns(report.per_class.columns, progress=("precision", "recall", "f1")))
     points = (event.selection.points if event and event.selection else []) or []
     if points:
         true_name, pred_name = points[0]["y"], points[0]["x"]
         wrong = report.misclassified
         picked = wrong[(wrong["true"] == true_name) & (wrong["predicted"] == pred_name)]
         if true_name == pred_name:
-            st.info(f"{true_name}: the diagonal holds the correctly classified images.")
+            st.info(t("{label}: the diagonal holds the correctly classified images.", label=true_name))
         elif picked.empty:
-            st.info(f"No {true_name} image was classified as {pred_name}.")
+            st.info(t("No {true} image was classified as {predicted}.", true=true_name, predicted=pred_name))
         else:
-            st.markdown(f"**{len(picked)} image(s) of {true_name} classified as {pred_name}**")
+            st.markdown("**" + t("{count} image(s) of {true} classified as {predicted}", count=len(picked),
+                                 true=true_name, predicted=pred_name) + "**")
             images = val_images(run.id, picked["index"].tolist()[:24])
             st.image(images, width=96, caption=[f"{c:.0%}" for c in picked["confidence"].tolist()[:24]])
 
@@ -192,13 +197,13 @@ def media(source: dict) -> None:
     try:
         predictor = load_predictor(source)
     except LabError as exc:
-        st.error(str(exc), icon=":material/cloud_off:")
-        st.page_link(TRAIN_PAGE, label="Train a model of your own instead (no download needed)",
+        st.error(t_core(str(exc)), icon=":material/cloud_off:")
+        st.page_link(TRAIN_PAGE, label=t("Train a model of your own instead (no download needed)"),
                      icon=":material/model_training:")
         return
-    st.caption(f"{len(predictor.classes)} classes · input {predictor.image_size}px · "
+    st.caption(t("{count} classes · input {size}px", count=len(predictor.classes), size=predictor.image_size) + " · "
                + ", ".join(predictor.classes[:12]) + ("…" if len(predictor.classes) > 12 else ""))
-    images, compare, video = st.tabs(["Images", "Compare models", "Video"])
+    images, compare, video = st.tabs([t("Images"), t("Compare models"), t("Video")])
     with images:
         images_tab(predictor)
     with compare:

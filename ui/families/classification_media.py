@@ -8,6 +8,8 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import timeline_figure, top_k_figure
+from ui.i18n import t, t_core
+from ui.resources import table_columns
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]  # what core.data.media decodes
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv"]
@@ -17,7 +19,7 @@ MANY = 6  # more images than this are shown as a table
 def load_predictor(source: dict):
     """core caches predictors and reloads one when its checkpoint file changes."""
     from core.tasks.classification.predictor import load_source
-    with st.spinner("Loading the model…"):
+    with st.spinner(t("Loading the model…")):
         return load_source(source)
 
 
@@ -28,13 +30,14 @@ def _expand_uploads(files) -> list[tuple[str, object]]:
 
 
 def images_tab(predictor) -> None:
-    files = st.file_uploader("Images, or a .zip of images", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
+    files = st.file_uploader(t("Images, or a .zip of images"), type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
                              key="media_images")
-    if st.toggle("Use the camera", key="media_camera"):
-        shot = st.camera_input("Take a photo", key="media_shot")
+    if st.toggle(t("Use the camera"), key="media_camera"):
+        shot = st.camera_input(t("Take a photo"), key="media_shot")
         files = list(files or []) + ([shot] if shot is not None else [])
     if not files:
-        st.info("Upload one or more pictures (jpg, png, webp, bmp, gif, tiff) or a zip of them.", icon=":material/upload:")
+        st.info(t("Upload one or more pictures (jpg, png, webp, bmp, gif, tiff) or a zip of them."),
+                icon=":material/upload:")
         return
     items = _expand_uploads(files)
     good = [(name, img) for name, img in items if not isinstance(img, Exception)]
@@ -47,16 +50,15 @@ def images_tab(predictor) -> None:
         return
     if len(good) > MANY:
         from core.tasks.classification.predictor import classify_images
-        with st.spinner(f"Classifying {len(good)} images…"):
+        with st.spinner(t("Classifying {count} images…", count=len(good))):
             table = classify_images(predictor, good, k=3)
         st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.ProgressColumn(c, min_value=0, max_value=1, format="%.2f")
-                                    for c in ("p1", "p2", "p3") if c in table})
-        st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode(), "predictions.csv",
+                     column_config=table_columns(table.columns, progress=("p1", "p2", "p3")))
+        st.download_button(t("Download predictions (CSV)"), table.to_csv(index=False).encode(), "predictions.csv",
                            "text/csv", icon=":material/download:")
         good = good[:MANY]
-        st.caption(f"The first {MANY} in detail:")
-    cam = st.toggle("Show Grad-CAM (where the model looked)", key="media_gradcam")
+        st.caption(t("The first {count} in detail:", count=MANY))
+    cam = st.toggle(t("Show Grad-CAM (where the model looked)"), key="media_gradcam")
     for name, image in good:
         with st.container(border=True):
             left, middle, right = st.columns([1, 2, 1])
@@ -70,17 +72,18 @@ def images_tab(predictor) -> None:
                     right.image(overlay(predictor.view(image), grad_cam(predictor, image)), caption="Grad-CAM",
                                width="stretch")
                 except LabError as exc:
-                    right.info(str(exc))
+                    right.info(t_core(str(exc)))
 
 
 def compare_tab(sources: list[dict], current: int | None = None) -> None:
     from core.inference import default_comparison
-    labels = [s["label"] for s in sources]
-    chosen = st.multiselect("Models to compare", range(len(sources)), format_func=lambda i: labels[i],
+    from ui.resources import source_labels
+    labels = source_labels(sources)
+    chosen = st.multiselect(t("Models to compare"), range(len(sources)), format_func=lambda i: labels[i],
                             default=default_comparison(sources, current), key="media_compare_models")
-    upload = st.file_uploader("One image", type=IMAGE_TYPES, key="media_compare_image")
+    upload = st.file_uploader(t("One image"), type=IMAGE_TYPES, key="media_compare_image")
     if not upload or not chosen:
-        st.info("Pick two or more models and upload an image to see how they disagree.", icon=":material/compare:")
+        st.info(t("Pick two or more models and upload an image to see how they disagree."), icon=":material/compare:")
         return
     from core.data.media import open_image
     try:
@@ -98,46 +101,47 @@ def compare_tab(sources: list[dict], current: int | None = None) -> None:
             results.append((labels[index], exc))
     tops = {r[1][0][0] for r in results if not isinstance(r[1], Exception)}
     if len(tops) > 1:
-        st.warning(f"The models disagree: {', '.join(sorted(tops))}", icon=":material/call_split:")
+        st.warning(t("The models disagree: {classes}", classes=", ".join(sorted(tops))), icon=":material/call_split:")
     elif tops:
-        st.success(f"All models agree: {tops.pop()}", icon=":material/check_circle:")
+        st.success(t("All models agree: {label}", label=tops.pop()), icon=":material/check_circle:")
     columns = st.columns(len(results))
     for column, (label, result) in zip(columns, results):
         with column.container(border=True):
             st.markdown(f"**{label}**")
             if isinstance(result, Exception):
-                st.error(str(result))
+                st.error(t_core(str(result)))
             else:
                 st.plotly_chart(top_k_figure(result), key=f"cmp-{label}")
 
 
-@st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
+@st.cache_data(max_entries=4, show_spinner=False)  # the caller shows a spinner in the page's language
 def _frames(digest: str, _data: bytes, name: str, every_s: float, max_frames: int):
     from core.data.video_frames import sample_frames
     return sample_frames(_data, name=name, every_s=every_s, max_frames=max_frames)
 
 
 def video_tab(predictor) -> None:
-    upload = st.file_uploader("A video", type=VIDEO_TYPES, key="media_video")
+    upload = st.file_uploader(t("A video"), type=VIDEO_TYPES, key="media_video")
     c1, c2 = st.columns(2)
-    every_s = c1.slider("Sample a frame every (s)", 0.25, 10.0, 1.0, 0.25, key="media_every")
-    max_frames = c2.slider("At most this many frames", 10, 300, 120, 10, key="media_max_frames")
+    every_s = c1.slider(t("Sample a frame every (s)"), 0.25, 10.0, 1.0, 0.25, key="media_every")
+    max_frames = c2.slider(t("At most this many frames"), 10, 300, 120, 10, key="media_max_frames")
     if not upload:
-        st.info("Upload an mp4, webm, mov, avi or mkv clip: sampled frames are classified one by one.",
+        st.info(t("Upload an mp4, webm, mov, avi or mkv clip: sampled frames are classified one by one."),
                 icon=":material/movie:")
         return
     data = upload.getvalue()
     try:
-        frames = _frames(hashlib.sha1(data).hexdigest(), data, upload.name, every_s, max_frames)
+        with st.spinner(t("Decoding the video (in a separate process)…")):
+            frames = _frames(hashlib.sha1(data).hexdigest(), data, upload.name, every_s, max_frames)
     except LabError as exc:
         st.error(f"**{upload.name}**: {exc}", icon=":material/videocam_off:")
         return
     from core.tasks.classification.predictor import classify_video
     per_frame, summary = classify_video(predictor, frames, k=3)
     top = summary.iloc[0]
-    st.markdown(f"**Clip: {top['class']}** (mean probability {top['mean_probability']:.1%}, top class in "
-                f"{int(top['frames_top1'])} of {len(frames)} frames)")
-    st.caption("Click a point to see its frame.")
+    st.markdown(t("**Clip: {label}** (mean probability {p:.1%}, top class in {top} of {count} frames)",
+                  label=top["class"], p=top["mean_probability"], top=int(top["frames_top1"]), count=len(frames)))
+    st.caption(t("Click a point to see its frame."))
     event = st.plotly_chart(timeline_figure(per_frame), key="timeline", on_select="rerun", selection_mode="points")
     points = (event.selection.points if event and event.selection else []) or []
     frame_index = points[0].get("customdata", points[0].get("point_index", 0)) if points else 0
@@ -146,6 +150,6 @@ def video_tab(predictor) -> None:
     left, right = st.columns([1, 1])
     time_s, image = frames[int(frame_index)]
     # the frame at its own size (never wider than the column): stretching a small frame blurred and warped it
-    left.image(image, caption=f"frame at {time_s:.1f}s: {per_frame.iloc[int(frame_index)]['top1']}",
-               width="content")
-    right.dataframe(summary, hide_index=True, width="stretch")
+    left.image(image, width="content",
+               caption=t("frame at {time:.1f}s: {label}", time=time_s, label=per_frame.iloc[int(frame_index)]["top1"]))
+    right.dataframe(summary, hide_index=True, width="stretch", column_config=table_columns(summary.columns))

@@ -12,11 +12,12 @@ import numpy as np
 import streamlit as st
 
 from core.errors import LabError
+from ui.i18n import N_, t, t_core
 
 
 # ---- shared by the image-generating families ----------------------------------------------------
 
-@st.cache_data(show_spinner="Loading the data set…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)  # the caller's spinner speaks the page's language
 def _real_images(data_json: str, seed: int, count: int = 32) -> dict:
     from core.config import DataConfig
     from core.data import load_dataset
@@ -39,20 +40,23 @@ def _parameters(config_json: str, channels: int, size: int) -> dict[str, int]:
 def real_images_panel(config, parts: dict[str, tuple[str, ...]]) -> None:
     """A grid of real training images, then the model's parameter count by part.
 
-    parts: {label: child module names}, e.g. {"generator": ("generator",)}."""
+    parts: {label: child module names}, e.g. {N_("generator parameters"): ("generator",)}; labels are translated."""
     import dataclasses
-    data = _real_images(json.dumps(dataclasses.asdict(config.data), sort_keys=True), config.seed)
+    with st.spinner(t("Loading the data set…")):
+        data = _real_images(json.dumps(dataclasses.asdict(config.data), sort_keys=True), config.seed)
     with st.container(border=True):
-        st.subheader("Real images", anchor=False)
-        st.caption(f"{data['source']} · {data['train']:,} training and {data['val']:,} validation images · "
-                   f"{data['size']}px · {'grey' if data['channels'] == 1 else 'RGB'}")
+        st.subheader(t("Real images"), anchor=False)
+        # the source line is core's (a path, counts, a seed): it stays as core wrote it
+        st.caption(data["source"] + " · " + t("{train:,} training and {val:,} validation images", train=data["train"],
+                                              val=data["val"])
+                   + f" · {data['size']}px · {t('grey') if data['channels'] == 1 else 'RGB'}")
         st.image(data["png"], width="stretch")
     with st.container(border=True):
-        st.subheader("Model", anchor=False)
+        st.subheader(t("Model"), anchor=False)
         counts = _parameters(config.to_json(), data["channels"], data["size"])
         columns = st.columns(len(parts))
         for column, (label, names) in zip(columns, parts.items()):
-            column.metric(f"{label} parameters", f"{sum(counts.get(n, 0) for n in names):,}")
+            column.metric(t(label), f"{sum(counts.get(n, 0) for n in names):,}")
 
 
 def sample_history(run, folder, name: str, title: str, help_text: str = "") -> None:
@@ -60,18 +64,18 @@ def sample_history(run, folder, name: str, title: str, help_text: str = "") -> N
     from core.engine.samples import list_samples
     samples = list_samples(folder, name)
     if not samples:
-        st.caption(f"{title}: the first one appears once training starts.")
+        st.caption(t("{title}: the first one appears once training starts.", title=t(title)))
         return
-    st.markdown(f"**{title}**" + (f" · {help_text}" if help_text else ""))
+    st.markdown(f"**{t(title)}**" + (f" · {t(help_text)}" if help_text else ""))
     steps = [s.step for s in samples]
     chosen = samples[-1]
     if len(samples) > 1:
-        follow = st.toggle("Follow the latest", value=True, key=f"{name}_follow_{run.id}",
-                           help="Turn off to step back through the grids saved during training")
+        follow = st.toggle(t("Follow the latest"), value=True, key=f"{name}_follow_{run.id}",
+                           help=t("Turn off to step back through the grids saved during training"))
         if not follow:
-            step = st.select_slider("Step", options=steps, value=steps[-1], key=f"{name}_step_{run.id}")
+            step = st.select_slider(t("Step"), options=steps, value=steps[-1], key=f"{name}_step_{run.id}")
             chosen = samples[steps.index(step)]
-    st.image(chosen.load(), caption=f"step {chosen.step:,} of {steps[-1]:,}")
+    st.image(chosen.load(), caption=t("step {step:,} of {last:,}", step=chosen.step, last=steps[-1]))
 
 
 def enlarge(image: np.ndarray, target: int = 192) -> np.ndarray:
@@ -82,37 +86,40 @@ def enlarge(image: np.ndarray, target: int = 192) -> np.ndarray:
 
 def load_model(source: dict):
     from core.tasks.checkpoints import load_run_model
-    with st.spinner("Loading the checkpoint…"):
+    with st.spinner(t("Loading the checkpoint…")):
         return load_run_model(source["run_id"], source.get("which", "best"))
 
 
 # ---- GAN hooks ----------------------------------------------------------------------------------
 
 def preview(config) -> None:
-    real_images_panel(config, {"generator": ("generator",), "discriminator": ("discriminator",)})
+    real_images_panel(config, {N_("generator parameters"): ("generator",),
+                               N_("discriminator parameters"): ("discriminator",)})
 
 
 def live(run, folder) -> None:
-    sample_history(run, folder, "grid", "Samples from a fixed noise batch",
-                   "the same 64 noise vectors all run long, so each cell shows one image improving")
+    sample_history(run, folder, "grid", N_("Samples from a fixed noise batch"),
+                   N_("the same 64 noise vectors all run long, so each cell shows one image improving"))
 
 
 def runs_extra(run_ids: list[str]) -> None:
     """The last fixed-noise grid of each selected GAN run, side by side."""
     from core.engine.samples import list_samples
     from core.paths import run_dir
+    from core.store.records import metric_title
     from ui.resources import store
-    st.subheader("Generated samples", anchor=False)
+    st.subheader(t("Generated samples"), anchor=False)
     shown = run_ids[:4]
     for column, run_id in zip(st.columns(len(shown)), shown):
         run = store().get_run(run_id)
         grids = list_samples(run_dir(run_id), "grid")
         best = run.summary.get("best_val_fd")
-        column.caption(f"{run.name} ({run_id[-4:]})" + (f" · best val_fd {best:.3f}" if best is not None else ""))
+        column.caption(f"{run.name} ({run_id[-4:]})" + (" · " + t("best {metric} {value:.3f}", metric=t(
+            metric_title("val_fd")), value=best) if best is not None else ""))
         if grids:
-            column.image(grids[-1].load(), caption=f"step {grids[-1].step:,}")
+            column.image(grids[-1].load(), caption=t("step {step:,}", step=grids[-1].step))
         else:
-            column.info("no samples yet")
+            column.info(t("no samples yet"))
 
 
 def media(source: dict) -> None:
@@ -121,29 +128,31 @@ def media(source: dict) -> None:
 
     run_model = load_model(source)
     pre = run_model.metadata.get("preprocessing", {})
-    st.caption(f"DCGAN · {pre.get('image_size')}px {'grey' if pre.get('channels') == 1 else 'RGB'} · "
-               f"noise of {run_model.metadata.get('latent_dim')} numbers · epoch {run_model.epoch}")
-    grid_tab, walk_tab = st.tabs(["Generate", "Interpolate"])
+    st.caption(f"DCGAN · {pre.get('image_size')}px {t('grey') if pre.get('channels') == 1 else 'RGB'} · "
+               + t("noise of {count} numbers", count=run_model.metadata.get("latent_dim")) + " · "
+               + t("epoch {epoch}", epoch=run_model.epoch))
+    grid_tab, walk_tab = st.tabs([t("Generate"), t("Interpolate")])
     with grid_tab:
         c1, c2 = st.columns(2)
-        seed = c1.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="gan_seed",
-                               help="The same seed always draws the same images")
-        count = c2.number_input("Images", min_value=1, max_value=MAX_COUNT, value=16, step=1, key="gan_count")
+        seed = c1.number_input(t("Seed"), min_value=0, max_value=MAX_SEED, value=0, step=1, key="gan_seed",
+                               help=t("The same seed always draws the same images"))
+        count = c2.number_input(t("Images"), min_value=1, max_value=MAX_COUNT, value=16, step=1, key="gan_count")
         try:
-            st.image(generate_grid(run_model, int(seed), int(count)), caption=f"{count} images from seed {seed}")
+            st.image(generate_grid(run_model, int(seed), int(count)),
+                     caption=t("{count} images from seed {seed}", count=count, seed=seed))
         except LabError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(t_core(str(exc)), icon=":material/error:")
     with walk_tab:
         c1, c2, c3 = st.columns(3)
-        seed_a = c1.number_input("From seed", min_value=0, max_value=MAX_SEED, value=1, step=1, key="gan_seed_a")
-        seed_b = c2.number_input("To seed", min_value=0, max_value=MAX_SEED, value=2, step=1, key="gan_seed_b")
-        steps = c3.number_input("Steps", min_value=2, max_value=MAX_STEPS, value=8, step=1, key="gan_steps")
-        spherical = st.toggle("Spherical path (slerp)", value=True, key="gan_slerp",
-                              help="Follow the sphere where Gaussian noise vectors live, instead of the straight "
-                                   "line through its less likely middle")
+        seed_a = c1.number_input(t("From seed"), min_value=0, max_value=MAX_SEED, value=1, step=1, key="gan_seed_a")
+        seed_b = c2.number_input(t("To seed"), min_value=0, max_value=MAX_SEED, value=2, step=1, key="gan_seed_b")
+        steps = c3.number_input(t("Steps"), min_value=2, max_value=MAX_STEPS, value=8, step=1, key="gan_steps")
+        spherical = st.toggle(t("Spherical path (slerp)"), value=True, key="gan_slerp",
+                              help=t("Follow the sphere where Gaussian noise vectors live, instead of the straight "
+                                     "line through its less likely middle"))
         try:
             images = interpolate(run_model, int(seed_a), int(seed_b), int(steps), spherical=spherical)
             st.image(grid_png(images, nrow=int(steps), min_cell=64),
-                     caption=f"from seed {seed_a} (left) to seed {seed_b} (right)")
+                     caption=t("from seed {a} (left) to seed {b} (right)", a=seed_a, b=seed_b))
         except LabError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(t_core(str(exc)), icon=":material/error:")

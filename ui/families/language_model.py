@@ -10,6 +10,7 @@ import warnings
 import streamlit as st
 
 from core.errors import LabError
+from ui.i18n import t, t_core
 from ui.resources import show_error
 from core.tasks import validate
 
@@ -45,18 +46,19 @@ def form_extras() -> None:
     name = st.session_state.get(PREFIX + "data.name")
     if name == "tinyshakespeare":
         from core.data.text import SHAKESPEARE_URL, shakespeare_path
-        st.caption(f"Downloaded on first use from {SHAKESPEARE_URL}. Offline, save it as `{shakespeare_path()}`.")
+        st.caption(t("Downloaded on first use from {url}. Offline, save it as `{path}`.", url=SHAKESPEARE_URL,
+                     path=shakespeare_path()))
     from core.data import dataset_info
     if name is None or not dataset_info(name).needs_path:
         return
-    st.file_uploader("Upload a plain-text file (.txt, UTF-8)…", type=["txt"], key=UPLOAD_KEY,
+    st.file_uploader(t("Upload a plain-text file (.txt, UTF-8)…"), type=["txt"], key=UPLOAD_KEY,
                      on_change=_save_text_upload)
     if st.session_state.get("lm_upload_error"):
         st.error(st.session_state["lm_upload_error"], icon=":material/error:")
     # the page draws the data.path field ("…or a file on the server") right below
 
 
-@st.cache_data(show_spinner="Reading the text…", max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)  # the caller's spinner speaks the page's language
 def _describe(data_json: str) -> dict:
     from core.config import DataConfig
     from core.data.text import describe_corpus
@@ -77,21 +79,23 @@ def _parameter_count(config_json: str, vocab_size: int) -> int:
 def preview(config) -> None:
     from core.data import dataset_info
     if dataset_info(config.data.name).needs_path and not config.data.path:
-        st.info("Upload a .txt file or give a path to see what the model will read.", icon=":material/upload_file:")
+        st.info(t("Upload a .txt file or give a path to see what the model will read."), icon=":material/upload_file:")
         return
     try:
-        info = _describe(json.dumps(config.to_dict()["data"], sort_keys=True))
+        with st.spinner(t("Reading the text…")):
+            info = _describe(json.dumps(config.to_dict()["data"], sort_keys=True))
     except LabError as exc:
-        st.warning(str(exc), icon=":material/cloud_off:")
+        st.warning(t_core(str(exc)), icon=":material/cloud_off:")
         return
     with st.container(border=True):
-        st.subheader("Text", anchor=False)
+        st.subheader(t("Text"), anchor=False)
         c1, c2, c3 = st.columns(3)
-        c1.metric("Characters", f"{info['chars']:,}")
-        c2.metric("Vocabulary", len(info["vocab"]))
-        c3.metric("Validation", f"{info['val']:,}", help="The end of the text, never trained on")
-        st.caption(f"{info['source']}. Bits per character of a model that knows nothing: "
-                   f"{info['uniform_bpc']:.2f}; that knows only character frequencies: {info['unigram_bpc']:.2f}.")
+        c1.metric(t("Characters"), f"{info['chars']:,}")
+        c2.metric(t("Vocabulary"), len(info["vocab"]))
+        c3.metric(t("Validation"), f"{info['val']:,}", help=t("The end of the text, never trained on"))
+        st.caption(f"{info['source']}. "  # core's line (a path, counts): as core wrote it
+                   + t("Bits per character of a model that knows nothing: {uniform:.2f}; that knows only character "
+                       "frequencies: {unigram:.2f}.", uniform=info["uniform_bpc"], unigram=info["unigram_bpc"]))
         st.code(" ".join(_shown(c) for c in info["vocab"]), language=None, wrap_lines=True)
         st.text(info["excerpt"])
     try:
@@ -99,7 +103,7 @@ def preview(config) -> None:
         params = _parameter_count(config.to_json(), len(info["vocab"]))
     except (LabError, ValueError):
         return
-    st.caption(f"Model: {config.model.name}, {params:,} parameters")
+    st.caption(t("Model: {name}, {params:,} parameters", name=config.model.name, params=params))
 
 
 # ---- live view ---------------------------------------------------------------------------------------
@@ -108,15 +112,15 @@ def live(run, folder) -> None:
     from core.engine.samples import list_samples
     samples = list_samples(folder, "text")
     if not samples:
-        st.caption("A generated sample appears here as soon as training starts.")
+        st.caption(t("A generated sample appears here as soon as training starts."))
         return
     latest = samples[-1]
-    st.markdown(f"**Generated at step {latest.step:,}**")
+    st.markdown("**" + t("Generated at step {step:,}", step=latest.step) + "**")
     st.code(latest.load(), language=None, wrap_lines=True)
     if len(samples) > 1:
-        with st.expander(f"Earlier samples ({len(samples) - 1})"):
+        with st.expander(t("Earlier samples ({count})", count=len(samples) - 1)):
             steps = [s.step for s in samples]
-            step = st.select_slider("Step", steps, value=steps[0], key=f"lm_sample_step_{getattr(run, 'id', '')}")
+            step = st.select_slider(t("Step"), steps, value=steps[0], key=f"lm_sample_step_{getattr(run, 'id', '')}")
             chosen = next(s for s in samples if s.step == step)
             st.code(chosen.load(), language=None, wrap_lines=True)
 
@@ -141,25 +145,28 @@ def media(source: dict) -> None:
         # "auto": a GPU when there is one; the baby GPT writes ~50x faster there than on a CPU
         run = load_run_model(source["run_id"], source.get("which", "best"), device="auto")
     except LabError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(t_core(str(exc)), icon=":material/error:")
         return
     meta = run.metadata
     data = meta.get("data") or {}
-    st.caption(f"{run.config.model.name} · {len(meta['vocab'])} characters in the vocabulary · context "
-               f"{meta['context']} · trained on {data.get('train', 0):,} characters of {run.config.data.name}")
+    st.caption(f"{run.config.model.name} · "
+               + t("{count} characters in the vocabulary · context {context} · trained on {train:,} characters of "
+                   "{data}", count=len(meta["vocab"]), context=meta["context"], train=data.get("train", 0),
+                   data=run.config.data.name))
 
-    prompt = st.text_area("Prompt", key="lm_prompt", placeholder="Leave empty to start from a new line",
-                          help="The model continues this text; characters it never saw are dropped")
+    prompt = st.text_area(t("Prompt"), key="lm_prompt", placeholder=t("Leave empty to start from a new line"),
+                          help=t("The model continues this text; characters it never saw are dropped"))
     c1, c2, c3, c4 = st.columns(4)
-    temperature = c1.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key="lm_temperature",
-                            help="Lower: safer, more repetitive. 0 always picks the most likely character")
-    top_k = c2.number_input("Top-k (0 = all)", 0, len(meta["vocab"]), 0, key="lm_top_k",
-                            help="Sample only among the k most likely next characters")
-    length = c3.number_input("Length", 1, MAX_LENGTH, 300, step=50, key="lm_length", help="Characters to generate")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="lm_seed", help="The same seed gives the same text")
+    temperature = c1.slider(t("Temperature"), 0.0, 2.0, 0.8, 0.05, key="lm_temperature",
+                            help=t("Lower: safer, more repetitive. 0 always picks the most likely character"))
+    top_k = c2.number_input(t("Top-k (0 = all)"), 0, len(meta["vocab"]), 0, key="lm_top_k",
+                            help=t("Sample only among the k most likely next characters"))
+    length = c3.number_input(t("Length"), 1, MAX_LENGTH, 300, step=50, key="lm_length",
+                             help=t("Characters to generate"))
+    seed = c4.number_input(t("Seed"), 0, 2**31 - 1, 0, key="lm_seed", help=t("The same seed gives the same text"))
 
     output_key = f"lm_output:{run.run_id}:{run.which}"
-    if st.button("Generate", key="lm_generate", type="primary", icon=":material/edit_note:"):
+    if st.button(t("Generate"), key="lm_generate", type="primary", icon=":material/edit_note:"):
         try:
             check = check_prompt(run, prompt)
             if check.dropped:
@@ -186,33 +193,34 @@ def _attention_section(run, default_text: str) -> None:
     from core.tasks.language_model.generate import attention_map
     import plotly.graph_objects as go
 
-    st.subheader("Where the model attends", anchor=False)
-    st.caption("Each row is a position in the text; its colours show how much that position's query attends to "
-               "every earlier character (never later ones: the mask is causal).")
+    st.subheader(t("Where the model attends"), anchor=False)
+    st.caption(t("Each row is a position in the text; its colours show how much that position's query attends to "
+                 "every earlier character (never later ones: the mask is causal)."))
     if not st.session_state.get("lm_attn_text"):
         st.session_state["lm_attn_text"] = default_text[-HEATMAP_CHARS:]
-    text = st.text_input("Text to inspect", key="lm_attn_text", max_chars=1000,
-                         help=f"Its last {HEATMAP_CHARS} characters are shown")
+    text = st.text_input(t("Text to inspect"), key="lm_attn_text", max_chars=1000,
+                         help=t("Its last {count} characters are shown", count=HEATMAP_CHARS))
     try:
         amap = attention_map(run, text[-HEATMAP_CHARS:])
     except LabError as exc:
-        st.info(str(exc), icon=":material/info:")
+        st.info(t_core(str(exc)), icon=":material/info:")
         return
     except Exception as exc:  # noqa: BLE001
         show_error(exc)
         return
     c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", range(amap.layers), format_func=lambda i: f"layer {i + 1}", key="lm_attn_layer")
-    head = c2.selectbox("Head", ["mean", *range(amap.heads)], key="lm_attn_head",
-                        format_func=lambda h: "mean of all heads" if h == "mean" else f"head {h + 1}")
+    layers = [t("layer {n}", n=i + 1) for i in range(amap.layers)]  # names made now, not in format_func
+    heads = {"mean": t("mean of all heads")} | {h: t("head {n}", n=h + 1) for h in range(amap.heads)}
+    layer = c1.selectbox(t("Layer"), range(amap.layers), format_func=layers.__getitem__, key="lm_attn_layer")
+    head = c2.selectbox(t("Head"), list(heads), key="lm_attn_head", format_func=heads.get)
     weights = amap.weights[layer].mean(dim=0) if head == "mean" else amap.weights[layer, head]  # (T, T)
     labels = [_shown(c) for c in amap.chars]
     positions = list(range(len(labels)))  # positions, not characters: repeated characters stay apart
     figure = go.Figure(go.Heatmap(z=weights.numpy(), x=positions, y=positions, colorscale="Blues", zmin=0,
-                                  hovertemplate="query %{y} attends to key %{x}: %{z:.3f}<extra></extra>"))
+                                  hovertemplate=t("query %{y} attends to key %{x}: %{z:.3f}") + "<extra></extra>"))
     axis = dict(tickmode="array", tickvals=positions, ticktext=labels, tickangle=0)
-    figure.update_layout(xaxis=dict(title="attended character (key)", **axis),
-                         yaxis=dict(title="position (query)", autorange="reversed", **axis),
+    figure.update_layout(xaxis=dict(title=t("attended character (key)"), **axis),
+                         yaxis=dict(title=t("position (query)"), autorange="reversed", **axis),
                          height=min(720, 220 + 9 * len(labels)), margin=dict(l=10, r=10, t=10, b=10))
     st.plotly_chart(figure, key="lm_attention")
 
@@ -232,7 +240,7 @@ def runs_extra(run_ids: list[str]) -> None:
             shown.append((store().get_run(run_id).name, run_id, samples[-1]))
     if not shown:
         return
-    st.subheader("Generated text", anchor=False)
+    st.subheader(t("Generated text"), anchor=False)
     for column, (name, run_id, sample) in zip(st.columns(len(shown)), shown):
-        column.markdown(f"**{name}** ({run_id[-4:]}) · step {sample.step:,}")
+        column.markdown(f"**{name}** ({run_id[-4:]}) · " + t("step {step:,}", step=sample.step))
         column.code(sample.load(), language=None, wrap_lines=True)

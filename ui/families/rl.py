@@ -9,8 +9,11 @@ from plotly.subplots import make_subplots
 
 from core.errors import LabError
 from ui.charts import MAX_POINTS, PALETTE, TRAIN_COLOUR, VAL_COLOUR, base_layout
+from ui.i18n import N_, t, t_core
+from ui.resources import table_columns
 
 RANDOM_COLOUR = "#94a3b8"
+MODES = (N_("greedy"), N_("sampled"))  # the choices of Media's Actions radio, translated where drawn
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -41,24 +44,26 @@ def preview(config) -> None:
 
     source = load_dataset(config.data, seed=config.seed)
     spec = source.spec
-    st.subheader("Environment", anchor=False)
-    st.caption(f"{spec.name} · {spec.description}")
+    st.subheader(t("Environment"), anchor=False)
+    st.caption(f"{spec.name} · {t(spec.description)}")
     frame, obs = _first_frame(spec.name, source.max_steps, config.seed)
-    st.image(frame, caption=f"the first state (seed {config.seed})", width="stretch")
-    st.dataframe({"observation": list(spec.obs_names), "at the start": [round(v, 4) for v in obs]},
-                 hide_index=True, width="stretch")
-    st.markdown(f"**Actions** ({spec.n_actions}, discrete): " + ", ".join(spec.action_names))
-    st.caption(f"Reward: {spec.reward_note}. Episodes end after {source.max_steps} steps at most.")
-    with st.spinner("Playing a random policy…"):
+    st.image(frame, caption=t("the first state (seed {seed})", seed=config.seed), width="stretch")
+    st.dataframe({"observation": [t(name) for name in spec.obs_names], "at the start": [round(v, 4) for v in obs]},
+                 hide_index=True, width="stretch", column_config=table_columns(["observation", "at the start"]))
+    st.markdown("**" + t("Actions") + "** " + t("({count}, discrete):", count=spec.n_actions) + " "
+                + ", ".join(t(name) for name in spec.action_names))
+    st.caption(t("Reward: {note}. Episodes end after {steps} steps at most.", note=t(spec.reward_note),
+                 steps=source.max_steps))
+    with st.spinner(t("Playing a random policy…")):
         baseline = _random_baseline(spec.name, source.max_steps, config.seed)
     c1, c2 = st.columns(2)
-    c1.metric("random policy: mean return", f"{baseline['mean']:.1f}",
-              help=f"20 episodes with uniformly random actions (± {baseline['std']:.1f})")
+    c1.metric(t("random policy: mean return"), f"{baseline['mean']:.1f}",
+              help=t("20 episodes with uniformly random actions (± {std:.1f})", std=baseline["std"]))
     try:
         params = model_parameters(config, {"env": source.metadata()})["total"]
     except LabError:
         params = None
-    c2.metric("policy parameters", f"{params:,}" if params is not None else "–")
+    c2.metric(t("policy parameters"), f"{params:,}" if params is not None else "–")
 
 
 # ---- live view -------------------------------------------------------------------------------------
@@ -70,17 +75,18 @@ def history_figure(history: dict, window: int = 20) -> go.Figure:
     from core.analysis import downsample
     from core.analysis import moving_average
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("Return per episode", "Episode length (steps)"))
+                        subplot_titles=(t("Return per episode"), t("Episode length (steps)")))
     episodes = np.arange(1, len(history["returns"]) + 1, dtype=float)
-    for col, key, colour in ((1, "returns", TRAIN_COLOUR), (2, "lengths", PALETTE[2])):
+    for col, key, colour, word in ((1, "returns", TRAIN_COLOUR, N_("return")), (2, "lengths", PALETTE[2], N_("length"))):
         values = np.asarray(history[key], dtype=float)
         x, y = downsample(episodes, values, MAX_POINTS)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{key[:-1]} (raw)", opacity=0.35,
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=t("{measure} (raw)", measure=t(word)), opacity=0.35,
                                  line=dict(color=colour, width=1)), row=1, col=col)
         x, y = downsample(episodes, moving_average(values, window), MAX_POINTS)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{key[:-1]} (mean of {window})",
-                                 line=dict(color=colour, width=3)), row=1, col=col)
-    fig.update_xaxes(title_text="episode")
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=3),
+                                 name=t("{measure} (mean of {window})", measure=t(word), window=window)),
+                      row=1, col=col)
+    fig.update_xaxes(title_text=t("episode"))
     base_layout(fig, 340)
     fig.update_layout(margin=dict(t=80), legend=dict(y=1.18))  # the legend above the subplot titles
     return fig
@@ -91,12 +97,13 @@ def live(run, folder) -> None:
     history = episode_history(folder)
     if not history["returns"]:
         if run.config.get("task_options", {}).get("sample_every", 1):
-            st.caption("Episode returns appear here after the first few updates.")
+            st.caption(t("Episode returns appear here after the first few updates."))
         return
     st.plotly_chart(history_figure(history), key=f"rl-history-{run.id}")
     last = history["returns"][-20:]
-    st.caption(f"{len(history['returns']):,} training episodes · last {len(last)}: mean return "
-               f"{sum(last) / len(last):.1f} · longest {max(history['lengths']):,} steps")
+    st.caption(t("{episodes:,} training episodes · last {count}: mean return {mean:.1f} · longest {longest:,} steps",
+                 episodes=len(history["returns"]), count=len(last), mean=sum(last) / len(last),
+                 longest=max(history["lengths"])))
 
 
 # ---- Media page --------------------------------------------------------------------------------------
@@ -105,13 +112,15 @@ def probabilities_figure(playback) -> go.Figure:
     """What the policy wanted at every step (a heatmap: one row per action) and what it did (dots)."""
     import numpy as np
     steps = np.arange(playback.length)
-    fig = go.Figure(go.Heatmap(z=playback.probs.T, x=steps, y=playback.action_names, zmin=0, zmax=1,
+    actions = [t(name) for name in playback.action_names]
+    fig = go.Figure(go.Heatmap(z=playback.probs.T, x=steps, y=actions, zmin=0, zmax=1,
                                colorscale="Blues", colorbar=dict(title="P", thickness=12),
-                               hovertemplate="step %{x}<br>%{y}: %{z:.2f}<extra></extra>"))
-    chosen = [playback.action_names[a] for a in playback.actions]
-    fig.add_trace(go.Scatter(x=steps, y=chosen, mode="markers", name="action taken",
-                             marker=dict(color=VAL_COLOUR, size=4), hovertemplate="step %{x}: %{y}<extra></extra>"))
-    fig.update_xaxes(title_text="step")
+                               hovertemplate=t("step %{x}<br>%{y}: %{z:.2f}") + "<extra></extra>"))
+    chosen = [actions[a] for a in playback.actions]
+    fig.add_trace(go.Scatter(x=steps, y=chosen, mode="markers", name=t("action taken"),
+                             marker=dict(color=VAL_COLOUR, size=4),
+                             hovertemplate=t("step %{x}: %{y}") + "<extra></extra>"))
+    fig.update_xaxes(title_text=t("step"))
     return base_layout(fig, 80 + 60 * len(playback.action_names))
 
 
@@ -121,11 +130,11 @@ def return_figure(playback, baseline: dict) -> go.Figure:
     fig = go.Figure()
     cumulative = np.cumsum(playback.rewards)
     fig.add_trace(go.Scatter(x=np.arange(1, playback.length + 1), y=cumulative, mode="lines",
-                             name="this episode", line=dict(color=VAL_COLOUR, width=3)))
-    fig.add_hline(y=baseline["mean"], line=dict(color=RANDOM_COLOUR, dash="dash"),
-                  annotation_text=f"random policy {baseline['mean']:.1f}", annotation_position="bottom right")
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="return so far")
+                             name=t("this episode"), line=dict(color=VAL_COLOUR, width=3)))
+    fig.add_hline(y=baseline["mean"], line=dict(color=RANDOM_COLOUR, dash="dash"), annotation_position="bottom right",
+                  annotation_text=t("random policy {mean:.1f}", mean=baseline["mean"]))
+    fig.update_xaxes(title_text=t("step"))
+    fig.update_yaxes(title_text=t("return so far"))
     return base_layout(fig, 260)
 
 
@@ -136,47 +145,50 @@ def media(source: dict) -> None:
     try:
         loaded = load_run_model(source["run_id"], source.get("which", "best"))
     except LabError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(t_core(str(exc)), icon=":material/error:")
         return
     env = loaded.metadata["env"]
-    st.caption(f"{env['name']} · {loaded.config.model.name} · actions: " + ", ".join(env["action_names"]))
+    st.caption(f"{env['name']} · {loaded.config.model.name} · "
+               + t("actions: {actions}", actions=", ".join(t(name) for name in env["action_names"])))
     c1, c2, c3 = st.columns([1, 1, 1], vertical_alignment="bottom")
-    seed = c1.number_input("Episode seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="rl_seed",
-                           help="Fixes the starting state (and the sampled actions)")
-    mode = c2.radio("Actions", ["greedy", "sampled"], horizontal=True, key="rl_mode",
-                    help="greedy: always the most likely action; sampled: drawn from the policy's probabilities")
+    seed = c1.number_input(t("Episode seed"), min_value=0, max_value=2**31 - 1, value=0, step=1, key="rl_seed",
+                           help=t("Fixes the starting state (and the sampled actions)"))
+    modes = {mode: t(mode) for mode in MODES}  # names made now: format_func may run outside the page run
+    mode = c2.radio(t("Actions"), list(modes), horizontal=True, key="rl_mode", format_func=modes.get,
+                    help=t("greedy: always the most likely action; sampled: drawn from the policy's probabilities"))
     key = (source["run_id"], source.get("which", "best"), int(seed), mode)
-    if c3.button("Play an episode", type="primary", icon=":material/play_arrow:", key="rl_play"):
+    if c3.button(t("Play an episode"), type="primary", icon=":material/play_arrow:", key="rl_play"):
         try:
-            with st.spinner("Playing…"):
+            with st.spinner(t("Playing…")):
                 playback = play(loaded.model, env["name"], greedy=mode == "greedy", seed=int(seed),
                                 max_steps=env["max_steps"])
                 baseline = _random_baseline(env["name"], env["max_steps"], int(seed))
                 gif = to_gif(playback.frames)
         except LabError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(t_core(str(exc)), icon=":material/error:")
             return
         st.session_state["rl_played"] = {"key": key, "playback": playback, "baseline": baseline, "gif": gif}
     played = st.session_state.get("rl_played")
     if not played or played["key"] != key:
-        st.info("Press **Play an episode** to watch the policy act.", icon=":material/sports_esports:")
+        st.info(t("Press **Play an episode** to watch the policy act."), icon=":material/sports_esports:")
         return
     _show(played["playback"], played["baseline"], played["gif"], frame_strip)
 
 
 def _show(playback, baseline: dict, gif: bytes, frame_strip) -> None:
-    ended = "hit the step limit" if playback.truncated else "ended by the environment"
+    ended = t("hit the step limit") if playback.truncated else t("ended by the environment")
     m1, m2, m3 = st.columns(3)
-    m1.metric("return", f"{playback.total:.1f}", delta=f"{playback.total - baseline['mean']:+.1f} vs random")
-    m2.metric("steps", f"{playback.length:,}", help=f"the episode {ended}")
-    m3.metric("random policy", f"{baseline['mean']:.1f}", help="mean return of 20 random episodes")
+    m1.metric(t("return"), f"{playback.total:.1f}",
+              delta=t("{difference:+.1f} vs random", difference=playback.total - baseline["mean"]))
+    m2.metric(t("steps"), f"{playback.length:,}", help=t("the episode {ended}", ended=ended))
+    m3.metric(t("random policy"), f"{baseline['mean']:.1f}", help=t("mean return of 20 random episodes"))
     left, right = st.columns([2, 3], gap="large")
     with left:
-        st.image(gif, caption=f"{playback.env} · {'greedy' if playback.greedy else 'sampled'} · seed "
-                              f"{playback.seed} · {ended}", width="stretch")
+        st.image(gif, caption=f"{playback.env} · {t('greedy') if playback.greedy else t('sampled')} · "
+                              + t("seed {seed}", seed=playback.seed) + f" · {ended}", width="stretch")
     with right:
-        st.markdown("**What the policy wanted at each step** (darker: more likely) and what it did (dots)")
+        st.markdown(t("**What the policy wanted at each step** (darker: more likely) and what it did (dots)"))
         st.plotly_chart(probabilities_figure(playback), key="rl_probs")
-    st.image(frame_strip(playback.frames, 8), caption="8 moments of the episode, start to end", width="stretch")
-    st.markdown("**Return so far**, against a random policy's mean return")
+    st.image(frame_strip(playback.frames, 8), caption=t("8 moments of the episode, start to end"), width="stretch")
+    st.markdown(t("**Return so far**, against a random policy's mean return"))
     st.plotly_chart(return_figure(playback, baseline), key="rl_return")

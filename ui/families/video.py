@@ -11,13 +11,15 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import PALETTE, base_layout
+from ui.i18n import t, t_core
+from ui.resources import table_columns
 
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi"]
 
 
 # ---- Train: what the clips look like ------------------------------------------------------------
 
-@st.cache_data(max_entries=8, show_spinner="Preparing example clips…")
+@st.cache_data(max_entries=8, show_spinner=False)  # the caller's spinner speaks the page's language
 def _preview(config_json: str):
     from core.config import RunConfig
     from core.tasks.video import preview_clips
@@ -27,23 +29,24 @@ def _preview(config_json: str):
 def preview(config) -> None:
     from core.data import dataset_info
     if dataset_info(config.data.name).needs_path and not config.data.path:
-        st.info("Choose a folder or .zip of videos (train/<class>/*.mp4) to see example clips.")
+        st.info(t("Choose a folder or .zip of videos (train/<class>/*.mp4) to see example clips."))
         return
     try:
-        classes, clips, labels = _preview(config.to_json())
+        with st.spinner(t("Preparing example clips…")):
+            classes, clips, labels = _preview(config.to_json())
     except LabError as exc:
-        st.info(str(exc))
+        st.info(t_core(str(exc)))
         return
     from core.tasks.video.clips import clip_strip
-    st.caption(f"One clip per class, {clips.shape[1]} frames left to right ({clips.shape[-1]}px): "
-               "the class shows only in how the frames change.")
+    st.caption(t("One clip per class, {frames} frames left to right ({size}px): the class shows only in how the "
+                 "frames change.", frames=clips.shape[1], size=clips.shape[-1]))
     for clip, label in zip(clips, labels.tolist()):
         st.image(clip_strip(clip, scale=2), caption=classes[label], width="stretch")
 
 
 # ---- Media: classify an uploaded clip -----------------------------------------------------------
 
-@st.cache_data(max_entries=4, show_spinner="Decoding the video (in a separate process)…")
+@st.cache_data(max_entries=4, show_spinner=False)  # the caller's spinner speaks the page's language
 def _decoded(digest: str, _data: bytes, name: str, every_s: float, size: int):
     from core.tasks.video.clips import decode_clip
     return decode_clip(_data, name=name, size=size, every_s=every_s)
@@ -63,9 +66,9 @@ def timeline_figure(prediction) -> go.Figure:
         x=middle, y=table["top1"], mode="markers+lines", line=dict(color="#cbd5e1", width=1),
         marker=dict(size=13, color=table["p1"], colorscale="Blues", cmin=0, cmax=1, showscale=True,
                     colorbar=dict(title="p")),
-        customdata=table["window"], hovertemplate="window %{customdata} at %{x:.2f}s: %{y} "
-                                                  "(%{marker.color:.0%})<extra></extra>"))
-    fig.update_xaxes(title_text="window middle (s)")
+        customdata=table["window"],
+        hovertemplate=t("window %{customdata} at %{x:.2f}s: %{y} (%{marker.color:.0%})") + "<extra></extra>"))
+    fig.update_xaxes(title_text=t("window middle (s)"))
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=prediction.classes)
     return base_layout(fig, 320)
 
@@ -75,11 +78,11 @@ def summary_figure(prediction) -> go.Figure:
     fig = go.Figure(go.Bar(x=table["mean_probability"], y=table["class"], orientation="h",
                            marker_color=PALETTE[0], text=[f"{p:.0%}" for p in table["mean_probability"]],
                            textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_xaxes(range=[0, 1], title_text="mean probability over windows")
+    fig.update_xaxes(range=[0, 1], title_text=t("mean probability over windows"))
     return base_layout(fig, 60 + 26 * len(table))
 
 
-@st.cache_data(max_entries=8, show_spinner="Evaluating the best checkpoint on the validation clips…")
+@st.cache_data(max_entries=8, show_spinner=False)  # the caller's spinner speaks the page's language
 def _evaluation(run_id: str, checkpoint_mtime_ns: int):
     from core.tasks import task_spec
     return task_spec("video").entry("evaluate")(run_id, "best")
@@ -89,21 +92,21 @@ def results(run) -> None:
     """The best checkpoint on the validation clips: accuracy, confusion matrix and per-class scores."""
     from core.tasks.checkpoints import existing_checkpoint
     from ui.charts import confusion_figure
-    st.subheader("Validation results", anchor=False)
+    st.subheader(t("Validation results"), anchor=False)
     try:
         _, mtime_ns = existing_checkpoint(run.id, "best")
-        report = _evaluation(run.id, mtime_ns)
+        with st.spinner(t("Evaluating the best checkpoint on the validation clips…")):
+            report = _evaluation(run.id, mtime_ns)
     except LabError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(t_core(str(exc)), icon=":material/error:")
         return
     left, right = st.columns([3, 2], gap="large")
     left.plotly_chart(confusion_figure(report.classes, report.confusion), key=f"video-cm-{run.id}")
     with right:
-        st.metric("accuracy (best checkpoint)", f"{report.accuracy:.2%}")
-        st.caption(f"{report.num_samples} validation clips")
+        st.metric(t("accuracy (best checkpoint)"), f"{report.accuracy:.2%}")
+        st.caption(t("{count} validation clips", count=report.num_samples))
         st.dataframe(report.per_class, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.ProgressColumn(c, min_value=0, max_value=1, format="%.2f")
-                                    for c in ("precision", "recall", "f1")})
+                     column_config=table_columns(report.per_class.columns, progress=("precision", "recall", "f1")))
 
 
 def media(source: dict) -> None:
@@ -112,33 +115,36 @@ def media(source: dict) -> None:
     try:
         run_model = load_run_model(source["run_id"], source.get("which", "best"))
     except LabError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(t_core(str(exc)), icon=":material/error:")
         return
     meta, pre = run_model.metadata, run_model.metadata["preprocessing"]
     classes, frames_per_window = list(meta["classes"]), int(pre["frames"])
-    st.caption(f"{run_model.config.model.name} · {len(classes)} classes · windows of {frames_per_window} frames at "
-               f"{pre['image_size']}px · " + ", ".join(classes[:12]) + ("…" if len(classes) > 12 else ""))
+    st.caption(f"{run_model.config.model.name} · "
+               + t("{count} classes · windows of {frames} frames at {size}px", count=len(classes),
+                   frames=frames_per_window, size=pre["image_size"])
+               + " · " + ", ".join(classes[:12]) + ("…" if len(classes) > 12 else ""))
 
-    upload = st.file_uploader("A video clip", type=VIDEO_TYPES, key="video_clip")
+    upload = st.file_uploader(t("A video clip"), type=VIDEO_TYPES, key="video_clip")
     example = None
     if run_model.config.data.name == "moving-shapes":
-        example = st.selectbox("…or a generated moving-shapes clip", classes, index=None, key="video_example",
-                               placeholder="Choose a class to generate a 24-frame clip of it")
+        example = st.selectbox(t("…or a generated moving-shapes clip"), classes, index=None, key="video_example",
+                               placeholder=t("Choose a class to generate a 24-frame clip of it"))
     c1, c2 = st.columns(2)
-    every_s = c1.number_input("Sample a frame every (s)", 0.02, 10.0, min(10.0, max(0.02, default_every_s(meta))),
+    every_s = c1.number_input(t("Sample a frame every (s)"), 0.02, 10.0, min(10.0, max(0.02, default_every_s(meta))),
                               0.02, format="%.2f",
-                              key="video_every", help="Match the spacing of the training frames")
-    stride = c2.number_input("Window stride (frames)", 1, 64, max(1, frames_per_window // 4), key="video_stride")
+                              key="video_every", help=t("Match the spacing of the training frames"))
+    stride = c2.number_input(t("Window stride (frames)"), 1, 64, max(1, frames_per_window // 4), key="video_stride")
     if upload is not None:
         data, name = upload.getvalue(), upload.name
     elif example is not None:
         data, name = _example(example), f"generated-{example}.mp4"
     else:
-        st.info("Upload an mp4, webm, mov or avi clip: windows of frames are classified along it.",
+        st.info(t("Upload an mp4, webm, mov or avi clip: windows of frames are classified along it."),
                 icon=":material/movie:")
         return
     try:
-        frames = _decoded(hashlib.sha1(data).hexdigest(), data, name, float(every_s), int(pre["image_size"]))
+        with st.spinner(t("Decoding the video (in a separate process)…")):
+            frames = _decoded(hashlib.sha1(data).hexdigest(), data, name, float(every_s), int(pre["image_size"]))
         prediction = classify_clip(run_model, frames, stride=int(stride))
     except LabError as exc:
         st.error(f"**{name}**: {exc}", icon=":material/videocam_off:")
@@ -146,11 +152,12 @@ def media(source: dict) -> None:
 
     top = prediction.summary.iloc[0]
     count = len(prediction.starts)
-    st.markdown(f"**Clip: {top['class']}** (mean probability {top['mean_probability']:.1%}, top class in "
-                f"{int(top['windows_top1'])} of {count} windows of {frames_per_window} frames; "
-                f"{len(prediction.times)} frames sampled)")
+    st.markdown(t("**Clip: {label}** (mean probability {p:.1%}, top class in {top} of {count} windows of {frames} "
+                  "frames; {sampled} frames sampled)", label=top["class"], p=top["mean_probability"],
+                  top=int(top["windows_top1"]), count=count, frames=frames_per_window, sampled=len(prediction.times)))
     if prediction.repeated:
-        st.caption(f"The clip gave only {len(prediction.times)} frames, fewer than a window: frames were repeated.")
+        st.caption(t("The clip gave only {count} frames, fewer than a window: frames were repeated.",
+                     count=len(prediction.times)))
     left, right = st.columns([3, 2])
     with left:
         event = st.plotly_chart(timeline_figure(prediction), key="video_timeline", on_select="rerun",
@@ -165,9 +172,10 @@ def media(source: dict) -> None:
     if st.session_state.get("video_window", 0) > count - 1:  # a shorter clip than the last one
         st.session_state["video_window"] = 0
     if count > 1:
-        window = st.slider("Window", 0, count - 1, key="video_window", help="Or click a point of the timeline")
+        window = st.slider(t("Window"), 0, count - 1, key="video_window", help=t("Or click a point of the timeline"))
     row = prediction.windows.iloc[window]
-    caption = f"window {window}: {row['start_s']:.2f}s to {row['end_s']:.2f}s → {row['top1']} ({row['p1']:.0%})"
+    caption = t("window {n}: {start:.2f}s to {end:.2f}s → {label} ({p:.0%})", n=window, start=row["start_s"],
+                end=row["end_s"], label=row["top1"], p=row["p1"])
     st.image(clip_strip(prediction.window_frames(window), scale=3), caption=caption, width="stretch")
 
 
@@ -175,15 +183,16 @@ def media(source: dict) -> None:
 
 def runs_extra(run_ids: list[str]) -> None:
     from core.models import list_models
+    from core.store.records import metric_title
     from core.tasks.video import fusion_comparison
     from ui.resources import store
 
     best, curves = fusion_comparison(store(), run_ids)
     if best.empty:
         return
-    st.subheader("Fusion variants")
-    st.caption("Where the frames meet: best validation accuracy per model (the best run of each), and "
-               "validation accuracy after every epoch.")
+    st.subheader(t("Fusion variants"))
+    st.caption(t("Where the frames meet: best validation accuracy per model (the best run of each), and "
+                 "validation accuracy after every epoch."))
     order = [m for m in list_models(task="video") if m in set(best.model)] + \
         sorted(set(best.model) - set(list_models(task="video")))
     per_model = best.groupby("model")["best_val_acc"].max().reindex(order)
@@ -192,16 +201,15 @@ def runs_extra(run_ids: list[str]) -> None:
     bars = go.Figure(go.Bar(x=per_model.index, y=per_model.values, marker_color=[colours[m] for m in order],
                             text=[f"{v:.1%}" if v == v else "–" for v in per_model.values], textposition="auto",
                             hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
-    bars.update_yaxes(range=[0, 1], title_text="best val_acc")
+    bars.update_yaxes(range=[0, 1], title_text=t("best {metric}", metric=t(metric_title("val_acc"))))
     left.plotly_chart(base_layout(bars, 340), key="video_fusion_bars")
     lines = go.Figure()
     for _, part in curves.groupby("run_id", sort=False):
         model = part.model.iloc[0]
         lines.add_trace(go.Scatter(x=part.epoch, y=part.val_acc, mode="lines+markers", name=f"{model} · "
                                    f"{part.name.iloc[0]}", line=dict(color=colours.get(model, PALETTE[-1]))))
-    lines.update_xaxes(title_text="epoch")
-    lines.update_yaxes(range=[0, 1], title_text="val_acc")
+    lines.update_xaxes(title_text=t("epoch"))
+    lines.update_yaxes(range=[0, 1], title_text=t(metric_title("val_acc")))
     right.plotly_chart(base_layout(lines, 340), key="video_fusion_lines")
     st.dataframe(best, hide_index=True, width="stretch",
-                 column_config={"best_val_acc": st.column_config.ProgressColumn("best val_acc", min_value=0,
-                                                                                max_value=1, format="%.3f")})
+                 column_config=table_columns(best.columns, progress=("best_val_acc",), fmt="%.3f"))
