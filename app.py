@@ -5,20 +5,22 @@ import streamlit as st
 from core.errors import LabError
 from core.paths import check_writable_home
 
+from ui.i18n import t
 from ui.sidebar import render_sidebar
 from ui.warmup import start_background_imports
 
-st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/neurology:", layout="wide")
+st.set_page_config(page_title=t("Deep Learning Lab"), page_icon=":material/neurology:", layout="wide")
 
 PAGES = {
-    "Lab": [
-        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-        st.Page("app_pages/runs.py", title="Runs", icon=":material/stacked_line_chart:", url_path="runs"),
-        st.Page("app_pages/media.py", title="Media", icon=":material/image_search:", url_path="media"),
+    t("Lab"): [
+        st.Page("app_pages/home.py", title=t("Home"), icon=":material/home:", default=True),
+        st.Page("app_pages/train.py", title=t("Train"), icon=":material/model_training:", url_path="train"),
+        st.Page("app_pages/runs.py", title=t("Runs"), icon=":material/stacked_line_chart:", url_path="runs"),
+        st.Page("app_pages/media.py", title=t("Media"), icon=":material/image_search:", url_path="media"),
+        st.Page("app_pages/collect.py", title=t("Collect"), icon=":material/photo_camera:", url_path="collect"),
     ],
-    "Learn": [
-        st.Page("app_pages/concepts.py", title="Concepts", icon=":material/school:", url_path="concepts"),
+    t("Learn"): [
+        st.Page("app_pages/concepts.py", title=t("Concepts"), icon=":material/school:", url_path="concepts"),
     ],
 }
 
