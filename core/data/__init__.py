@@ -26,6 +26,9 @@ class DatasetInfo:
     options: dict = field(default_factory=dict)  # name -> core.options.Option
     generated: bool = False  # True: made on the fly (shapes, clips), nothing to download or point at
     preview: Callable | None = None  # preview(cfg, *, per_class, seed): a few examples per class, quickly
+    # native_size(cfg) -> int: the size its images suggest (a folder's median shorter side), when data.image_size
+    # is left unset; None: `image_size` is the native size
+    native_size: Callable | None = None
 
 
 # Import order is listing order (what the UI shows): built-in sets first, your own folder, then the
@@ -37,7 +40,7 @@ DATASETS: Registry[DatasetInfo] = Registry("data.name", tuple(f"core.data.{name}
 
 def register_dataset(name: str, *, description: str, classes=None, channels: int = 0, image_size: int = 0,
                      needs_path: bool = False, offline: bool = True, kind: str = "images", options=None,
-                     generated: bool = False, preview: Callable | None = None):
+                     generated: bool = False, preview: Callable | None = None, native_size: Callable | None = None):
     """Decorator: register `builder(cfg: DataConfig, *, seed: int)` under `name`.
 
     Image data sets (kind "images") return ImageSplits; other kinds return what their task expects.
@@ -45,7 +48,7 @@ def register_dataset(name: str, *, description: str, classes=None, channels: int
     def wrap(builder):
         DATASETS.add(name, DatasetInfo(name, description, tuple(classes) if classes else None, channels,
                                        image_size, needs_path, offline, builder, kind, dict(options or {}),
-                                       generated, preview))
+                                       generated, preview, native_size))
         return builder
     return wrap
 
@@ -57,6 +60,32 @@ def list_datasets(kind: str | None = "images") -> list[str]:
 
 def dataset_info(name: str) -> DatasetInfo:
     return DATASETS.get(name)
+
+
+NATIVE_CAP = 224  # a folder of photos trains at 224 px unless asked otherwise (ImageNet models' usual size)
+
+
+def image_size_of(cfg, low: int = 1, high: int = NATIVE_CAP) -> int:
+    """The square size a run of this DataConfig trains at: data.image_size when set, else the data set's size;
+    for a data set with a native-size probe (a folder), what its images suggest, kept within what the model
+    accepts (`low`..`high`)."""
+    info = dataset_info(cfg.name)
+    if cfg.image_size or info.native_size is None or not getattr(cfg, "path", None):
+        return int(cfg.image_size or info.image_size)
+    from core.errors import DataError
+    try:
+        size = info.native_size(cfg) or info.image_size
+    except DataError:
+        return int(info.image_size)  # a missing or unreadable folder: its own error comes when it is loaded
+    return int(min(max(size, low), max(low, min(high, NATIVE_CAP))))
+
+
+def with_image_size(cfg, low: int = 1, high: int = NATIVE_CAP):
+    """`cfg` with the size image_size_of chose written in, so the loaded data matches what was validated."""
+    if cfg.image_size or dataset_info(cfg.name).native_size is None:
+        return cfg
+    import dataclasses
+    return dataclasses.replace(cfg, image_size=image_size_of(cfg, low, high))
 
 
 def load_dataset(cfg, seed: int = 0):

@@ -6,14 +6,16 @@ Accepted layouts (class names are sorted like ImageFolder's, so label i means th
     root/<one folder>/train/<class>/...                                       e.g. a zipped folder
     root/<class>/*.jpg                                                        seeded val_fraction split
 
-Images of any size and mode become (3, S, S) uint8 (S = data.image_size, default 64), decoded once
-by a thread pool and cached; unreadable files are counted in `skipped`, never fatal. Zips are
+Images of any size and mode become (3, S, S) uint8, decoded once by a thread pool and cached. S is
+data.image_size, or by default the folder's native size: the median shorter side of a sample of its training
+images, capped at 224 (so a CIFAR-like folder trains at 32 px and photos at 224); unreadable files are counted in `skipped`, never fatal. Zips are
 checked member by member before anything is written (no absolute names, no `..`), then unpacked
 once under LAB_HOME/cache/folders/<sha1 of path, size, mtime>.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -39,14 +41,55 @@ _SMALL_FILE = 16 * 1024  # bytes; below this mean file size decoding runs on one
 _CHUNK = 64  # files per thread-pool task: amortises the per-task overhead on tiny images
 
 
+def native_size(cfg) -> int:
+    """The median shorter side of up to NATIVE_SAMPLE training images (headers only, nothing decoded), capped
+    by core.data.image_size_of; DEFAULT_SIZE when none can be read."""
+    from core.data import NATIVE_CAP
+    root = open_source(cfg.path)
+    train_dir, _ = find_splits(root)
+    classes = class_names(train_dir)
+    key = (str(train_dir), tuple((name, _mtime_ns(train_dir / name)) for name in classes))
+    return _native_size(key, NATIVE_CAP)
+
+
+NATIVE_SAMPLE = 200
+
+
+@functools.lru_cache(maxsize=32)
+def _native_size(key: tuple, cap: int) -> int:
+    from PIL import Image
+    train_dir = Path(key[0])
+    files = [path for name, _ in key[1] for path, _ in walk_images(train_dir / name)]
+    step = max(1, len(files) // NATIVE_SAMPLE)
+    sides = []
+    for path in files[::step][:NATIVE_SAMPLE]:
+        try:
+            with Image.open(path) as image:  # reads the header only
+                sides.append(min(image.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # unreadable: the decoder skips it later too
+    if not sides:
+        return DEFAULT_SIZE
+    sides.sort()
+    return min(cap, int(sides[len(sides) // 2]))
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns  # a file added to or removed from the class folder changes it
+    except OSError:
+        return 0
+
+
 @register_dataset("folder", description="Your own images: a folder or .zip with train/<class>/ (and val/ or test/)",
-                  classes=None, channels=3, image_size=DEFAULT_SIZE, needs_path=True)
+                  classes=None, channels=3, image_size=DEFAULT_SIZE, needs_path=True, native_size=native_size)
 def build_folder(cfg, *, seed: int):
     from core.data.cache import cached_tensors
     from core.data.images import IMAGE_EXTENSIONS
     from core.data.splits import ImageSplits, shuffle_pairs, split_train_val
 
-    size = int(cfg.image_size or DEFAULT_SIZE)
+    from core.data import image_size_of
+    size = image_size_of(cfg)
     root = open_source(cfg.path)
     train_dir, val_dir = find_splits(root)
     classes = class_names(train_dir)

@@ -192,7 +192,7 @@ def start(base, dimensions: list[Dimension], *, method: str = GRID, trials: int 
         for number, params in enumerate(points):
             submit_trial(sweep_id, number, params)
     else:
-        study = _study(store.get_sweep(sweep_id))
+        study = optuna_study(store.get_sweep(sweep_id))
         for params in first:
             study.enqueue_trial(dict(params))
         if detach:
@@ -229,7 +229,8 @@ def spawn_driver(sweep_id: str) -> int:
 
 # ---- driving (random search and Optuna) ---------------------------------------------------------
 
-def _study(sweep):
+def optuna_study(sweep):
+    """The sweep's Optuna study (created on first use, loaded from its journal file after that)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -257,7 +258,7 @@ def drive(sweep_id: str, on_trial: Callable[[dict], None] | None = None) -> str:
     active: dict[str, tuple] = {}  # run id -> (optuna trial, epochs reported so far)
     started = len(store.sweep_runs(sweep_id))
     try:
-        study = _study(sweep)
+        study = optuna_study(sweep)
         while True:
             if store.get_sweep(sweep_id).status == "cancelled":
                 _cancel_runs(list(active))

@@ -135,9 +135,10 @@ def setup(config, device):
     from core.data import load_dataset
     from core.options import resolve
     from core.tasks import Setup
-    from core.tasks.classification import build_image_model, data_metadata, image_batches, image_preprocessing
+    from core.tasks.classification import (build_image_model, data_metadata, image_batches, image_preprocessing,
+                                            sized_data)
 
-    splits = load_dataset(config.data, seed=config.seed)
+    splits = load_dataset(sized_data(config, 4, 128), seed=config.seed)  # the sizes validate allows
     pre = image_preprocessing(splits, 0.0, 1.0)  # x / 255: pixels in [0, 1], targets of the sigmoid
     train, val = image_batches(config, splits, device, pre)
     model = build_image_model(config, {"preprocessing": pre})

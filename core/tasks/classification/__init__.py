@@ -105,7 +105,7 @@ def setup(config, device, splits=None):
     from core.models import build_from_config, parameter_count
     from core.tasks import Setup
 
-    splits = splits or load_dataset(config.data, seed=config.seed)
+    splits = splits or load_dataset(sized_data(config), seed=config.seed)
     pre = preprocessing_for(config, splits)
     train, val = image_batches(config, splits, device, pre)
     model = build_from_config(config.model, num_classes=splits.num_classes, in_channels=splits.channels,
@@ -132,7 +132,7 @@ def validate(config) -> None:
     """Data and model fields of image classification: an image data set, one of its models at a size it
     accepts, pretrained weights only where they exist."""
     from core.config import check_choice, check_float, check_image_data, check_int
-    from core.data import dataset_info, list_datasets
+    from core.data import dataset_info, image_size_of, list_datasets
     from core.errors import ConfigError
     from core.models import list_models, model_info
     from core.tasks import check_family_fields
@@ -145,7 +145,7 @@ def validate(config) -> None:
     check_image_data(d)
     check_family_fields(config)  # one of this task's models; the data set's, model's and task's options
     spec = model_info(m.name)
-    size = d.image_size or info.image_size
+    size = image_size_of(d, low=spec.min_image_size)
     if size < spec.min_image_size:
         raise ConfigError(f"data.image_size: model '{m.name}' needs images of at least {spec.min_image_size}px,"
                           f" but '{d.name}' gives {size}px; set data.image_size to {spec.min_image_size} or more")
@@ -187,7 +187,7 @@ def example_input(config):
     import torch
     from core.data import dataset_info
     info = dataset_info(config.data.name)
-    size, channels = int(config.data.image_size or info.image_size), info.channels
+    size, channels = sized_data(config).image_size or info.image_size, info.channels
     pre = {"channels": channels, "image_size": size, "mean": [0.0] * channels, "std": [1.0] * channels}
     classes = list(info.classes) if info.classes else ["a", "b"]  # a folder's classes: only the head differs
     return {"preprocessing": pre, "classes": classes}, (config.optim.batch_size, channels, size, size), torch.float32
@@ -197,6 +197,16 @@ SPEC = _spec()
 
 
 # ---- image-task helpers (classification, GAN, autoencoder) --------------------------------------
+
+def sized_data(config, low: int | None = None, high: int | None = None):
+    """config.data with a folder's native size (core.data.image_size_of) written in: at least what the model
+    needs (`low`, by default the classification model's minimum), at most `high`."""
+    from core.data import NATIVE_CAP, with_image_size
+    from core.models import model_info
+    if low is None:
+        low = model_info(config.model.name).min_image_size
+    return with_image_size(config.data, low, high or NATIVE_CAP)
+
 
 def image_preprocessing(splits, mean: float, std: float) -> dict:
     return {"mean": [mean] * splits.channels, "std": [std] * splits.channels, "image_size": splits.image_size,
@@ -222,7 +232,7 @@ def build_image_model(config, metadata):
 def validate_image_data(config, *, min_size: int = 8, max_size: int = 128) -> int:
     """Checks every image-generating family shares; returns the image size the run will use."""
     from core.config import check_image_data
-    from core.data import dataset_info
+    from core.data import image_size_of
     from core.errors import ConfigError
     from core.tasks import check_family_fields
 
@@ -231,7 +241,7 @@ def validate_image_data(config, *, min_size: int = 8, max_size: int = 128) -> in
     check_image_data(d, min_size, max_size)
     if config.model.pretrained:
         raise ConfigError(f"model.pretrained: '{config.model.name}' is trained from scratch; turn it off")
-    size = d.image_size or dataset_info(d.name).image_size
+    size = image_size_of(d, min_size, max_size)
     if size < min_size:
         raise ConfigError(f"data.image_size: '{config.model.name}' needs images of at least {min_size}px, "
                           f"but '{d.name}' gives {size}px; set data.image_size to {max(min_size, 28)}")

@@ -212,9 +212,10 @@ def setup(config, device):
     from core.models import model_info
     from core.options import resolve
     from core.tasks import Setup
-    from core.tasks.classification import build_image_model, data_metadata, image_batches, image_preprocessing
+    from core.tasks.classification import (build_image_model, data_metadata, image_batches, image_preprocessing,
+                                            sized_data)
 
-    splits = load_dataset(config.data, seed=config.seed)
+    splits = load_dataset(sized_data(config, 8, 128), seed=config.seed)  # the sizes validate allows
     pre = image_preprocessing(splits, 0.5, 0.5)  # x / 255 -> [-1, 1], the range of the generator's tanh
     train, val = image_batches(config, splits, device, pre)
     model = build_image_model(config, {"preprocessing": pre})

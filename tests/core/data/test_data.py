@@ -221,8 +221,8 @@ def test_folder_decodes_any_mode_and_skips_bad_files(lab_home, tmp_path):
     assert {(255, 0, 0), (255, 255, 255), (128, 128, 128)} <= set(by_label[0])  # RGBA, transparent, L
     assert {(0, 0, 255), (255, 255, 255), (0, 255, 0)} <= set(by_label[1])  # P/BMP, 16-bit, TIFF, CMYK white
     assert sorted(zip(_colours(s.val_x), s.val_y.tolist())) == [((0, 0, 255), 1), ((255, 0, 0), 0)]
-    # Default size 64; a second load comes from the cache without decoding.
-    assert load_dataset(DataConfig(name="folder", path=str(tmp_path / "pets")), seed=0).train_x.shape[-1] == 64
+    # Default size: the median shorter side of the training images (20 px in this tree), not a fixed 64.
+    assert load_dataset(DataConfig(name="folder", path=str(tmp_path / "pets")), seed=0).train_x.shape[-1] == 20
 
 
 def test_folder_cache_is_reused_and_invalidated_by_new_files(lab_home, tmp_path, monkeypatch):

@@ -79,8 +79,7 @@ def test_optuna_prunes_a_trial_worse_than_the_median_of_the_earlier_ones(lab_hom
     assert 2 <= pruned.summary["epochs_done"] < 8  # judged after two epochs, and stopped early
     assert any("pruned by Optuna" in m for m in store.events(pruned.id).message)
     assert sweeps.best_run(sweep_id) in {results[0]["run_id"], results[1]["run_id"]}
-    import optuna
-    study = optuna.load_study(study_name=sweep_id, storage=sweeps._study(store.get_sweep(sweep_id))._storage)
+    study = sweeps.optuna_study(store.get_sweep(sweep_id))  # loaded again from its journal file
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
 
 
