@@ -15,6 +15,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # Data paths are read only under allowed roots (core.data.roots): tests make their folders in the temp
 # directory and read the shared data, and the workers and servers they start inherit this.
 os.environ["LAB_DATA_ROOTS"] = os.pathsep.join([tempfile.gettempdir(), str(SHARED_DATA)])
+# AppTest runs the app in this process: its background import of torch (ui/warmup.py) would race the tests' own
+# imports of torch in another thread, which torch does not survive. Real servers (app_server) keep it.
+os.environ["LAB_BACKGROUND_IMPORTS"] = "0"
 
 
 @pytest.fixture
@@ -145,7 +148,8 @@ def app_server(log_path: Path, env: dict | None = None):
         port = sock.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                              cwd=ROOT, env=env or {**os.environ}, stdout=open(log_path, "wb"),
+                              cwd=ROOT, env=env or {**os.environ, "LAB_BACKGROUND_IMPORTS": "1"},
+                              stdout=open(log_path, "wb"),
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

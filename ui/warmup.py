@@ -4,6 +4,7 @@ to Train or Media does not wait for torch to load."""
 from __future__ import annotations
 
 import gc
+import os
 import threading
 
 _started = False
@@ -39,6 +40,8 @@ def _import_all() -> None:
 
 def start_background_imports() -> None:
     global _started
+    if os.environ.get("LAB_BACKGROUND_IMPORTS", "1") == "0":  # tests that run the app in their own process
+        return
     if not _started:
         _started = True
         # a short delay: importing holds the GIL, and the first page's messages should go out first
