@@ -138,8 +138,15 @@ def cmd_train(args) -> int:
 
 
 def _print_memory(config) -> None:
-    """The memory estimate the launch was checked against (core.tasks.memory), and a warning when tight."""
+    """The image size a folder's run chose, and the memory estimate the launch was checked against
+    (core.tasks.memory), with a warning when tight."""
+    from core.data import dataset_info
+    from core.tasks import task_spec
     from core.tasks.memory import estimate_memory
+    example = task_spec(config.task).example_input
+    if example and config.data.image_size is None and dataset_info(config.data.name).native_size:
+        size = example(config)[1][-1]
+        print(f"images: {size}x{size} px, the folder's native size (--image-size or --set data.image_size changes it)")
     estimate = estimate_memory(config)
     if estimate is None:
         return
