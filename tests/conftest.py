@@ -29,6 +29,18 @@ def lab_home(tmp_path, monkeypatch):
     return home
 
 
+def wait_for(predicate, timeout=90, what="condition"):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def shared_file(*parts: str) -> Path:
     """A file from ../shared/data, or skip the test when it is absent (e.g. on a user's machine)."""
     path = SHARED_DATA.joinpath(*parts)

@@ -87,8 +87,7 @@ class Trainer:
             group["lr"] *= ratio
             if "initial_lr" in group:  # what a rebuilt scheduler would start from
                 group["initial_lr"] *= ratio
-        self.config.optim.lr = float(lr)
-        self.lr = self.optimizer.param_groups[0]["lr"]
+        self.config.optim.lr = float(lr)  # self.lr stays the rate the last step used: it is what gets logged
 
     def summary(self) -> dict:
         metric = self.task.best_metric

@@ -14,17 +14,11 @@ from core.errors import LabError
 from core.jobs.slots import device_slot
 from core.presets import preset
 from core.store import RunStore
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_for(predicate, timeout=120, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def tiny(name="tiny", epochs=1):
@@ -50,7 +44,7 @@ def test_two_concurrent_resumes_start_one_worker_and_the_other_is_told_why(lab_h
     assert sorted(code == 0 for code, _ in outputs) == [False, True], outputs
     refused = next(text for code, text in outputs if code != 0)
     assert "already" in refused and "Traceback" not in refused
-    wait_for(lambda: store.get_run(run_id).status == "completed", what="the resumed run")
+    wait_for(lambda: store.get_run(run_id).status == "completed", timeout=120, what="the resumed run")
     steps = store.metrics(run_id, keys=["train_loss"]).step
     assert steps.is_unique, "two workers trained the same run"
     assert len(store.events(run_id).query("message.str.startswith('resumed from step') or "

@@ -12,6 +12,7 @@ from core.presets import preset
 from core.engine.checkpoint import LAST, load_checkpoint
 from core.paths import run_dir
 from core.store import RunStore
+from conftest import wait_for
 
 
 def slow_config(epochs=40):
@@ -19,14 +20,6 @@ def slow_config(epochs=40):
     return preset("digits-cnn").replace(**{"optim.epochs": epochs, "log_every": 5, "name": "slow"})
 
 
-def wait_for(predicate, timeout=90, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(run_id):
