@@ -3,9 +3,10 @@
 import streamlit as st
 
 from ui.forms import ensure_initialised, load_into_form
+from ui.i18n import t
 from ui.live import configure_view, watch_view
 
-st.title("Train")
+st.title(t("Train"))
 
 run_id = st.query_params.get("run")
 preset_param = st.query_params.get("preset")
@@ -23,12 +24,13 @@ if run_id and st.session_state.get("_watched") != run_id:  # a new run in the UR
 if "_next_mode" in st.session_state:  # a button asked for the other view on the previous run
     st.session_state["train_mode"] = st.session_state.pop("_next_mode")
 st.session_state.setdefault("train_mode", "Watch" if run_id else "Configure")
-mode = st.segmented_control("View", ["Configure", "Watch"], key="train_mode", label_visibility="collapsed",
-                            required=True)
+views = {"Configure": t("Configure"), "Watch": t("Watch")}  # the values stay: session state and links use them
+mode = st.segmented_control(t("View"), list(views), format_func=views.get, key="train_mode",
+                            label_visibility="collapsed", required=True)
 
 if mode == "Watch" and run_id:
     watch_view(run_id)
 elif mode == "Watch":
-    st.info("No run selected. Launch one from **Configure**, or open one from the Runs page or the job queue.")
+    st.info(t("No run selected. Launch one from **Configure**, or open one from the Runs page or the job queue."))
 else:
     configure_view()

@@ -9,6 +9,7 @@ import streamlit as st
 from core.config import AMP_MODES, OPTIMIZERS, SCHEDULES, RunConfig
 from core.presets import list_presets, preset
 from core.tasks import apply_overrides, option_schema
+from ui.i18n import N_, t, t_core
 
 PREFIX = "cfg."
 UPLOAD_ERROR = "_upload_error"  # why the last uploaded file was refused, shown once by the form
@@ -44,7 +45,7 @@ def load_into_form(config: RunConfig) -> None:
         st.session_state[PREFIX + key] = value
 
 
-CLONED = "(the cloned run's settings)"  # the preset box's entry while the form holds a cloned run
+CLONED = N_("(the cloned run's settings)")  # the preset box's entry while the form holds a cloned run
 
 
 def _on_preset_change() -> None:
@@ -110,10 +111,11 @@ def validation_error(config: RunConfig) -> str | None:
         validate(config)
         check_ready(config)
     except LabError as exc:
-        return str(exc)
+        return str(exc)  # as core wrote it (needs_path_only reads it): shown with t_core
     estimate = memory_estimate(config)
     if estimate and estimate["too_big"]:
-        return estimate["error"]
+        return t("this run needs {memory}: lower optim.batch_size (e.g. to {smaller}) or data.image_size",
+                 memory=memory_text(estimate), smaller=estimate["smaller"])
     return None
 
 
@@ -125,7 +127,8 @@ def needs_path_only(config: RunConfig, error: str) -> bool:
 
 
 def memory_estimate(config: RunConfig) -> dict | None:
-    """core.tasks.memory's estimate for the form's config (cached per config): text, too_big, tight, error."""
+    """core.tasks.memory's estimate for the form's config (cached per config): its sizes (read with memory_text),
+    too_big, tight, the batch size that would fit and the seconds per step."""
     import json
     return _memory_estimate(json.dumps(config.to_dict(), sort_keys=True))
 
@@ -134,7 +137,7 @@ def memory_estimate(config: RunConfig) -> dict | None:
 def _memory_estimate(config_json: str) -> dict | None:
     import json
     from core.errors import LabError
-    from core.tasks.memory import estimate_memory, refusal
+    from core.tasks.memory import estimate_memory
     config = RunConfig.from_dict(json.loads(config_json))
     try:
         estimate = estimate_memory(config)
@@ -142,10 +145,37 @@ def _memory_estimate(config_json: str) -> dict | None:
         return None
     if estimate is None:
         return None
-    error = refusal(estimate, config)
     from core.tasks.cost import seconds_per_step
-    return {"text": estimate.describe(), "too_big": estimate.too_big, "tight": estimate.tight, "error": error,
-            "seconds_per_step": seconds_per_step(config)}
+    available = estimate.available_bytes
+    return {"total": estimate.total_bytes, "weights": estimate.weights_bytes, "device": estimate.device,
+            "batch": estimate.batch_bytes + estimate.activation_bytes, "available": available,
+            "too_big": estimate.too_big, "tight": estimate.tight, "seconds_per_step": seconds_per_step(config),
+            # the batch size core.tasks.memory.refusal suggests
+            "smaller": max(1, config.optim.batch_size // max(2, int(estimate.total_bytes / max(1, available)) + 1))
+            if estimate.too_big else None}
+
+
+def _size(n: float) -> str:
+    """Bytes as core.tasks.memory writes them (12.3 MB)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:,.0f} {unit}" if unit in ("B", "KB") else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+MEMORY_PLACES = {"GPU": N_("GPU"), "computer (RAM)": N_("computer (RAM)")}  # where core.tasks.memory measures
+
+
+def memory_text(estimate: dict) -> str:
+    """The estimate in words, as core's MemoryEstimate.describe() says it, in the page's language."""
+    text = t("about {total} at least (model {weights}, batch and activations {batch})", total=_size(estimate["total"]),
+             weights=_size(estimate["weights"]), batch=_size(estimate["batch"]))
+    if estimate["available"]:
+        place = estimate["device"]
+        text += t(" of {free} free on the {device}", free=_size(estimate["available"]),
+                  device=t(MEMORY_PLACES[place]) if place in MEMORY_PLACES else place)
+    return text
 
 
 def step_time_text(seconds: float | None, steps_per_epoch: int | None = None) -> str:
@@ -153,10 +183,11 @@ def step_time_text(seconds: float | None, steps_per_epoch: int | None = None) ->
     if not seconds:
         return ""
     per_step = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
-    text = f"about {per_step} per step"
+    text = t("about {time} per step", time=per_step)
     if steps_per_epoch:
         from ui.resources import duration
-        text += f" · about {duration(seconds * steps_per_epoch)} per epoch ({steps_per_epoch:,} steps)"
+        text += t(" · about {time} per epoch ({steps} steps)", time=duration(seconds * steps_per_epoch),
+                  steps=f"{steps_per_epoch:,}")
     return text
 
 
@@ -185,9 +216,9 @@ def ensure_initialised(initial_preset: str = "digits-cnn") -> None:
 
 def task_picker() -> str:
     from core.tasks import list_tasks, task_spec
-    st.selectbox("Task", list_tasks(), key=PREFIX + "task", on_change=_on_task_change,
-                 format_func=lambda name: task_spec(name).title,
-                 help="What the model learns to do; each task has its own data sets, models and presets")
+    titles = {name: t(task_spec(name).title) for name in list_tasks()}
+    st.selectbox(t("Task"), list(titles), key=PREFIX + "task", on_change=_on_task_change, format_func=titles.get,
+                 help=t("What the model learns to do; each task has its own data sets, models and presets"))
     return st.session_state[PREFIX + "task"]
 
 
@@ -197,8 +228,10 @@ def preset_picker(task: str | None = None) -> None:
         names = [CLONED] + names
     elif st.session_state.get("preset_choice") not in names and names:
         st.session_state["preset_choice"] = names[0]
-    st.selectbox("Start from a preset", names, key="preset_choice", on_change=_on_preset_change,
-                 help="Fills the form with a tried configuration; change anything afterwards.")
+    shown = {CLONED: t(CLONED)}  # preset names are names
+    st.selectbox(t("Start from a preset"), names, key="preset_choice", on_change=_on_preset_change,
+                 format_func=lambda name: shown.get(name, name),
+                 help=t("Fills the form with a tried configuration; change anything afterwards."))
 
 
 def options_section(owner: str, schema: dict) -> None:
@@ -211,22 +244,24 @@ def options_section(owner: str, schema: dict) -> None:
         if key not in st.session_state or type(st.session_state[key]) is not option.kind and not (
                 option.kind is float and isinstance(st.session_state[key], int)):
             st.session_state[key] = option.default
-        label = option.label or name.replace("_", " ").capitalize()
+        label = t(option.label or name.replace("_", " ").capitalize())  # core's words: CORE_FORM_TEXTS below
+        helptext = t(option.help) if option.help else None
         column = columns[i % 2]
         bounds = {}
         if option.kind in (int, float):
             bounds = {"min_value": option.kind(option.low) if option.low is not None else None,
                       "max_value": option.kind(option.high) if option.high is not None else None}
         if option.kind is bool:
-            column.toggle(label, key=key, help=option.help or None)
-        elif option.choices:
-            column.selectbox(label, list(option.choices), key=key, help=option.help or None)
+            column.toggle(label, key=key, help=helptext)
+        elif option.choices:  # the values stay in the config; words among them are shown translated
+            shown = {choice: t(choice) if choice in CHOICE_WORDS else str(choice) for choice in option.choices}
+            column.selectbox(label, list(option.choices), key=key, help=helptext, format_func=shown.get)
         elif option.kind is int:
-            column.number_input(label, step=1, key=key, help=option.help or None, **bounds)
+            column.number_input(label, step=1, key=key, help=helptext, **bounds)
         elif option.kind is float:
-            column.number_input(label, key=key, help=option.help or None, format="%g", **bounds)
+            column.number_input(label, key=key, help=helptext, format="%g", **bounds)
         else:
-            column.text_input(label, key=key, help=option.help or None)
+            column.text_input(label, key=key, help=helptext)
 
 
 def save_zip_upload(upload_key: str) -> None:
@@ -240,36 +275,49 @@ def save_zip_upload(upload_key: str) -> None:
     try:
         st.session_state[PREFIX + "data.path"] = str(keep_zip_upload(upload.getvalue(), upload.name))
     except LabError as exc:
-        st.session_state[UPLOAD_ERROR] = str(exc)
+        st.session_state[UPLOAD_ERROR] = t_core(str(exc))
+
+
+# Schedules and precision modes are config values; the form shows them in words.
+SCHEDULE_WORDS = {"constant": N_("constant"), "step": N_("step decay"), "cosine": N_("cosine"),
+                  "onecycle": N_("onecycle")}
+DEVICE_WORDS = {"auto": N_("auto")}  # cpu and cuda are names
+AMP_WORDS = {"off": N_("off")}  # bf16 and fp16 are names
+
+
+def _words(values, words: dict) -> dict:
+    """value -> its label in the page's language, for a widget's format_func (names stay as they are)."""
+    return {value: t(words[value]) if value in words else value for value in values}
 
 
 def optim_section(label_smoothing: bool = False) -> None:
     k = PREFIX
     c1, c2, c3 = st.columns(3)
-    c1.selectbox("Optimiser", OPTIMIZERS, key=k + "optim.optimizer")
-    c2.number_input("Learning rate", step=1e-4, format="%.5f", key=k + "optim.lr")
-    c3.number_input("Weight decay", step=1e-4, format="%.5f", key=k + "optim.weight_decay")
+    c1.selectbox(t("Optimiser"), OPTIMIZERS, key=k + "optim.optimizer")
+    c2.number_input(t("Learning rate"), step=1e-4, format="%.5f", key=k + "optim.lr")
+    c3.number_input(t("Weight decay"), step=1e-4, format="%.5f", key=k + "optim.weight_decay")
     if st.session_state[k + "optim.optimizer"] == "sgd":
         c1, c2 = st.columns(2)
-        c1.number_input("Momentum", step=0.05, format="%.3f", key=k + "optim.momentum")
-        c2.toggle("Nesterov", key=k + "optim.nesterov")
+        c1.number_input(t("Momentum"), step=0.05, format="%.3f", key=k + "optim.momentum")
+        c2.toggle(t("Nesterov"), key=k + "optim.nesterov")
     else:
-        st.number_input("Adam β1", step=0.05, format="%.2f", key=k + "optim.beta1",
-                        help="First-moment decay; 0.5 steadies GAN training (Radford et al., 2015)")
+        st.number_input(t("Adam β1"), step=0.05, format="%.2f", key=k + "optim.beta1",
+                        help=t("First-moment decay; 0.5 steadies GAN training (Radford et al., 2015)"))
     c1, c2, c3 = st.columns(3)
-    c1.selectbox("Schedule", SCHEDULES, key=k + "optim.schedule")
-    c2.number_input("Warm-up (epochs)", step=0.5, format="%.1f", key=k + "optim.warmup_epochs")
+    schedules = _words(SCHEDULES, SCHEDULE_WORDS)
+    c1.selectbox(t("Schedule"), SCHEDULES, key=k + "optim.schedule", format_func=schedules.get)
+    c2.number_input(t("Warm-up (epochs)"), step=0.5, format="%.1f", key=k + "optim.warmup_epochs")
     if st.session_state[k + "optim.schedule"] == "step":
-        c3.number_input("Step every (epochs)", step=1, key=k + "optim.step_size")
-        st.number_input("Step factor (gamma)", step=0.05, format="%.2f", key=k + "optim.gamma")
+        c3.number_input(t("Step every (epochs)"), step=1, key=k + "optim.step_size")
+        st.number_input(t("Step factor (gamma)"), step=0.05, format="%.2f", key=k + "optim.gamma")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Batch size", step=16, key=k + "optim.batch_size")
-    c2.number_input("Epochs", step=1, key=k + "optim.epochs")
+    c1.number_input(t("Batch size"), step=16, key=k + "optim.batch_size")
+    c2.number_input(t("Epochs"), step=1, key=k + "optim.epochs")
     if label_smoothing:
-        c3.number_input("Label smoothing", step=0.05, format="%.2f", key=k + "optim.label_smoothing")
+        c3.number_input(t("Label smoothing"), step=0.05, format="%.2f", key=k + "optim.label_smoothing")
     c1, c2 = st.columns(2)
-    c1.number_input("Gradient clipping (max norm, 0 = off)", step=0.5, format="%.2f", key=k + "optim.grad_clip")
-    c2.number_input("Early stopping patience (epochs, 0 = off)", step=1, key=k + "early_stopping_patience")
+    c1.number_input(t("Gradient clipping (max norm, 0 = off)"), step=0.5, format="%.2f", key=k + "optim.grad_clip")
+    c2.number_input(t("Early stopping patience (epochs, 0 = off)"), step=1, key=k + "early_stopping_patience")
 
 
 def compute_section(has_cuda: bool) -> None:
@@ -278,10 +326,107 @@ def compute_section(has_cuda: bool) -> None:
     devices = ["auto", "cpu"] + (["cuda"] if has_cuda else [])
     if st.session_state.get(k + "device") not in devices:
         st.session_state[k + "device"] = "auto"
-    c1.selectbox("Device", devices, key=k + "device")
-    c2.selectbox("Precision (CUDA autocast)", AMP_MODES, key=k + "amp", disabled=not has_cuda)
-    c3.number_input("Seed", step=1, key=k + "seed")
+    device_names, amp_names = _words(devices, DEVICE_WORDS), _words(AMP_MODES, AMP_WORDS)
+    c1.selectbox(t("Device"), devices, key=k + "device", format_func=device_names.get)
+    c2.selectbox(t("Precision (CUDA autocast)"), AMP_MODES, key=k + "amp", disabled=not has_cuda,
+                 format_func=amp_names.get)
+    c3.number_input(t("Seed"), step=1, key=k + "seed")
     c1, c2, c3 = st.columns(3)
-    c1.toggle("torch.compile", key=k + "compile", help="Faster steps after a slow first one (GPU)")
-    c2.toggle("channels_last", key=k + "channels_last")
-    c3.text_input("Run name (optional)", key=k + "name")
+    c1.toggle("torch.compile", key=k + "compile", help=t("Faster steps after a slow first one (GPU)"))
+    c2.toggle(t("channels_last"), key=k + "channels_last")
+    c3.text_input(t("Run name (optional)"), key=k + "name")
+
+
+# What core's task specs and option schemas say, as the generic form and the task box show them (with t): named
+# here so that tests/app/test_chinese.py finds them in the catalogue (train.toml). Labels an option leaves empty
+# are its name, capitalised. A text core changes shows in English until it is named here and translated.
+# option values that are words (core.options.Option.choices); the others are ids shown as they are
+CHOICE_WORDS = (N_("bce"), N_("mse"), N_("init"), N_("first_input"))
+
+CORE_FORM_TEXTS = (
+    # task titles and descriptions (core.tasks.*.SPEC)
+    N_("Image classification"), N_("Predict one class per image: cross-entropy, accuracy, confusion matrix"),
+    N_("Character language model"),
+    N_("Predict the next character of a text: RNN, LSTM, GRU or a small GPT; loss in bits per character, generated samples as it learns"),
+    N_("Generative adversarial network"),
+    N_("A generator learns to draw images that a discriminator cannot tell from real ones (DCGAN); watch samples from fixed noise evolve"),
+    N_("Autoencoder / VAE"),
+    N_("Compress images to a small code and reconstruct them; the VAE makes the code a distribution you can sample and walk"),
+    N_("Video classification"),
+    N_("One class per clip: single-frame, early, late and slow fusion, (2+1)-D convolutions and CNN + LSTM (Karpathy et al., 2014)"),
+    N_("Image captioning"),
+    N_("Describe an image in words: a CNN encoder and an LSTM decoder trained with teacher forcing, scored by BLEU-1..4 of greedy captions"),
+    N_("Reinforcement learning"),
+    N_("Policy gradients: REINFORCE and actor-critic agents learn to act in gymnasium's classic-control environments"),
+    # task options
+    N_("Context length"),
+    N_("Characters the model sees at once (the block size); the GPT cannot look further back, the recurrent models are trained on windows this long"),
+    N_("Steps per epoch"),
+    N_("Batches of random windows per epoch (an epoch ends with a validation pass and a checkpoint)"),
+    N_("Validation batches"), N_("Batches of validation windows per evaluation (the same windows every time)"),
+    N_("Sample every (steps)"), N_("Steps between generated text samples (0 = none)"), N_("Sample length"),
+    N_("Characters per generated sample"), N_("Sample temperature"),
+    N_("Sampling temperature of the samples (lower: safer, more repetitive)"),
+    N_("Sample prompt"),
+    N_("Text the samples continue (empty: a new line); characters the text never uses are dropped"),
+    N_("sample every (steps)"),
+    N_("Steps between the sample grids drawn from a fixed noise batch (watch them evolve in the live view)"),
+    N_("images for val_fd"),
+    N_("Images (held-out real ones, and as many fakes) behind the validation Fréchet distance; more is steadier and slower"),
+    N_("reconstruction loss"),
+    N_("Reconstruction loss per image: binary cross-entropy (a Bernoulli decoder) or squared error, summed over pixels"),
+    N_("Beta"),
+    N_("Weight of the VAE's KL term: 1 is the ELBO; more gives smoother, blurrier codes (beta-VAE); plain autoencoders ignore it"),
+    N_("Steps between the reconstruction grids of a fixed validation batch"),
+    N_("Min word count"), N_("Words seen fewer times than this in the training captions become <unk>"),
+    N_("Max caption words"),
+    N_("Longest caption in words: longer ones are cut in training, and decoding stops there"),
+    N_("Sample every"), N_("Steps between sample captions in the live view (0: never)"),
+    N_("episodes per update"), N_("Episodes played with the current policy for each gradient step"),
+    N_("updates per epoch"), N_("Policy updates between two evaluations (one 'epoch')"), N_("discount γ"),
+    N_("Discount γ: how much a reward k steps later counts (γ^k)"),
+    N_("GAE λ"), N_("Actor-critic only: GAE λ (1 = Monte Carlo return minus V(s), 0 = one-step TD)"),
+    N_("entropy bonus"), N_("Bonus for the policy's entropy: keeps it exploring"), N_("value loss weight"),
+    N_("Actor-critic only: weight of the value loss"), N_("normalise advantages"),
+    N_("Scale advantages to unit variance in each update"), N_("evaluation episodes"),
+    N_("Episodes (fixed starts) played after each epoch for val_return"),
+    N_("greedy evaluation"), N_("Evaluate with the most likely action (else sample from the policy)"),
+    N_("record returns every"), N_("Record the episodes' returns every this many updates (0 = never)"),
+    # model options
+    N_("Embedding size"), N_("Size of each character's embedding vector"), N_("Hidden size"),
+    N_("Units in each recurrent layer"), N_("Layers"), N_("Stacked recurrent layers"), N_("Dropout"),
+    N_("Dropout on the embeddings, between layers and before the output"),
+    N_("Transformer blocks"), N_("Heads"), N_("Attention heads per block (must divide the embedding size)"),
+    N_("Width of the residual stream"),
+    N_("Dropout on attention weights and residual branches (0.2 for Shakespeare)"),
+    N_("Tie input and output embeddings"), N_("Share the token embedding with the output layer (fewer parameters)"),
+    N_("latent size"), N_("Length of the noise vector z the generator draws images from (DCGAN used 100)"),
+    N_("base width"),
+    N_("Channels of the discriminator's first layer (and the generator's last hidden one); each stride-2 stage doubles or halves it. 32 is quick on a CPU"),
+    N_("code size"), N_("Length of the code; 2 lets the latent space be plotted directly"),
+    N_("Channels of the first convolution; each stride-2 stage doubles them"),
+    N_("Hidden"), N_("Units of the fully connected layer on each side of the code"),
+    N_("Width"), N_("Channels of the first convolution (later layers use twice as many)"),
+    N_("LSTM units"), N_("Units in each LSTM layer"), N_("LSTM layers"), N_("Stacked LSTM layers"), N_("Encoder"),
+    N_("small_cnn: four conv blocks, fast on a CPU; resnet18: torchvision's ResNet-18 trained from scratch (no download), for larger images"),
+    N_("Channels of the small CNN's first layer (doubled, then doubled again)"),
+    N_("Size of the word embeddings"), N_("Units of the LSTM's hidden state"), N_("Inject"),
+    N_("How the image enters the decoder: init = the LSTM's initial state (NeuralTalk), first_input = the first input step (Show and Tell)"),
+    N_("Dropout on the LSTM's outputs before the word classifier"),
+    N_("hidden units"), N_("Units in each hidden layer"), N_("hidden layers"), N_("Hidden layers (tanh)"),
+    N_("shared body"), N_("One body for both heads (else two separate MLPs)"),
+    # data set options
+    N_("Validation fraction (end of the text)"), N_("Share of the text, taken from its end, kept for validation"),
+    N_("Characters to use (0 = all)"),
+    N_("Use only the first N characters (0 = the whole text): for quick experiments"),
+    N_("Frames per clip"), N_("Frames per clip (T)"), N_("Frame size"), N_("Frame width and height in pixels"),
+    N_("Clips"), N_("Clips to generate (balanced over the 8 classes)"),
+    N_("Frames sampled evenly from each clip (T)"),
+    N_("Frame width and height in pixels (frames are squashed to a square)"),
+    N_("Scenes"), N_("Number of generated scenes (each has 3 or 4 captions)"),
+    N_("Image size"), N_("Side of the square images in pixels"), N_("Max shapes"),
+    N_("At most this many shapes per scene (1 to 3)"), N_("Val fraction"),
+    N_("Share of the scenes held out for validation"), N_("Images are resized to this square side in pixels"),
+    N_("Share of the images held out for validation (by image)"),
+    N_("max steps per episode"), N_("Episodes end (truncated) after this many steps"),
+)

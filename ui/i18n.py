@@ -18,6 +18,7 @@ translations in core/concepts/catalogue.
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from pathlib import Path
 
@@ -74,11 +75,38 @@ def t(text: str, **values) -> str:
 
 
 def t_core(message: str) -> str:
-    """A message from core (a LabError's text) in the session's language when the catalogue knows it: a fixed
-    sentence is translated; one that names a file, a value or a path cannot be a key and stays as core wrote it
-    (so it is not recorded in MISSING)."""
+    """A message from core (a LabError's text, a data set's source line) in the session's language when the
+    catalogue knows it: a fixed sentence by its key; one with values in it (a count, a seed, a path) by a key that
+    names them, e.g. "generated shapes ({count} images, seed {seed})", whose values are carried over. Anything else
+    stays as core wrote it (and is not recorded in MISSING)."""
     lang = language()
-    return catalogue(lang).get(message, message) if lang != "en" else message
+    if lang == "en":
+        return message
+    table = catalogue(lang)
+    if message in table:
+        return table[message]
+    for pattern, translated in _templates(lang):
+        found = pattern.fullmatch(message)
+        if found:
+            return _PLACEHOLDER.sub(lambda m: found.group(m.group(1)), translated)
+    return message
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)(?:[:!][^}]*)?\}")
+
+
+@functools.cache
+def _templates(lang: str) -> list[tuple[re.Pattern, str]]:
+    """The catalogue's keys with {placeholders} as patterns (each placeholder matches any text), longest first."""
+    found = []
+    for key, translated in catalogue(lang).items():
+        names = _PLACEHOLDER.findall(key)
+        if not names or len(set(names)) != len(names):
+            continue
+        pieces = _PLACEHOLDER.split(key)  # literal, name, literal, name, ..., literal
+        regex = "".join(re.escape(piece) if index % 2 == 0 else f"(?P<{piece}>.+?)" for index, piece in enumerate(pieces))
+        found.append((re.compile(regex, re.S), translated))
+    return sorted(found, key=lambda item: -len(item[0].pattern))
 
 
 def N_(text: str) -> str:

@@ -6,6 +6,8 @@ below with its extras; its samples under the live charts (`live`); its results o
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from core.errors import LabError
@@ -14,9 +16,9 @@ from core.store.records import best_of, metric_title, watched_metric
 from ui.charts import live_figure
 from ui.families import hook
 from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, forget_preset_name, form_config, launch_key, load_clone,
-                      memory_estimate, needs_path_only, step_time_text, TRAIN_SIZE, note_preview_error, optim_section, options_section, preset_picker, task_picker,
-                      validation_error)
-from ui.i18n import t
+                      memory_estimate, memory_text, needs_path_only, step_time_text, TRAIN_SIZE, note_preview_error,
+                      optim_section, options_section, preset_picker, task_picker, validation_error)
+from ui.i18n import t, t_core
 from ui.resources import duration, show_error, status_badge, store
 
 
@@ -59,36 +61,37 @@ def _family_form(task: str):
     form, side = st.columns([3, 2], gap="large")
     with form:
         with st.container(border=True):
-            st.subheader("Data", anchor=False)
-            name = _choose("Data set", list_datasets(kind=spec.data_kind), PREFIX + "data.name",
-                           format_func=lambda n: f"{n} — {dataset_info(n).description}", on_change=forget_preset_name)
+            st.subheader(t("Data"), anchor=False)
+            datasets = {n: f"{n} — {t(dataset_info(n).description)}" for n in list_datasets(kind=spec.data_kind)}
+            name = _choose(t("Data set"), list(datasets), PREFIX + "data.name", format_func=datasets.get,
+                           on_change=forget_preset_name)
             info = dataset_info(name)
             extras = hook(task, "form_extras")
             if extras:
                 extras()
             if info.needs_path:
-                st.text_input("…or a file, folder or .zip on the server", key=PREFIX + "data.path")
+                st.text_input(t("…or a file, folder or .zip on the server"), key=PREFIX + "data.path")
             if spec.data_kind == "images":
                 c1, c2, c3 = st.columns(3)
-                c1.number_input("Image size (px, 0 = native)", step=4, key=PREFIX + "data.image_size")
-                c2.number_input("Validation fraction", step=0.05, format="%.2f", key=PREFIX + "data.val_fraction")
-                c3.number_input("Limit training samples (0 = all)", step=100, key=PREFIX + "data.limit")
+                c1.number_input(t("Image size (px, 0 = native)"), step=4, key=PREFIX + "data.image_size")
+                c2.number_input(t("Validation fraction"), step=0.05, format="%.2f", key=PREFIX + "data.val_fraction")
+                c3.number_input(t("Limit training samples (0 = all)"), step=100, key=PREFIX + "data.limit")
             options_section("data.options", info.options)
         with st.container(border=True):
-            st.subheader("Model", anchor=False)
-            model = _choose("Model", list_models(task=task), PREFIX + "model.name")
-            st.caption(model_info(model).description)
+            st.subheader(t("Model"), anchor=False)
+            model = _choose(t("Model"), list_models(task=task), PREFIX + "model.name")
+            st.caption(t(model_info(model).description))
             options_section("model.options", model_info(model).options)
         if spec.options:
             with st.container(border=True):
-                st.subheader(spec.title, anchor=False)
-                st.caption(spec.description)
+                st.subheader(t(spec.title), anchor=False)
+                st.caption(t(spec.description))
                 options_section("task_options", spec.options)
         with st.container(border=True):
-            st.subheader("Optimisation", anchor=False)
+            st.subheader(t("Optimisation"), anchor=False)
             optim_section()
         with st.container(border=True):
-            st.subheader("Compute", anchor=False)
+            st.subheader(t("Compute"), anchor=False)
             compute_section(_has_cuda())
     config = form_config()
     preview = hook(task, "preview")
@@ -98,27 +101,28 @@ def _family_form(task: str):
                 preview(config)
             except LabError as exc:
                 note_preview_error(str(exc))
-                st.warning(str(exc), icon=":material/warning:")
+                st.warning(t_core(str(exc)), icon=":material/warning:")
     return config
 
 
 def _launch(config, error: str | None, preview_error: str | None) -> None:
     if error and needs_path_only(config, error):  # nothing typed yet: guidance, not an error
-        st.info("Upload a .zip or name a folder on the server to train on your own data.", icon=":material/folder_open:")
+        st.info(t("Upload a .zip or name a folder on the server to train on your own data."),
+                icon=":material/folder_open:")
     elif error:
-        st.error(error, icon=":material/error:")
+        st.error(t_core(error), icon=":material/error:")
     elif preview_error:
-        st.caption(":material/block: Launch waits until the data loads: see the message next to the preview.")
+        st.caption(":material/block: " + t("Launch waits until the data loads: see the message next to the preview."))
     estimate = None if error else memory_estimate(config)
     if estimate and estimate["tight"]:
-        st.warning(f"Memory: {estimate['text']}. It may not fit: a smaller batch or image size is safer.",
-                   icon=":material/memory:")
+        st.warning(t("Memory: {memory}. It may not fit: a smaller batch or image size is safer.",
+                     memory=memory_text(estimate)), icon=":material/memory:")
     elif estimate:
-        st.caption(f":material/memory: Memory: {estimate['text']}")
+        st.caption(":material/memory: " + t("Memory: {memory}", memory=memory_text(estimate)))
     if estimate and estimate["seconds_per_step"]:
-        st.caption(f":material/timer: Time: {step_time_text(estimate['seconds_per_step'], _steps_hint(config))} "
-                   "(estimated from the model's FLOPs and this machine's measured speed)")
-    if st.button("Launch", type="primary", icon=":material/play_arrow:", disabled=bool(error or preview_error)):
+        st.caption(":material/timer: " + t("Time: {time} (estimated from the model's FLOPs and this machine's measured "
+                                           "speed)", time=step_time_text(estimate["seconds_per_step"], _steps_hint(config))))
+    if st.button(t("Launch"), type="primary", icon=":material/play_arrow:", disabled=bool(error or preview_error)):
         from core import jobs
         try:
             run_id = jobs.submit(config, request_key=launch_key())
@@ -146,16 +150,24 @@ def watch_view(run_id: str) -> None:
     try:
         run = store().get_run(run_id)
     except LabError as exc:
-        st.error(f"{exc}. Pick a run on the Runs page.", icon=":material/search_off:")
+        st.error(t("{error}. Pick a run on the Runs page.", error=t_core(str(exc))), icon=":material/search_off:")
         return
     st.subheader(run.name, anchor=False)
     st.markdown(f"{status_badge(run.status)} `{run.id}` · {run.config['data']['name']} · "
-                f"{run.config['model']['name']} · {run.device or 'device not chosen yet'}")
+                f"{run.config['model']['name']} · {_device_text(run.device)}")
     _actions(run)
     st.fragment(run_every=1.5 if run.status in ACTIVE_STATUSES else None)(_live_panel)(run_id, run.status)
     results = hook(run.task, "results") if run.status == "completed" else None
     if results:
         results(run)
+
+
+def _device_text(device: str | None) -> str:
+    """The run's device as core.engine.devices.describe wrote it ("cpu (8 threads)", "cuda:0 (name, 80 GiB)")."""
+    if not device:
+        return t("device not chosen yet")
+    threads = re.fullmatch(r"cpu \((\d+) threads\)", device)
+    return t("cpu ({threads} threads)", threads=threads.group(1)) if threads else device
 
 
 def _actions(run) -> None:
@@ -166,16 +178,16 @@ def _actions(run) -> None:
             with bar.popover(t("Steer"), icon=":material/tune:", help=t("Change the running job: more epochs, "
                              "a new learning rate, or stop after this epoch")):
                 _steer(run)
-        if run.status in ACTIVE_STATUSES and bar.button("Cancel", icon=":material/stop:"):
-            with st.spinner("Stopping after the current step…"):
+        if run.status in ACTIVE_STATUSES and bar.button(t("Cancel"), icon=":material/stop:"):
+            with st.spinner(t("Stopping after the current step…")):
                 jobs.cancel(run.id, wait_s=15)
             st.rerun()
-        if run.status in RESUMABLE_STATUSES and bar.button("Resume", icon=":material/play_arrow:", type="primary"):
+        if run.status in RESUMABLE_STATUSES and bar.button(t("Resume"), icon=":material/play_arrow:", type="primary"):
             jobs.resume(run.id)
             st.rerun()
     except LabError as exc:  # the run changed state since this page was drawn
         show_error(exc)
-    if bar.button("Clone into form", icon=":material/content_copy:"):
+    if bar.button(t("Clone into form"), icon=":material/content_copy:"):
         from core.config import RunConfig
         load_clone(RunConfig.from_dict(run.config))
         st.session_state["_next_mode"] = "Configure"
@@ -248,30 +260,30 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     from core.jobs.runner import resumed_at
     frame = store().metrics(run_id)
     if run.status == "queued":
-        st.info("Starting the worker, or waiting for a free device slot (one run at a time per device)…",
+        st.info(t("Starting the worker, or waiting for a free device slot (one run at a time per device)…"),
                 icon=":material/schedule:")
     elif run.status == "failed":
-        st.error(run.error or "the run failed", icon=":material/error:")
+        st.error(t_core(run.error) if run.error else t("the run failed"), icon=":material/error:")
     since = resumed_at(store(), run_id) if run.status == "running" else None
     progress = run_progress(run.status, run.config, run.summary, frame, since=since)
     if progress.total:
-        st.progress(progress.fraction, text=f"epoch {progress.epoch}/{progress.epochs} · "
-                    f"step {progress.done:,}/{progress.total:,} · elapsed {duration(run.duration_s or 0.0)}"
-                    + (f" · about {duration(progress.eta_s)} left" if progress.eta_s is not None else "")
-                    + (" (estimated before launch; measured from the first logged steps)"
-                       if progress.eta_estimated else ""))
+        st.progress(progress.fraction, text=t(
+            "epoch {epoch}/{epochs} · step {done}/{total} · elapsed {elapsed}", epoch=progress.epoch,
+            epochs=progress.epochs, done=f"{progress.done:,}", total=f"{progress.total:,}",
+            elapsed=duration(run.duration_s or 0.0))
+            + (t(" · about {left} left", left=duration(progress.eta_s)) if progress.eta_s is not None else "")
+            + (t(" (estimated before launch; measured from the first logged steps)") if progress.eta_estimated else ""))
     last = store().last_metrics(run_id)
     headline = watched_metric(run.summary)
     show = (lambda v: f"{v:.2%}") if headline.endswith("acc") else (lambda v: f"{v:.4g}")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("train loss", f"{last['train_loss']:.4f}" if "train_loss" in last else "–")
-    c2.metric(metric_title(headline),
-              show(last[headline]) if headline in last else "–")
+    c1.metric(t("train loss"), f"{last['train_loss']:.4f}" if "train_loss" in last else "–")
+    c2.metric(t(metric_title(headline)), show(last[headline]) if headline in last else "–")
     best = best_of(run.summary)
-    c3.metric("best", show(best) if best is not None else "–",
-              help=f"epoch {run.summary.get('best_epoch')}" if best is not None else None)
-    c4.metric("samples / s", f"{last['samples_per_s']:,.0f}" if "samples_per_s" in last else "–",
-              help="characters per second for language models, environment steps for RL")
+    c3.metric(t("best"), show(best) if best is not None else "–",
+              help=t("epoch {epoch}", epoch=run.summary.get("best_epoch")) if best is not None else None)
+    c4.metric(t("samples / s"), f"{last['samples_per_s']:,.0f}" if "samples_per_s" in last else "–",
+              help=t("characters per second for language models, environment steps for RL"))
     changes = store().controls(run_id)
     if not frame.empty:
         figure = live_figure(frame)
@@ -285,10 +297,10 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
         from core.paths import run_dir
         family_live(run, run_dir(run_id))
     if "gpu_mem_mb" in last:
-        st.caption(f"GPU memory (peak): {last['gpu_mem_mb']:,.0f} MB")
+        st.caption(t("GPU memory (peak): {mb} MB", mb=f"{last['gpu_mem_mb']:,.0f}"))
     if run.status == "failed":
         from core.paths import run_dir
         log = run_dir(run_id) / "log.txt"
         if log.exists():
-            with st.expander("Worker log"):
+            with st.expander(t("Worker log")):
                 st.code(log.read_text(errors="replace")[-4000:])

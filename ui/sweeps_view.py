@@ -29,8 +29,9 @@ def sweep_launcher(config, error: str | None) -> None:
     with st.expander(t("Sweep: try several settings at once"), icon=":material/grid_view:"):
         st.caption(t("Each row varies one field: list values (1e-3, 1e-2) or, for random search and Optuna, "
                      "give a range (1e-4 : 1e-1 : log). Runs go through the normal queue, one per device at a time."))
-        method = st.segmented_control(t("Method"), list(METHOD_WORDS), format_func=lambda m: t(METHOD_WORDS[m]),
-                                      key="sweep_method", default="grid", required=True)
+        methods = {method: t(words) for method, words in METHOD_WORDS.items()}
+        method = st.segmented_control(t("Method"), list(methods), format_func=methods.get, key="sweep_method",
+                                      default="grid", required=True)
         lr = config.optim.lr
         st.session_state.setdefault("sweep_rows", [
             {"field": "optim.lr", "values": f"{lr / 3:.2g}, {lr:.2g}, {lr * 3:.2g}"}])
@@ -108,8 +109,9 @@ def _sweep_panel(sweep_id: str) -> None:
     metric = sweep.metric
     active = int(table.status.isin(ACTIVE_STATUSES).sum())
     finished = len(table) - active
-    space = "; ".join(f"`{key}` {sweeps.Dimension.from_dict(key, raw).describe()}" for key, raw in sweep.space.items())
-    st.markdown(f"{status_badge(sweep.status) if sweep.status in ('running', 'completed', 'cancelled', 'failed') else ''} "
+    space = "; ".join(f"`{key}` {_describe(sweeps.Dimension.from_dict(key, raw))}" for key, raw in sweep.space.items())
+    badge = status_badge(sweep.status) if sweep.status in ("running", "completed", "cancelled", "failed") else ""
+    st.markdown(f"{badge} "
                 f"**{t(METHOD_WORDS[sweep.method])}** · {space} · " + t("watching {metric}", metric=t(metric_title(metric))))
     st.progress(min(1.0, finished / max(1, sweep.trials)),
                 text=t("{done} of {total} trials finished · {active} queued or running",
@@ -131,7 +133,8 @@ def _sweep_panel(sweep_id: str) -> None:
         st.caption(t("Each line is one trial, coloured by its {metric}; drag along an axis to pick out a band of "
                      "values.", metric=t(metric_title(metric))))
         st.plotly_chart(_parallel(sweep, table), key=f"sweep_parallel-{sweep_id}")
-    shown = table.drop(columns=["duration_s"]).assign(duration=table.duration_s.map(duration))
+    shown = table.drop(columns=["duration_s"]).assign(duration=table.duration_s.map(duration),
+                                                      status=table.status.map(t))
     st.dataframe(shown, hide_index=True, width="stretch", key=f"sweep_table-{sweep_id}", column_config={
         "trial": st.column_config.NumberColumn(t("trial"), format="%d"),
         "run_id": st.column_config.TextColumn(t("run"), width=150),
@@ -165,6 +168,13 @@ def _best(sweep, table, best: str) -> None:
             else:
                 st.switch_page(TRAIN_PAGE, query_params={"run": run_id})
         st.page_link(TRAIN_PAGE, label=t("Open the best run"), query_params={"run": best}, icon=":material/open_in_new:")
+
+
+def _describe(dimension) -> str:
+    """A dimension's values as core's Dimension.describe() writes them, "(log)" in the page's language."""
+    if dimension.is_range and dimension.log:
+        return f"{dimension.low:g} … {dimension.high:g} " + t("(log)")
+    return dimension.describe()
 
 
 def _shown(value) -> str:

@@ -31,16 +31,20 @@ ALLOWED = {
     "english",  # the language switch names each language in its own script
     # functions, optimisers, methods and software, written as their names
     "sigmoid", "tanh", "relu", "gelu", "silu", "softmax", "sgd", "adam", "adamw", "rmsprop", "nesterov", "sobel",
-    "rosenbrock", "fréchet", "reinforce", "slerp", "transformer", "python", "pytorch", "nanogpt",
+    "rosenbrock", "fréchet", "reinforce", "slerp", "transformer", "python", "pytorch", "nanogpt", "torchvision",
+    "optuna", "tpe",
+    # people, companies and systems cited by name
+    "radford", "zalando", "neuraltalk",
     # acronyms
     "cpu", "gpu", "cuda", "cnn", "rnn", "lstm", "gru", "gpt", "gan", "dcgan", "vae", "gae", "fgsm", "pgd", "lora",
-    "onnx", "elbo", "bleu", "rgb", "eta", "flops", "utf", "nvidia", "imagenet",
+    "onnx", "elbo", "bleu", "rgb", "eta", "flops", "utf", "nvidia", "imagenet", "bce", "mse",
     # units and file formats
     "px", "ms", "fps", "gib", "mib", "gb", "mb", "json", "csv", "zip", "txt", "png", "jpg", "jpeg", "webp", "bmp",
     "gif", "tif", "tiff", "mp4", "webm", "mov", "avi", "mkv",
 }
 # Names of two words, one of them an English word on its own.
-ALLOWED_NAMES = ("scikit-learn", "Grad-CAM", "Leaky ReLU")
+ALLOWED_NAMES = ("scikit-learn", "Grad-CAM", "Leaky ReLU", "Show and Tell",  # a paper's title (Vinyals et al. 2015)
+                 "image、caption")  # a captions.csv's column names, which the user writes as they are
 WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ]{3,}")  # Latin letters, accented ones included (Fréchet)
 
 
@@ -128,6 +132,7 @@ def readable(text: str) -> str:
     text = re.sub(r"`[^`]*`", " ", text)  # code spans: ids, file names, preset names
     text = re.sub(r"\$[^$]+\$", " ", text)  # inline formulas
     text = re.sub(r"[\w/-]+(?:\.[A-Za-z_][\w-]*)+(?:/[\w./-]*)?", " ", text)  # doi.org, torch.optim, a/b/c.py
+    text = re.sub(r"\S*/\S*", " ", text)  # paths and folder names a user types as they are: train/<class>/, /tmp/x
     for name in ALLOWED_NAMES:
         text = re.sub(re.escape(name), " ", text, flags=re.IGNORECASE)
     return re.sub(r"&[a-z]+;", " ", text)

@@ -46,7 +46,7 @@ def preview(config) -> None:
         data = _preview(config.to_json())
     with st.container(border=True):
         st.subheader(t("Data preview"), anchor=False)
-        st.caption(data["source"] + " · "  # core's line (a path, counts): as core wrote it
+        st.caption(t_core(data["source"]) + " · "  # core's line, translated by its template
                    + t("{images:,} training images with {captions:,} captions · {val:,} validation images · "
                        "{size}px · vocabulary {words} words", images=data["train_images"],
                        captions=data["train_captions"], val=data["val_images"], size=data["image_size"],

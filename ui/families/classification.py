@@ -121,7 +121,7 @@ def _side_panels(config, error: str | None, info) -> None:
     st.session_state[TRAIN_SIZE] = data_preview.train_size
     with st.container(border=True):
         st.subheader(t("Data preview"), anchor=False)
-        st.caption(data_preview.source + " · "  # core's line (a path, counts): as core wrote it
+        st.caption(t_core(data_preview.source) + " · "  # core's line: translated when fixed, else as core wrote it
                    + t("{train:,} training and {val:,} validation images", train=data_preview.train_size,
                        val=sum(data_preview.val_counts))
                    + f" · {data_preview.image_size}px · {t('grey') if data_preview.channels == 1 else 'RGB'}"

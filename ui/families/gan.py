@@ -47,7 +47,7 @@ def real_images_panel(config, parts: dict[str, tuple[str, ...]]) -> None:
     with st.container(border=True):
         st.subheader(t("Real images"), anchor=False)
         # the source line is core's (a path, counts, a seed): it stays as core wrote it
-        st.caption(data["source"] + " · " + t("{train:,} training and {val:,} validation images", train=data["train"],
+        st.caption(t_core(data["source"]) + " · " + t("{train:,} training and {val:,} validation images", train=data["train"],
                                               val=data["val"])
                    + f" · {data['size']}px · {t('grey') if data['channels'] == 1 else 'RGB'}")
         st.image(data["png"], width="stretch")

@@ -93,11 +93,11 @@ def preview(config) -> None:
         c1.metric(t("Characters"), f"{info['chars']:,}")
         c2.metric(t("Vocabulary"), len(info["vocab"]))
         c3.metric(t("Validation"), f"{info['val']:,}", help=t("The end of the text, never trained on"))
-        st.caption(f"{info['source']}. "  # core's line (a path, counts): as core wrote it
+        st.caption(t_core(info['source']) + ". "  # core's line, translated by its template
                    + t("Bits per character of a model that knows nothing: {uniform:.2f}; that knows only character "
                        "frequencies: {unigram:.2f}.", uniform=info["uniform_bpc"], unigram=info["unigram_bpc"]))
         st.code(" ".join(_shown(c) for c in info["vocab"]), language=None, wrap_lines=True)
-        st.text(info["excerpt"])
+        st.code(info["excerpt"], language=None, wrap_lines=True)  # the text itself: data, shown as it is
     try:
         validate(config)
         params = _parameter_count(config.to_json(), len(info["vocab"]))
