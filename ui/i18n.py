@@ -114,11 +114,6 @@ def N_(text: str) -> str:
     return text
 
 
-def tr(en: str, zh: str, **values) -> str:
-    """Deprecated: the English and Chinese side by side. New code calls `t`; this goes once no page uses it."""
-    text = zh if language() == "zh" else en
-    return text.format(**values) if values else text
-
 
 def language_control() -> None:
     """The English / 中文 switch (drawn in the shared sidebar, so it is on every page)."""
