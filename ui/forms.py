@@ -234,6 +234,11 @@ def preset_picker(task: str | None = None) -> None:
                  help=t("Fills the form with a tried configuration; change anything afterwards."))
 
 
+def option_label(name: str, option) -> str:
+    """An option's label as the form shows it (before translation): its own, or its name in words."""
+    return option.label or name.replace("_", " ").capitalize()
+
+
 def options_section(owner: str, schema: dict) -> None:
     """One widget per declared option (core.options.Option), two per row."""
     if not schema:
@@ -244,7 +249,7 @@ def options_section(owner: str, schema: dict) -> None:
         if key not in st.session_state or type(st.session_state[key]) is not option.kind and not (
                 option.kind is float and isinstance(st.session_state[key], int)):
             st.session_state[key] = option.default
-        label = t(option.label or name.replace("_", " ").capitalize())  # core's words: CORE_FORM_TEXTS below
+        label = t(option_label(name, option))  # core's words, in registry.toml
         helptext = t(option.help) if option.help else None
         column = columns[i % 2]
         bounds = {}
@@ -337,96 +342,5 @@ def compute_section(has_cuda: bool) -> None:
     c3.text_input(t("Run name (optional)"), key=k + "name")
 
 
-# What core's task specs and option schemas say, as the generic form and the task box show them (with t): named
-# here so that tests/app/test_chinese.py finds them in the catalogue (train.toml). Labels an option leaves empty
-# are its name, capitalised. A text core changes shows in English until it is named here and translated.
 # option values that are words (core.options.Option.choices); the others are ids shown as they are
 CHOICE_WORDS = (N_("bce"), N_("mse"), N_("init"), N_("first_input"))
-
-CORE_FORM_TEXTS = (
-    # task titles and descriptions (core.tasks.*.SPEC)
-    N_("Image classification"), N_("Predict one class per image: cross-entropy, accuracy, confusion matrix"),
-    N_("Character language model"),
-    N_("Predict the next character of a text: RNN, LSTM, GRU or a small GPT; loss in bits per character, generated samples as it learns"),
-    N_("Generative adversarial network"),
-    N_("A generator learns to draw images that a discriminator cannot tell from real ones (DCGAN); watch samples from fixed noise evolve"),
-    N_("Autoencoder / VAE"),
-    N_("Compress images to a small code and reconstruct them; the VAE makes the code a distribution you can sample and walk"),
-    N_("Video classification"),
-    N_("One class per clip: single-frame, early, late and slow fusion, (2+1)-D convolutions and CNN + LSTM (Karpathy et al., 2014)"),
-    N_("Image captioning"),
-    N_("Describe an image in words: a CNN encoder and an LSTM decoder trained with teacher forcing, scored by BLEU-1..4 of greedy captions"),
-    N_("Reinforcement learning"),
-    N_("Policy gradients: REINFORCE and actor-critic agents learn to act in gymnasium's classic-control environments"),
-    # task options
-    N_("Context length"),
-    N_("Characters the model sees at once (the block size); the GPT cannot look further back, the recurrent models are trained on windows this long"),
-    N_("Steps per epoch"),
-    N_("Batches of random windows per epoch (an epoch ends with a validation pass and a checkpoint)"),
-    N_("Validation batches"), N_("Batches of validation windows per evaluation (the same windows every time)"),
-    N_("Sample every (steps)"), N_("Steps between generated text samples (0 = none)"), N_("Sample length"),
-    N_("Characters per generated sample"), N_("Sample temperature"),
-    N_("Sampling temperature of the samples (lower: safer, more repetitive)"),
-    N_("Sample prompt"),
-    N_("Text the samples continue (empty: a new line); characters the text never uses are dropped"),
-    N_("sample every (steps)"),
-    N_("Steps between the sample grids drawn from a fixed noise batch (watch them evolve in the live view)"),
-    N_("images for val_fd"),
-    N_("Images (held-out real ones, and as many fakes) behind the validation Fréchet distance; more is steadier and slower"),
-    N_("reconstruction loss"),
-    N_("Reconstruction loss per image: binary cross-entropy (a Bernoulli decoder) or squared error, summed over pixels"),
-    N_("Beta"),
-    N_("Weight of the VAE's KL term: 1 is the ELBO; more gives smoother, blurrier codes (beta-VAE); plain autoencoders ignore it"),
-    N_("Steps between the reconstruction grids of a fixed validation batch"),
-    N_("Min word count"), N_("Words seen fewer times than this in the training captions become <unk>"),
-    N_("Max caption words"),
-    N_("Longest caption in words: longer ones are cut in training, and decoding stops there"),
-    N_("Sample every"), N_("Steps between sample captions in the live view (0: never)"),
-    N_("episodes per update"), N_("Episodes played with the current policy for each gradient step"),
-    N_("updates per epoch"), N_("Policy updates between two evaluations (one 'epoch')"), N_("discount γ"),
-    N_("Discount γ: how much a reward k steps later counts (γ^k)"),
-    N_("GAE λ"), N_("Actor-critic only: GAE λ (1 = Monte Carlo return minus V(s), 0 = one-step TD)"),
-    N_("entropy bonus"), N_("Bonus for the policy's entropy: keeps it exploring"), N_("value loss weight"),
-    N_("Actor-critic only: weight of the value loss"), N_("normalise advantages"),
-    N_("Scale advantages to unit variance in each update"), N_("evaluation episodes"),
-    N_("Episodes (fixed starts) played after each epoch for val_return"),
-    N_("greedy evaluation"), N_("Evaluate with the most likely action (else sample from the policy)"),
-    N_("record returns every"), N_("Record the episodes' returns every this many updates (0 = never)"),
-    # model options
-    N_("Embedding size"), N_("Size of each character's embedding vector"), N_("Hidden size"),
-    N_("Units in each recurrent layer"), N_("Layers"), N_("Stacked recurrent layers"), N_("Dropout"),
-    N_("Dropout on the embeddings, between layers and before the output"),
-    N_("Transformer blocks"), N_("Heads"), N_("Attention heads per block (must divide the embedding size)"),
-    N_("Width of the residual stream"),
-    N_("Dropout on attention weights and residual branches (0.2 for Shakespeare)"),
-    N_("Tie input and output embeddings"), N_("Share the token embedding with the output layer (fewer parameters)"),
-    N_("latent size"), N_("Length of the noise vector z the generator draws images from (DCGAN used 100)"),
-    N_("base width"),
-    N_("Channels of the discriminator's first layer (and the generator's last hidden one); each stride-2 stage doubles or halves it. 32 is quick on a CPU"),
-    N_("code size"), N_("Length of the code; 2 lets the latent space be plotted directly"),
-    N_("Channels of the first convolution; each stride-2 stage doubles them"),
-    N_("Hidden"), N_("Units of the fully connected layer on each side of the code"),
-    N_("Width"), N_("Channels of the first convolution (later layers use twice as many)"),
-    N_("LSTM units"), N_("Units in each LSTM layer"), N_("LSTM layers"), N_("Stacked LSTM layers"), N_("Encoder"),
-    N_("small_cnn: four conv blocks, fast on a CPU; resnet18: torchvision's ResNet-18 trained from scratch (no download), for larger images"),
-    N_("Channels of the small CNN's first layer (doubled, then doubled again)"),
-    N_("Size of the word embeddings"), N_("Units of the LSTM's hidden state"), N_("Inject"),
-    N_("How the image enters the decoder: init = the LSTM's initial state (NeuralTalk), first_input = the first input step (Show and Tell)"),
-    N_("Dropout on the LSTM's outputs before the word classifier"),
-    N_("hidden units"), N_("Units in each hidden layer"), N_("hidden layers"), N_("Hidden layers (tanh)"),
-    N_("shared body"), N_("One body for both heads (else two separate MLPs)"),
-    # data set options
-    N_("Validation fraction (end of the text)"), N_("Share of the text, taken from its end, kept for validation"),
-    N_("Characters to use (0 = all)"),
-    N_("Use only the first N characters (0 = the whole text): for quick experiments"),
-    N_("Frames per clip"), N_("Frames per clip (T)"), N_("Frame size"), N_("Frame width and height in pixels"),
-    N_("Clips"), N_("Clips to generate (balanced over the 8 classes)"),
-    N_("Frames sampled evenly from each clip (T)"),
-    N_("Frame width and height in pixels (frames are squashed to a square)"),
-    N_("Scenes"), N_("Number of generated scenes (each has 3 or 4 captions)"),
-    N_("Image size"), N_("Side of the square images in pixels"), N_("Max shapes"),
-    N_("At most this many shapes per scene (1 to 3)"), N_("Val fraction"),
-    N_("Share of the scenes held out for validation"), N_("Images are resized to this square side in pixels"),
-    N_("Share of the images held out for validation (by image)"),
-    N_("max steps per episode"), N_("Episodes end (truncated) after this many steps"),
-)

@@ -70,7 +70,33 @@ def registry_texts() -> set[str]:
     texts |= {dataset_info(name).description for name in list_datasets(kind=None)}
     for spec in ENVIRONMENTS.values():
         texts |= {spec.description, spec.reward_note, *spec.obs_names, *spec.action_names}
+    return texts | form_texts()
+
+
+def form_texts() -> set[str]:
+    """What the task box and the generic Train form show from core: task titles and descriptions, and every option's
+    label and help (task, model and data set schemas), as ui.forms draws them."""
+    from core.data import dataset_info, list_datasets
+    from core.models import list_models, model_info
+    from core.tasks import TASK_MODULES, task_spec
+    from ui.forms import option_label
+    schemas = [task_spec(name).options for name in TASK_MODULES]
+    schemas += [model_info(name).options for name in list_models()]
+    schemas += [dataset_info(name).options for name in list_datasets(kind=None)]
+    texts = {text for name in TASK_MODULES for text in (task_spec(name).title, task_spec(name).description)}
+    for schema in schemas:
+        for name, option in schema.items():
+            texts.add(option_label(name, option))
+            if option.help:
+                texts.add(option.help)
     return texts
+
+
+def test_every_text_core_gives_the_pages_has_chinese():
+    """Static, so that a model or option no test renders is covered too: a new or reworded text in core fails here."""
+    from ui.i18n import catalogue
+    missing = sorted(registry_texts() - catalogue("zh").keys())
+    assert not missing, f"no Chinese for these texts from core's registries: {missing}"
 
 
 def metric_texts() -> set[str]:
