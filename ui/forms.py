@@ -234,6 +234,19 @@ def preset_picker(task: str | None = None) -> None:
                  help=t("Fills the form with a tried configuration; change anything afterwards."))
 
 
+def native_size_note(place, config) -> None:
+    """'Trains at 32 × 32 px' in `place` when a folder's size is left to its images (core.data.image_size_of)."""
+    from core.data import dataset_info, image_size_of
+    from core.tasks import task_spec
+    if config.data.image_size or not config.data.path or not dataset_info(config.data.name).native_size:
+        return
+    example = task_spec(config.task).example_input  # the size the run will use, the model's minimum included
+    size = example(config)[1][-1] if example else image_size_of(config.data)
+    place.caption(":material/photo_size_select_large: " + t(
+        "Trains at {size} × {size} px: the median shorter side of the folder's images (at most 224, at least what "
+        "the model needs). Set a size above to change it.", size=size))
+
+
 def option_label(name: str, option) -> str:
     """An option's label as the form shows it (before translation): its own, or its name in words."""
     return option.label or name.replace("_", " ").capitalize()

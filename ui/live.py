@@ -16,6 +16,7 @@ from core.store.records import best_of, metric_title, watched_metric
 from ui.charts import live_figure
 from ui.families import hook
 from ui.forms import (PREFIX, PREVIEW_ERROR, compute_section, forget_preset_name, form_config, launch_key, load_clone,
+                      native_size_note,
                       memory_estimate, memory_text, needs_path_only, step_time_text, TRAIN_SIZE, note_preview_error,
                       optim_section, options_section, preset_picker, task_picker, validation_error)
 from ui.i18n import t, t_core
@@ -76,6 +77,7 @@ def _family_form(task: str):
                 c1.number_input(t("Image size (px, 0 = native)"), step=4, key=PREFIX + "data.image_size")
                 c2.number_input(t("Validation fraction"), step=0.05, format="%.2f", key=PREFIX + "data.val_fraction")
                 c3.number_input(t("Limit training samples (0 = all)"), step=100, key=PREFIX + "data.limit")
+                size_note = st.empty()  # filled once the config is known: the size a folder's images chose
             options_section("data.options", info.options)
         with st.container(border=True):
             st.subheader(t("Model"), anchor=False)
@@ -94,6 +96,8 @@ def _family_form(task: str):
             st.subheader(t("Compute"), anchor=False)
             compute_section(_has_cuda())
     config = form_config()
+    if spec.data_kind == "images":
+        native_size_note(size_note, config)
     preview = hook(task, "preview")
     if preview and not (info.needs_path and not config.data.path):
         with side:

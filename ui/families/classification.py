@@ -10,7 +10,8 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
-from ui.forms import (PREFIX, TRAIN_SIZE, compute_section, forget_preset_name, form_config, note_preview_error, optim_section,
+from ui.forms import (PREFIX, TRAIN_SIZE, compute_section, forget_preset_name, form_config, native_size_note,
+                      note_preview_error, optim_section,
                       pretrained_changed, validation_error)
 from ui.i18n import t, t_core
 from ui.resources import TRAIN_PAGE, show_error, table_columns
@@ -35,7 +36,7 @@ def _model_card(name: str, channels: int, size: int, classes: int, hidden: int, 
                       dropout=dropout)
 
 
-def _data_section(datasets: list[str]) -> None:
+def _data_section(datasets: list[str]):
     from core.data import dataset_info
     k = PREFIX
     st.selectbox(t("Data set"), datasets, key=k + "data.name", on_change=forget_preset_name)
@@ -54,12 +55,14 @@ def _data_section(datasets: list[str]) -> None:
     c2.number_input(t("Validation fraction"), step=0.05, format="%.2f", key=k + "data.val_fraction",
                     help=t("Used when the data set has no validation split of its own"))
     c3.number_input(t("Limit training samples (0 = all)"), step=100, key=k + "data.limit")
+    size_note = st.empty()  # filled once the config is known (ui.forms.native_size_note)
     if info.generated:
         st.number_input(t("Generated samples"), step=500, key=k + "data.num_samples")
     c1, c2, c3 = st.columns(3)
     c1.toggle(t("Random crop"), key=k + "data.augment_crop", help=t("Pad, then crop a random window each batch"))
     c2.number_input(t("Crop padding (px)"), step=1, key=k + "data.crop_padding")
     c3.toggle(t("Horizontal flip"), key=k + "data.augment_flip", help=t("Good for photos, wrong for digits"))
+    return size_note
 
 
 def _model_section(models: list[str], pretrained_ok: bool) -> None:
@@ -86,7 +89,7 @@ def form(has_cuda: bool):
     with left:
         with st.container(border=True):
             st.subheader(t("Data"), anchor=False)
-            _data_section(list_datasets(kind="images"))
+            size_note = _data_section(list_datasets(kind="images"))
         with st.container(border=True):
             st.subheader(t("Model"), anchor=False)
             models = list_models(task=TASK)
@@ -100,6 +103,7 @@ def form(has_cuda: bool):
             compute_section(has_cuda)
 
     config = form_config()
+    native_size_note(size_note, config)
     with side:
         _side_panels(config, validation_error(config), dataset_info(config.data.name) if config.data.name in list_datasets() else None)
     return config
