@@ -287,8 +287,9 @@ def cmd_sweep(args) -> int:
     def report(result: dict) -> None:
         value = "–" if result["value"] is None else f"{result['value']:.4f}"
         shown = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in result["params"].items())
-        print(f"trial {result['trial'] + 1}/{sweep.trials} {result['state']}: {shown} -> {sweep.metric} {value} "
-              f"(run {result['run_id']})", flush=True, file=sys.stderr if args.json else sys.stdout)
+        run = f" (run {result['run_id']})" if result["run_id"] else ""
+        print(f"trial {result['trial'] + 1}/{sweep.trials} {result['state']}: {shown} -> {sweep.metric} {value}{run}",
+              flush=True, file=sys.stderr if args.json else sys.stdout)
 
     status = sweeps.follow(sweep_id, report) if method == sweeps.GRID else sweeps.drive(sweep_id, report)
     return _print_sweep(sweep_id, args.json, status)
@@ -302,7 +303,7 @@ def _run_store():
 def _print_sweep(sweep_id: str, as_json: bool, status: str | None = None) -> int:
     from core.jobs import sweeps
     store = _run_store()
-    sweep = store.get_sweep(sweep_id)
+    sweep = sweeps.refresh(sweep_id)
     frame = sweeps.results(sweep_id)
     best = sweeps.best_run(sweep_id)
     if as_json:
@@ -323,7 +324,7 @@ def cmd_sweeps(args) -> int:
     from core.jobs import sweeps
     store = _run_store()
     if args.sweeps_command == "list":
-        for sweep in store.list_sweeps():
+        for sweep in (sweeps.refresh(s.id) for s in store.list_sweeps()):
             print(f"{sweep.id}  {sweep.method:<7} {sweep.status:<10} {sweep.trials:>3} trial(s)  {sweep.name}")
         return 0
     if args.sweeps_command == "cancel":

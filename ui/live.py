@@ -202,10 +202,12 @@ def _steer(run) -> None:
     """Live control (core.jobs.control): the worker applies each change between two steps."""
     from core.jobs import control
     optim = run.config["optim"]
+    # the keys name the current values: a change made elsewhere (the CLI, another tab) redraws the fields with it,
+    # so Apply never sends a stale number back
     epochs = st.number_input(t("Epochs in all"), min_value=1, value=int(optim["epochs"]), step=1,
-                             key=f"steer.epochs.{run.id}", help=t("A cosine or one-cycle schedule stretches to the new length."))
+                             key=f"steer.epochs.{run.id}.{optim['epochs']}", help=t("A cosine or one-cycle schedule stretches to the new length."))
     lr = st.number_input(t("Learning rate"), min_value=0.0, value=float(optim["lr"]), format="%.2e",
-                         key=f"steer.lr.{run.id}", help=t("The schedule keeps its shape around the new rate."))
+                         key=f"steer.lr.{run.id}.{optim['lr']:g}", help=t("The schedule keeps its shape around the new rate."))
     try:
         if st.button(t("Apply"), type="primary", key=f"steer.apply.{run.id}", width="stretch"):
             changed = {"epochs": int(epochs) if int(epochs) != int(optim["epochs"]) else None,
@@ -240,7 +242,8 @@ def change_text(change, run_active: bool) -> str:
         what = t("stop after epoch {epoch}", epoch=f"{value:g}") if change.applied else t("stop after this epoch")
     if change.applied:
         return what + " · " + t("at step {step}", step=f"{change.step:,}")
-    return what + " · " + (t("waiting for the worker") if run_active else t("not applied: the run ended first"))
+    waiting = run_active and not change.note  # a closed request carries a note (core.store.controls.ENDED_FIRST)
+    return what + " · " + (t("waiting for the worker") if waiting else t("not applied: the run ended first"))
 
 
 def mark_changes(fig, changes) -> None:

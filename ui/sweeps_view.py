@@ -97,14 +97,15 @@ def sweeps_view() -> None:
     chosen = st.selectbox(t("Sweep"), ids, format_func=names.get, key="sweep_pick")
     if st.query_params.get("sweep") != chosen:
         st.query_params["sweep"] = chosen
-    sweep = store().get_sweep(chosen)
+    from core.jobs import sweeps
+    sweep = sweeps.refresh(chosen)
     live = sweep.status in ("running", "submitted")
     st.fragment(run_every=2.0 if live else None)(_sweep_panel)(chosen)
 
 
 def _sweep_panel(sweep_id: str) -> None:
     from core.jobs import sweeps
-    sweep = store().get_sweep(sweep_id)
+    sweep = sweeps.refresh(sweep_id)
     table = sweeps.results(sweep_id)
     metric = sweep.metric
     active = int(table.status.isin(ACTIVE_STATUSES).sum())
@@ -118,14 +119,13 @@ def _sweep_panel(sweep_id: str) -> None:
                        done=finished, total=sweep.trials, active=active))
     if sweep.error:
         st.error(t_core(sweep.error), icon=":material/error:")
+    if sweep.status in ("running", "submitted") and st.button(t("Cancel sweep"), icon=":material/stop:",
+                                                              key="sweep_cancel"):
+        sweeps.cancel(sweep_id)
+        st.rerun(scope="app")
     if table.empty:
         st.info(t("The first trial is being prepared…"), icon=":material/schedule:")
         return
-    bar = st.container(horizontal=True)
-    if sweep.status in ("running", "submitted") and bar.button(t("Cancel sweep"), icon=":material/stop:",
-                                                               key="sweep_cancel"):
-        sweeps.cancel(sweep_id)
-        st.rerun(scope="app")
     best = sweeps.best_run(sweep_id)
     if best:
         _best(sweep, table, best)

@@ -154,7 +154,8 @@ def _write_index(collection: Collection, index: dict) -> None:
 def class_names(collection: Collection) -> list[str]:
     """The classes in the order they were added (folders the index does not know come last, sorted)."""
     train = make_dirs(collection.train_dir)
-    present = {e.name for e in os.scandir(train) if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")}
+    present = {e.name for e in os.scandir(train) if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+               and _usable_name(e.name)}
     ordered = [n for n in _read_index(collection)["classes"] if n in present]
     return ordered + sorted(present - set(ordered), key=str.casefold)
 
@@ -279,8 +280,22 @@ def remove_image(collection: Collection, class_name: str, file_name: str) -> Non
 
 
 def counts(collection: Collection) -> dict[str, int]:
-    """Photos per class, in class order."""
-    return {name: len(image_files(collection, name)) for name in class_names(collection)}
+    """Photos per class, in class order (a class removed meanwhile, e.g. from another tab, is left out)."""
+    found = {}
+    for name in class_names(collection):
+        try:
+            found[name] = len(image_files(collection, name))
+        except DataError:
+            continue
+    return found
+
+
+def _usable_name(name: str) -> bool:
+    """A folder made by hand whose name the page could not handle (too long, a ':' ...) is not a class."""
+    try:
+        return clean_name(name) == name
+    except DataError:
+        return False
 
 
 # ---- training ---------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class LiveControl(Callback):
     def on_epoch_end(self, trainer, metrics):
         # asked without waiting for the heartbeat: more epochs asked for during the last one's validation
         # must land before the loop decides that the run is over
-        self.apply_pending(trainer)
+        self.apply_pending(trainer, at_epoch_end=True)
         self._stop_if_due(trainer)
 
     def _stop_if_due(self, trainer) -> None:
@@ -43,19 +43,24 @@ class LiveControl(Callback):
             trainer.should_stop = True
             trainer.stop_reason = f"stopped after epoch {trainer.epoch}, as asked while it trained"
 
-    def apply_pending(self, trainer) -> None:
+    def apply_pending(self, trainer, at_epoch_end: bool = False) -> None:
         for control in self.store.pending_controls(self.run_id):
-            self._apply(trainer, control)
+            self._apply(trainer, control, at_epoch_end)
 
-    def _apply(self, trainer, control: Control) -> None:
+    def _apply(self, trainer, control: Control, at_epoch_end: bool) -> None:
         epoch = trainer.epoch + trainer.batch_in_epoch / max(1, trainer.steps_per_epoch)
-        under_way = trainer.epoch + 1  # the epoch being trained now
+        # the epoch "this epoch" means: the one being trained, or at an epoch's end (asked during its
+        # validation) the one that just ended
+        under_way = trainer.epoch if at_epoch_end else trainer.epoch + 1
         note = ""
         if control.kind == EPOCHS:
             old = trainer.config.optim.epochs
             value = max(int(control.value), under_way)
             if value != int(control.value):
                 note = f"raised to {value}: epoch {under_way} was already under way"
+            if self.stop_at is not None and value > self.stop_at:  # more epochs after a stop: the stop is withdrawn
+                self.stop_at = None
+                note = (note + "; " if note else "") + "the earlier stop request is withdrawn"
             trainer.set_epochs(value)
             message = f"epochs {old} → {value} at step {trainer.step}"
         elif control.kind == LR:

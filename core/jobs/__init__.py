@@ -16,7 +16,7 @@ from pathlib import Path
 from core.errors import LabError, describe_exception
 from core.paths import LAST_CHECKPOINT as LAST, lab_home, run_dir
 from core.store.records import ACTIVE_STATUSES, RESUMABLE_STATUSES
-from core.tasks import check_ready, validate
+from core.tasks import check_ready, pin_image_size, validate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def create(config) -> str:
 
 
 def _create_once(config, *, request_key: str | None) -> tuple[str, bool]:
-    validate(config)
+    config = pin_image_size(validate(config))  # a folder's native size, stored with the run
     from core.engine.devices import resolve_device
     resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
     check_ready(config)  # e.g. pretrained weights neither cached nor downloadable

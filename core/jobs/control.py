@@ -10,7 +10,7 @@ import math
 import time
 
 from core.errors import ConfigError, LabError
-from core.store.controls import EPOCHS, LR, STOP_AFTER_EPOCH, Control
+from core.store.controls import ENDED_FIRST, EPOCHS, LR, STOP_AFTER_EPOCH, Control
 from core.store.records import ACTIVE_STATUSES
 
 
@@ -76,7 +76,7 @@ def describe(control: Control, run_active: bool = True) -> str:
     else:
         what = f"stop after epoch {_number(control.value)}" if control.applied else "stop after this epoch"
     if not control.applied:
-        return f"{what}: waiting for the worker" if run_active else f"{what}: not applied, the run ended first"
+        return f"{what}: waiting for the worker" if run_active and not control.note else f"{what}: {ENDED_FIRST}"
     return f"{what} at step {control.step}" + (f" ({control.note})" if control.note else "")
 
 

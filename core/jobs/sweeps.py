@@ -122,14 +122,15 @@ def typed_dimensions(base, dimensions: list[Dimension]) -> list[Dimension]:
         points = [dim.low, dim.high] if dim.is_range else list(dim.choices)
         values = []
         for point in points:
-            text = str(int(point)) if dim.is_range and dim.integer else str(point)
+            text = str(int(point)) if dim.is_range and float(point).is_integer() else str(point)
             try:
                 config = validate(apply_overrides(base, {dim.key: text}))
             except LabError as exc:
                 raise ConfigError(f"sweep {dim.key}={text}: {exc}") from None
             values.append(_value_at(config, dim.key))
-        if dim.is_range:
-            typed.append(dim)
+        if dim.is_range:  # whole numbers only for a whole-number field (dropout=0:1 is a float range)
+            integer = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+            typed.append(Dimension(dim.key, low=dim.low, high=dim.high, log=dim.log, integer=integer))
         else:
             typed.append(Dimension(dim.key, choices=tuple(dict.fromkeys(values))))
     keys = [dim.key for dim in typed]
@@ -175,6 +176,11 @@ def start(base, dimensions: list[Dimension], *, method: str = GRID, trials: int 
     base = validate(base)
     dimensions = typed_dimensions(base, dimensions)
     points = grid_points(dimensions) if method == GRID else []
+    for params in points[:MAX_RUNS]:  # every combination is a valid run before any is recorded
+        try:
+            validate(apply_overrides(base, params))
+        except LabError as exc:
+            raise ConfigError(f"sweep point {_short(params)}: {exc}") from None
     count = len(points) if method == GRID else int(trials or 0)
     if not 1 <= count <= MAX_RUNS:
         raise ConfigError(f"a sweep makes 1 to {MAX_RUNS} runs; this one would make {count}"
@@ -275,9 +281,16 @@ def drive(sweep_id: str, on_trial: Callable[[dict], None] | None = None) -> str:
                         on_trial(result)
             while len(active) < parallel and started < sweep.trials:
                 trial = study.ask(distributions)
-                run_id = submit_trial(sweep_id, trial.number, dict(trial.params))
-                active[run_id] = (trial, 0)
                 started += 1
+                try:
+                    run_id = submit_trial(sweep_id, trial.number, dict(trial.params))
+                except LabError as exc:  # e.g. a sampled size the model refuses: this trial fails, not the sweep
+                    study.tell(trial, state=TrialState.FAIL)
+                    if on_trial:
+                        on_trial({"trial": trial.number, "run_id": None, "params": dict(trial.params),
+                                  "state": f"refused ({exc})", "value": None})
+                    continue
+                active[run_id] = (trial, 0)
             if not active:
                 store.set_sweep_status(sweep_id, "completed")
                 return "completed"
@@ -313,7 +326,7 @@ def _tell(study, trial, run) -> dict:
     from optuna.trial import TrialState
     from core.store.records import best_of
     value = best_of(run.summary)
-    if PRUNED_TAG in run.tags:
+    if was_pruned(run):
         study.tell(trial, state=TrialState.PRUNED)
         state = "pruned"
     elif run.status == "completed" and value is not None:
@@ -323,6 +336,11 @@ def _tell(study, trial, run) -> dict:
         study.tell(trial, state=TrialState.FAIL)
         state = run.status
     return {"trial": trial.number, "run_id": run.id, "params": dict(trial.params), "state": state, "value": value}
+
+
+def was_pruned(run) -> bool:
+    """Stopped by the pruner (a run that completed before the cancel landed was not)."""
+    return PRUNED_TAG in run.tags and run.status == "cancelled"
 
 
 def _cancel_runs(run_ids: list[str]) -> None:
@@ -359,6 +377,23 @@ def follow(sweep_id: str, on_trial: Callable[[dict], None] | None = None) -> str
     return store.get_sweep(sweep_id).status
 
 
+def refresh(sweep_id: str):
+    """The sweep with a status that says what is true now: a grid whose runs have all ended is completed; a random
+    or Optuna sweep whose driver process is gone is failed (its runs in flight go on and are listed)."""
+    from core.store import pid_alive
+    store = _store()
+    sweep = store.get_sweep(sweep_id)
+    if sweep.status == "submitted":
+        members = store.sweep_runs(sweep_id)
+        runs = store.get_runs([m.run_id for m in members])
+        if len(members) >= sweep.trials and all(r.status in FINAL_STATUSES for r in runs.values()):
+            store.set_sweep_status(sweep_id, "completed")
+    elif sweep.status == "running" and sweep.pid and not pid_alive(sweep.pid):
+        store.set_sweep_status(sweep_id, "failed", error="the sweep's driver process stopped (killed, or the machine "
+                               "restarted); the runs it had started are listed below")
+    return store.get_sweep(sweep_id)
+
+
 def cancel(sweep_id: str) -> None:
     """Stop a sweep: no new trials, and its queued and running runs are cancelled."""
     store = _store()
@@ -382,7 +417,7 @@ def results(sweep_id: str):
         if run is None:  # deleted since
             continue
         rows.append({"trial": member.trial + 1, "run_id": run.id, "status": run.status, **member.params,
-                     sweep.metric: best_of(run.summary), "pruned": PRUNED_TAG in run.tags,
+                     sweep.metric: best_of(run.summary), "pruned": was_pruned(run),
                      "epochs_done": run.summary.get("epochs_done"), "duration_s": run.duration_s})
     frame = pd.DataFrame(rows, columns=["trial", "run_id", "status", *sweep.space, sweep.metric, "pruned",
                                         "epochs_done", "duration_s"])

@@ -20,6 +20,8 @@ from core.store.records import ACTIVE_STATUSES, dumps
 EPOCHS, LR, STOP_AFTER_EPOCH = "epochs", "lr", "stop_after_epoch"
 CONTROL_KINDS = (EPOCHS, LR, STOP_AFTER_EPOCH)
 CONFIG_PATHS = {EPOCHS: "$.optim.epochs", LR: "$.optim.lr"}  # the config field each kind rewrites
+PENDING = "applied_at IS NULL AND note IS NULL"  # a request the worker may still apply
+ENDED_FIRST = "not applied: the run ended first"
 CONTROL_COLUMNS = ["id", "run_id", "kind", "value", "requested_at", "applied_at", "step", "epoch", "old_value", "note"]
 
 
@@ -66,14 +68,20 @@ class ControlTable:
         return self.controls(run_id, pending_only=True)
 
     def has_pending_controls(self, run_id: str) -> bool:
-        return bool(self._read("SELECT 1 FROM controls WHERE run_id = ? AND applied_at IS NULL LIMIT 1",
+        return bool(self._read(f"SELECT 1 FROM controls WHERE run_id = ? AND {PENDING} LIMIT 1",
                                (check_run_id(run_id),)))
+
+    def close_pending_controls(self, run_id: str) -> None:
+        """The run ended: requests it never applied stay unapplied, also if it is resumed later (what the page
+        told the user)."""
+        self._write(lambda c: c.execute(f"UPDATE controls SET note = ? WHERE run_id = ? AND {PENDING}",
+                                        (ENDED_FIRST, check_run_id(run_id))))
 
     def controls(self, run_id: str, *, pending_only: bool = False) -> list[Control]:
         """The run's control requests, oldest first: its config history once applied."""
         sql = f"SELECT {', '.join(CONTROL_COLUMNS)} FROM controls WHERE run_id = ?"
         if pending_only:
-            sql += " AND applied_at IS NULL"
+            sql += f" AND {PENDING}"
         return [Control(*row) for row in self._read(sql + " ORDER BY id", (check_run_id(run_id),))]
 
     def apply_control(self, control: Control, *, value: float | None, old_value: float | None, step: int,

@@ -247,6 +247,7 @@ class RunStore(ControlTable, SweepTable):
         check_status(status, FINAL_STATUSES)
         now = time.time()
         self._update(run_id, f"status = ?, ended_at = ?, error = ?, {_END_STRETCH}", (status, now, error, now))
+        self.close_pending_controls(run_id)
 
     def set_status(self, run_id: str, status: str) -> None:
         """Set any status, keeping the time columns coherent with it.

@@ -88,8 +88,9 @@ class SweepTable:
     def set_sweep_status(self, sweep_id: str, status: str, *, error: str | None = None, pid: int | None = None) -> None:
         if status not in SWEEP_STATUSES:
             raise LabError(f"'{status}' is not a sweep status")
-        self._write(lambda c: c.execute("UPDATE sweeps SET status = ?, error = ?, pid = COALESCE(?, pid) WHERE id = ?",
-                                        (status, error, pid, check_sweep_id(sweep_id))))
+        # a cancelled sweep stays cancelled: a driver starting or finishing late must not revive it
+        self._write(lambda c: c.execute("UPDATE sweeps SET status = ?, error = ?, pid = COALESCE(?, pid) WHERE id = ? "
+                                        "AND status != 'cancelled'", (status, error, pid, check_sweep_id(sweep_id))))
 
     def cancel_sweep_request(self, sweep_id: str) -> bool:
         """Mark a running sweep cancelled (its driver stops asking for trials); False if it had already ended."""

@@ -99,6 +99,9 @@ class TaskSpec:
     # check_ready(config): what this machine must have before a valid config can launch (weights cached or
     # downloadable...); raises a LabError saying what to do. Unlike validate, its answer depends on the machine.
     check_ready: Callable | None = None
+    # sized_data(config) -> DataConfig: the data config with the image size the run trains at written in (a folder's
+    # native size, within what the family's models take); None for families whose data has no such choice
+    sized_data: Callable | None = None
 
     def entry(self, name: str) -> Callable:
         """The entry point `name` (e.g. "generate") of this family, imported from its package."""
@@ -133,6 +136,17 @@ def validate(config):
     check_choice("task", config.task, list_tasks())
     task_spec(config.task).validate(config)
     return config.check_common()
+
+
+def pin_image_size(config):
+    """The config with a folder's native image size written in, as the family will train it: stored so, the
+    run's training, evaluation, Media and a resume all use the size chosen at launch, whatever the folder holds
+    later."""
+    spec = task_spec(config.task)
+    if spec.sized_data is None or config.data.image_size:
+        return config
+    size = spec.sized_data(config).image_size
+    return config if size is None else config.replace(**{"data.image_size": int(size)})
 
 
 def check_ready(config) -> None:

@@ -19,7 +19,7 @@ def queued_run():
 def test_apply_and_stop_send_requests_that_the_live_view_lists(lab_home):
     run_id = queued_run()
     at = open_page("app_pages/train.py", run=run_id)
-    at.number_input(key=f"steer.epochs.{run_id}").set_value(9)
+    at.number_input(key=f"steer.epochs.{run_id}.5").set_value(9)
     at.button(key=f"steer.apply.{run_id}").click().run()
     assert not at.exception
     store = RunStore()
@@ -34,6 +34,9 @@ def test_apply_and_stop_send_requests_that_the_live_view_lists(lab_home):
     at.run()
     assert any("epochs 5 → 9 · at step 40" in c.value for c in at.caption)
     assert store.get_run(run_id).config["optim"]["epochs"] == 9
+    assert at.number_input(key=f"steer.epochs.{run_id}.9").value == 9  # redrawn with the run's new length
+    at.button(key=f"steer.apply.{run_id}").click().run()  # nothing stale is sent back
+    assert len(store.controls(run_id)) == 2
 
 
 def test_unchanged_values_send_nothing(lab_home):

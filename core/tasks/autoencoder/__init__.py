@@ -131,14 +131,19 @@ class AutoencoderTask:
 
 # ---- the task's spec ---------------------------------------------------------------------------
 
+def _sized_data(config):
+    """The data config at the size this family trains (a folder's native size kept within 4-128 px)."""
+    from core.tasks.classification import sized_data
+    return sized_data(config, 4, 128)
+
+
 def setup(config, device):
     from core.data import load_dataset
     from core.options import resolve
     from core.tasks import Setup
-    from core.tasks.classification import (build_image_model, data_metadata, image_batches, image_preprocessing,
-                                            sized_data)
+    from core.tasks.classification import build_image_model, data_metadata, image_batches, image_preprocessing
 
-    splits = load_dataset(sized_data(config, 4, 128), seed=config.seed)  # the sizes validate allows
+    splits = load_dataset(_sized_data(config), seed=config.seed)
     pre = image_preprocessing(splits, 0.0, 1.0)  # x / 255: pixels in [0, 1], targets of the sigmoid
     train, val = image_batches(config, splits, device, pre)
     model = build_image_model(config, {"preprocessing": pre})
@@ -161,7 +166,7 @@ def _validate(config) -> None:
 def _spec():
     from core.tasks.classification import build_image_model
     from core.tasks import TaskSpec
-    return TaskSpec(name="autoencoder", watches=(AutoencoderTask.best_metric, AutoencoderTask.best_mode), title="Autoencoder / VAE",
+    return TaskSpec(sized_data=_sized_data, name="autoencoder", watches=(AutoencoderTask.best_metric, AutoencoderTask.best_mode), title="Autoencoder / VAE",
                     description="Compress images to a small code and reconstruct them; the VAE makes the code "
                                 "a distribution you can sample and walk",
                     data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS,

@@ -161,7 +161,7 @@ def validate(config) -> None:
 
 def _spec():
     from core.tasks import TaskSpec
-    return TaskSpec(name="classification", watches=(ClassificationTask.best_metric, ClassificationTask.best_mode), title="Image classification",
+    return TaskSpec(sized_data=lambda config: sized_data(config), name="classification", watches=(ClassificationTask.best_metric, ClassificationTask.best_mode), title="Image classification",
                     description="Predict one class per image: cross-entropy, accuracy, confusion matrix",
                     data_kind="images", setup=setup, build_model=build_model, validate=validate,
                     entry_points={"predict": "predictor:load_run_predictor",

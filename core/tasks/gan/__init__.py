@@ -207,15 +207,20 @@ class GANTask:
 
 # ---- the task's spec ---------------------------------------------------------------------------
 
+def _sized_data(config):
+    """The data config at the size this family trains (a folder's native size kept within 8-128 px)."""
+    from core.tasks.classification import sized_data
+    return sized_data(config, 8, 128)
+
+
 def setup(config, device):
     from core.data import load_dataset
     from core.models import model_info
     from core.options import resolve
     from core.tasks import Setup
-    from core.tasks.classification import (build_image_model, data_metadata, image_batches, image_preprocessing,
-                                            sized_data)
+    from core.tasks.classification import build_image_model, data_metadata, image_batches, image_preprocessing
 
-    splits = load_dataset(sized_data(config, 8, 128), seed=config.seed)  # the sizes validate allows
+    splits = load_dataset(_sized_data(config), seed=config.seed)
     pre = image_preprocessing(splits, 0.5, 0.5)  # x / 255 -> [-1, 1], the range of the generator's tanh
     train, val = image_batches(config, splits, device, pre)
     model = build_image_model(config, {"preprocessing": pre})
@@ -241,7 +246,7 @@ def _validate(config) -> None:
 def _spec():
     from core.tasks.classification import build_image_model
     from core.tasks import TaskSpec
-    return TaskSpec(name="gan", watches=(GANTask.best_metric, GANTask.best_mode), title="Generative adversarial network",
+    return TaskSpec(sized_data=_sized_data, name="gan", watches=(GANTask.best_metric, GANTask.best_mode), title="Generative adversarial network",
                     description="A generator learns to draw images that a discriminator cannot tell from real "
                                 "ones (DCGAN); watch samples from fixed noise evolve",
                     data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS,

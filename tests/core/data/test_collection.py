@@ -178,3 +178,12 @@ def test_red_and_blue_squares_train_to_a_predictor_that_tells_them_apart(collect
     assert latest_model(collection)[0].id == run_id
     image, top = classify(run_id, jpeg(square(colours["blue"], seed=2000)), "test.jpg")
     assert top[0][0] == "blue" and image.size == (96, 96)
+
+
+def test_folders_made_by_hand_with_names_the_page_cannot_use_are_not_classes(lab_home):
+    from core.data import collection as c
+    coll = c.create_collection("Pets")
+    c.add_class(coll, "cat")
+    (coll.train_dir / ("x" * 80)).mkdir()  # longer than a class name may be
+    (coll.train_dir / "a:b").mkdir()
+    assert c.class_names(coll) == ["cat"] and c.counts(coll) == {"cat": 0}

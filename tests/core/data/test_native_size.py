@@ -67,3 +67,11 @@ def test_an_unreadable_folder_falls_back_and_leaves_the_error_to_loading(tmp_pat
 def test_the_cifar10_subset_folder_trains_at_32_px(lab_home):
     path = shared_file("cifar10-jpg-subset.zip")
     assert image_size_of(config(path).data) == 32
+
+
+def test_the_size_chosen_at_launch_is_stored_with_the_run(tmp_path, lab_home):
+    from core import jobs
+    from core.store import RunStore
+    path = folder(tmp_path / "tiny", [(32, 32)] * 4)
+    run_id = jobs.create(config(path))
+    assert RunStore().get_run(run_id).config["data"]["image_size"] == 32  # evaluation and resume read this

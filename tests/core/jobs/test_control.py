@@ -130,3 +130,58 @@ def test_cli_control_reports_where_each_change_landed(lab_home):
     again = subprocess.run([sys.executable, "-m", "core", "control", run_id, "--epochs", "9"],
                            capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert again.returncode == 2 and "only a queued or running run can be changed" in again.stderr
+
+
+class StubTrainer:
+    """Just what LiveControl reads and sets, at the end of an epoch (epoch counted, no batch of the next yet)."""
+
+    def __init__(self, epoch, epochs):
+        from core.presets import preset
+        self.config = preset("digits-mlp").replace(**{"optim.epochs": epochs})
+        self.epoch, self.batch_in_epoch, self.steps_per_epoch, self.step = epoch, 0, 10, epoch * 10
+        self.should_stop, self.stop_reason = False, ""
+
+    def set_epochs(self, epochs):
+        self.config.optim.epochs = epochs
+
+
+def test_a_request_made_during_an_epochs_validation_means_that_epoch(lab_home):
+    from core.engine.control import LiveControl
+    run_id = jobs.create(steady_config(epochs=10))
+    store = RunStore()
+    store.request_control(run_id, "stop_after_epoch")
+    trainer = StubTrainer(epoch=3, epochs=10)  # epoch 3 has just ended
+    LiveControl(store, run_id).on_epoch_end(trainer, {})
+    assert trainer.should_stop and "after epoch 3" in trainer.stop_reason
+    store.request_control(run_id, "epochs", 3)
+    trainer = StubTrainer(epoch=3, epochs=10)
+    LiveControl(store, run_id).on_epoch_end(trainer, {})
+    [change] = [c for c in store.controls(run_id) if c.kind == "epochs"]
+    assert trainer.config.optim.epochs == 3 and not change.note  # not raised to 4
+
+
+def test_more_epochs_after_a_stop_withdraw_the_stop(lab_home):
+    from core.engine.control import LiveControl
+    run_id = jobs.create(steady_config(epochs=10))
+    store = RunStore()
+    live = LiveControl(store, run_id)
+    trainer = StubTrainer(epoch=2, epochs=10)
+    trainer.batch_in_epoch = 4  # mid-epoch 3
+    store.request_control(run_id, "stop_after_epoch")
+    live.apply_pending(trainer)
+    store.request_control(run_id, "epochs", 12)
+    live.apply_pending(trainer)
+    trainer.epoch, trainer.batch_in_epoch = 3, 0
+    live.on_epoch_end(trainer, {})
+    assert not trainer.should_stop and trainer.config.optim.epochs == 12
+    assert "withdrawn" in store.controls(run_id)[-1].note
+
+
+def test_requests_left_when_a_run_ends_stay_unapplied_after_a_resume(lab_home):
+    run_id = jobs.create(steady_config(epochs=10))
+    store = RunStore()
+    store.request_control(run_id, "lr", 1e-4)
+    store.finish(run_id, "cancelled")
+    assert store.pending_controls(run_id) == []
+    [closed] = store.controls(run_id)
+    assert not closed.applied and "ended first" in control.describe(closed, run_active=True)

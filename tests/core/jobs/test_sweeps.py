@@ -22,6 +22,9 @@ def test_dimensions_parse_lists_and_ranges_and_refuse_what_a_run_would_refuse(la
     ranged = sweeps.parse_dimension("optim.lr=1e-4:1e-1:log")
     assert (ranged.low, ranged.high, ranged.log, ranged.integer) == (1e-4, 1e-1, True, False)
     assert sweeps.parse_dimension("batch_size=16:128").integer
+    [whole, fraction] = sweeps.typed_dimensions(base, [sweeps.parse_dimension("optim.batch_size=16:128"),
+                                                       sweeps.parse_dimension("optim.weight_decay=0:1")])
+    assert whole.integer and not fraction.integer  # the field's type decides, not how the ends were written
     [typed] = sweeps.typed_dimensions(base, [sweeps.parse_dimension("optim.batch_size=32,64")])
     assert typed.choices == (32, 64)
     for bad, words in [("optim.lr", "expected key="), ("optim.lr=1:0.1", "low end must be below"),
@@ -96,3 +99,29 @@ def test_cli_sweep_prints_each_trial_and_json_results(lab_home):
     bad = subprocess.run([sys.executable, "-m", "core", "sweep", "--preset", "digits-mlp", "--grid", "optim.lr=abc"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "optim.lr=abc" in bad.stderr
+
+
+def test_a_sweeps_status_follows_its_runs_and_its_driver(lab_home, monkeypatch):
+    import core.jobs
+    from core.jobs.runner import execute_run
+    spawned = []
+    monkeypatch.setattr(core.jobs, "spawn_worker", lambda run_id, **kw: spawned.append(run_id) or 0)
+    base = preset("digits-mlp").replace(**{"optim.epochs": 1})
+    grid = sweeps.start(base, [sweeps.parse_dimension("optim.lr=1e-3,1e-2")], method="grid")
+    assert sweeps.refresh(grid).status == "submitted"
+    for run_id in spawned:
+        execute_run(run_id, slot="cpu")
+    assert sweeps.refresh(grid).status == "completed"  # no CLI followed it: the runs say so
+    store = RunStore()
+    driven = store.create_sweep(name="x", method="optuna", space={}, base_config=base.to_dict(), metric="val_acc",
+                                mode="max", trials=3, status="running")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.set_sweep_status(driven, "running", pid=dead.pid)
+    after = sweeps.refresh(driven)
+    assert after.status == "failed" and "driver process stopped" in after.error
+    waiting = store.create_sweep(name="y", method="optuna", space={}, base_config=base.to_dict(), metric="val_acc",
+                                 mode="max", trials=3, status="running")
+    sweeps.cancel(waiting)
+    store.set_sweep_status(waiting, "running", pid=os.getpid())  # a driver starting late cannot revive it
+    assert store.get_sweep(waiting).status == "cancelled"
