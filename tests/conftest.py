@@ -146,6 +146,14 @@ def open_page(page: str = "app_pages/home.py", **query):
     return at
 
 
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A real app server on a fresh LAB_HOME (this test's); yields its URL."""
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "lab"))
+    with app_server(tmp_path / "server.log") as (url, _pid):
+        yield url
+
+
 @contextmanager
 def app_server(log_path: Path, env: dict | None = None):
     """A real `streamlit run app.py` on a free port (this process's environment, LAB_HOME included, unless

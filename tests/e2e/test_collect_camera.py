@@ -11,7 +11,7 @@ import shutil
 import time
 
 import pytest
-from conftest import app_server, encode_image
+from conftest import encode_image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -41,13 +41,6 @@ def wait_count(card, n: int, timeout_ms: int = 60_000) -> None:
     """Until the card's badge reads "n photo(s)" (the badge's icon name runs into the number in textContent)."""
     word = "photo(?!s)" if n == 1 else "photos"
     card.filter(has_text=re.compile(rf"(^|\D){n} {word}")).wait_for(timeout=timeout_ms)
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_HOME", str(tmp_path / "lab"))
-    with app_server(tmp_path / "server.log") as (url, _pid):
-        yield url
 
 
 def test_camera_shots_uploads_train_and_a_live_test(server, tmp_path):

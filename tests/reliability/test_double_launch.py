@@ -6,20 +6,11 @@ import time
 
 import pytest
 
-from conftest import app_server
-
 from core.store import RunStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser found")
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_HOME", str(tmp_path / "lab"))
-    with app_server(tmp_path / "server.log") as (url, _pid):
-        yield url
 
 
 def test_a_double_clicked_launch_makes_one_run(server, tmp_path):
