@@ -137,7 +137,7 @@ def memory_estimate(config: RunConfig) -> dict | None:
 def _memory_estimate(config_json: str) -> dict | None:
     import json
     from core.errors import LabError
-    from core.tasks.memory import estimate_memory
+    from core.tasks.memory import estimate_memory, smaller_batch
     config = RunConfig.from_dict(json.loads(config_json))
     try:
         estimate = estimate_memory(config)
@@ -150,18 +150,7 @@ def _memory_estimate(config_json: str) -> dict | None:
     return {"total": estimate.total_bytes, "weights": estimate.weights_bytes, "device": estimate.device,
             "batch": estimate.batch_bytes + estimate.activation_bytes, "available": available,
             "too_big": estimate.too_big, "tight": estimate.tight, "seconds_per_step": seconds_per_step(config),
-            # the batch size core.tasks.memory.refusal suggests
-            "smaller": max(1, config.optim.batch_size // max(2, int(estimate.total_bytes / max(1, available)) + 1))
-            if estimate.too_big else None}
-
-
-def _size(n: float) -> str:
-    """Bytes as core.tasks.memory writes them (12.3 MB)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:,.0f} {unit}" if unit in ("B", "KB") else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} TB"
+            "smaller": smaller_batch(estimate, config) if estimate.too_big else None}
 
 
 MEMORY_PLACES = {"GPU": N_("GPU"), "computer (RAM)": N_("computer (RAM)")}  # where core.tasks.memory measures
@@ -169,11 +158,12 @@ MEMORY_PLACES = {"GPU": N_("GPU"), "computer (RAM)": N_("computer (RAM)")}  # wh
 
 def memory_text(estimate: dict) -> str:
     """The estimate in words, as core's MemoryEstimate.describe() says it, in the page's language."""
-    text = t("about {total} at least (model {weights}, batch and activations {batch})", total=_size(estimate["total"]),
-             weights=_size(estimate["weights"]), batch=_size(estimate["batch"]))
+    from core.tasks.memory import format_bytes as size
+    text = t("about {total} at least (model {weights}, batch and activations {batch})", total=size(estimate["total"]),
+             weights=size(estimate["weights"]), batch=size(estimate["batch"]))
     if estimate["available"]:
         place = estimate["device"]
-        text += t(" of {free} free on the {device}", free=_size(estimate["available"]),
+        text += t(" of {free} free on the {device}", free=size(estimate["available"]),
                   device=t(MEMORY_PLACES[place]) if place in MEMORY_PLACES else place)
     return text
 

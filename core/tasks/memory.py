@@ -30,10 +30,10 @@ class MemoryEstimate:
         return self.weights_bytes + self.batch_bytes + self.activation_bytes
 
     def describe(self) -> str:
-        text = f"about {_size(self.total_bytes)} at least (model {_size(self.weights_bytes)}, " \
-               f"batch and activations {_size(self.batch_bytes + self.activation_bytes)})"
+        text = f"about {format_bytes(self.total_bytes)} at least (model {format_bytes(self.weights_bytes)}, " \
+               f"batch and activations {format_bytes(self.batch_bytes + self.activation_bytes)})"
         if self.available_bytes:
-            text += f" of {_size(self.available_bytes)} free on the {self.device}"
+            text += f" of {format_bytes(self.available_bytes)} free on the {self.device}"
         return text
 
     @property
@@ -67,7 +67,7 @@ def estimate_memory(config, device_name: str | None = None) -> MemoryEstimate | 
     def count(_module, _inputs, output):
         for tensor in output if isinstance(output, (tuple, list)) else (output,):
             if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
-                kept[0] += tensor.numel() * tensor.element_size()
+                kept[0] += tensor.numel() * tensor.elementformat_bytes()
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(count) for m in leaves]
@@ -78,7 +78,7 @@ def estimate_memory(config, device_name: str | None = None) -> MemoryEstimate | 
     finally:
         for handle in handles:
             handle.remove()
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    params = sum(p.numel() * p.elementformat_bytes() for p in model.parameters())
     copies = _STATE_COPIES.get(config.optim.optimizer, 4)
     return MemoryEstimate(weights_bytes=params * copies, batch_bytes=batch.numel() * 4,
                           activation_bytes=kept[0], available_bytes=available_memory(device),
@@ -98,9 +98,13 @@ def refusal(estimate: MemoryEstimate | None, config) -> str | None:
     """Why a run with this estimate cannot launch (what to lower), or None when it fits."""
     if estimate is None or not estimate.too_big:
         return None
-    smaller = max(1, config.optim.batch_size // max(2, int(estimate.total_bytes / estimate.available_bytes) + 1))
-    return (f"this run needs {estimate.describe()}: lower optim.batch_size (e.g. to {smaller}) "
+    return (f"this run needs {estimate.describe()}: lower optim.batch_size (e.g. to {smaller_batch(estimate, config)}) "
             "or data.image_size")
+
+
+def smaller_batch(estimate: MemoryEstimate, config) -> int:
+    """A batch size that would fit the free memory (roughly: the batch shrunk by how much the estimate is over)."""
+    return max(1, config.optim.batch_size // max(2, int(estimate.total_bytes / max(1, estimate.available_bytes)) + 1))
 
 
 def available_memory(device) -> int | None:
@@ -125,7 +129,8 @@ def available_memory(device) -> int | None:
         return None
 
 
-def _size(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """12.3 MB: how the estimate writes sizes (the form writes them the same way)."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:,.0f} {unit}" if unit in ("B", "KB") else f"{n:,.1f} {unit}"
