@@ -103,27 +103,36 @@ def evaluate_run(run_id: str, which: str = "best", device="cpu") -> EvalReport:
 
 
 def _compute_report(predictor, run_id: str, which: str) -> EvalReport:
-    import torch
-
     from core.config import RunConfig
     from core.data.loader import DeviceBatches
 
     config = RunConfig.from_dict(predictor.config)
     val_x, val_y, classes = validation_split(json.dumps(predictor.config, sort_keys=True))
-    if list(classes) != list(predictor.classes):
-        raise DataError(f"the data set of run {run_id} has changed since training: its classes are now "
-                        f"{', '.join(classes[:10])}, the checkpoint's are {', '.join(predictor.classes[:10])}")
+    check_same_classes(run_id, list(classes), list(predictor.classes))
     # The batch size training validated with, so even float reductions run in the same shapes.
     batches = DeviceBatches(val_x, val_y, batch_size=max(config.optim.batch_size, 256), device=predictor.device,
                             mean=predictor.mean, std=predictor.std, shuffle=False)
+    predicted, confidence = predict_batches(predictor.model, batches)
+    return build_report(run_id, which, list(classes), val_y.numpy(), predicted, confidence, epoch=predictor.epoch)
+
+
+def check_same_classes(run_id: str, now: list[str], trained: list[str]) -> None:
+    """A DataError when the run's data set no longer has the classes its checkpoint was trained on."""
+    if now != trained:
+        raise DataError(f"the data set of run {run_id} has changed since training: its classes are now "
+                        f"{', '.join(now[:10])}, the checkpoint's are {', '.join(trained[:10])}")
+
+
+def predict_batches(model, batches):
+    """(predicted class, its probability) as numpy arrays over every batch of `batches.epoch(0)`."""
+    import torch
     predicted, confidence = [], []
     with torch.inference_mode():
         for inputs, _ in batches.epoch(0):
-            logits = predictor.model(inputs).float()  # (B, K)
+            logits = model(inputs).float()  # (B, K)
             predicted.append(logits.argmax(dim=1).cpu())
             confidence.append(torch.softmax(logits, dim=1).max(dim=1).values.cpu())
-    return build_report(run_id, which, list(classes), val_y.numpy(), torch.cat(predicted).numpy(),
-                        torch.cat(confidence).numpy(), epoch=predictor.epoch)
+    return torch.cat(predicted).numpy(), torch.cat(confidence).numpy()
 
 
 @functools.lru_cache(maxsize=2)
