@@ -210,23 +210,14 @@ def _steer(run) -> None:
                          key=f"steer.lr.{run.id}.{optim['lr']:g}", help=t("The schedule keeps its shape around the new rate."))
     try:
         if st.button(t("Apply"), type="primary", key=f"steer.apply.{run.id}", width="stretch"):
-            changed = {"epochs": int(epochs) if int(epochs) != int(optim["epochs"]) else None,
-                       "lr": float(lr) if not _same(lr, optim["lr"]) else None}
-            if not any(v is not None for v in changed.values()):
-                st.info(t("Nothing changed: set new epochs or a new learning rate first."))
-            else:
-                control.request(run.id, **changed)
-                st.toast(t("Sent: the run applies it within a few seconds."), icon=":material/tune:")
+            control.request(run.id, epochs=int(epochs), lr=float(lr))  # unchanged values are no change
+            st.toast(t("Sent: the run applies it within a few seconds."), icon=":material/tune:")
         st.divider()
         if st.button(t("Stop after this epoch"), key=f"steer.stop.{run.id}", width="stretch"):
             control.request(run.id, stop_after_epoch=True)
             st.toast(t("Sent: the run stops when the epoch under way ends."), icon=":material/stop_circle:")
     except LabError as exc:
         show_error(exc)
-
-
-def _same(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
 
 
 def change_text(change, run_active: bool) -> str:

@@ -22,15 +22,20 @@ def _store():
 def request(run_id: str, *, epochs: int | None = None, lr: float | None = None,
             stop_after_epoch: bool = False) -> list[int]:
     """Queue the given changes for the run's worker (in this order: epochs, learning rate, stop); returns the
-    requests' ids. A bad value changes nothing and raises ConfigError naming the field."""
+    requests' ids. A value equal to the run's current one is no change (a form may send both fields). A bad value
+    changes nothing and raises ConfigError naming the field."""
     from core.config import RunConfig
-    if epochs is None and lr is None and not stop_after_epoch:
-        raise ConfigError("nothing to change: give new epochs, a learning rate or stop after this epoch")
     store = _store()
     run = store.get_run(run_id)
     if run.status not in ACTIVE_STATUSES:  # checked again when the request is written
         raise LabError(f"run {run_id} is {run.status}; only a queued or running run can be changed")
     config = RunConfig.from_dict(run.config)
+    if epochs is not None and epochs == config.optim.epochs:
+        epochs = None
+    if lr is not None and math.isclose(lr, config.optim.lr, rel_tol=1e-9):
+        lr = None
+    if epochs is None and lr is None and not stop_after_epoch:
+        raise ConfigError("nothing to change: give new epochs, a new learning rate or stop after this epoch")
     changes: list[tuple[str, float | None]] = []
     if epochs is not None:
         if isinstance(epochs, bool) or int(epochs) != epochs:

@@ -72,7 +72,12 @@ def test_bad_requests_change_nothing_and_say_what_to_do(lab_home):
         control.request(run_id, epochs=10**6)
     with pytest.raises(ConfigError, match="nothing to change"):
         control.request(run_id)
-    assert RunStore().controls(run_id) == []
+    with pytest.raises(ConfigError, match="nothing to change"):
+        control.request(run_id, epochs=5, lr=2e-3)  # the run's own values: a form sending both fields unchanged
+    assert [c.kind for c in RunStore().controls(run_id)] == []
+    control.request(run_id, epochs=5, lr=1e-3)  # only the rate differs: only the rate is sent
+    assert [c.kind for c in RunStore().controls(run_id)] == ["lr"]
+    RunStore().close_pending_controls(run_id)
     RunStore().finish(run_id, "completed")
     with pytest.raises(LabError, match="only a queued or running run can be changed"):
         control.request(run_id, epochs=8)
