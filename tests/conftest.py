@@ -29,6 +29,16 @@ def lab_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture
+def no_workers(monkeypatch):
+    """Submitted runs stay queued, no worker process started; yields the ids that would have had one (a test
+    runs the ones it needs in its own process)."""
+    import core.jobs
+    spawned: list[str] = []
+    monkeypatch.setattr(core.jobs, "spawn_worker", lambda run_id, **_: spawned.append(run_id) or 0)
+    return spawned
+
+
 def wait_for(predicate, timeout=90, what="condition"):
     """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
     import time

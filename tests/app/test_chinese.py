@@ -413,13 +413,11 @@ def test_runs_comparing_two_runs(lab_with_runs, missing):
     check(at, missing, run_names(lab_with_runs))
 
 
-def test_runs_sweeps_view(lab_home, missing, monkeypatch):
-    import core.jobs
+def test_runs_sweeps_view(lab_home, missing, no_workers):
     from core.jobs import sweeps
     from core.jobs.runner import execute_run
     from core.presets import preset
-    spawned = []
-    monkeypatch.setattr(core.jobs, "spawn_worker", lambda run_id, **kw: spawned.append(run_id) or 0)
+    spawned = no_workers
     sweep_id = sweeps.start(preset("digits-mlp").replace(**{"optim.epochs": 1}),
                             [sweeps.parse_dimension("optim.lr=1e-4,1e-2")], method="grid")
     for run_id in spawned:

@@ -5,19 +5,12 @@ import pytest
 
 from conftest import open_page
 
-import core.jobs
 from core.jobs import sweeps
 from core.jobs.runner import execute_run
 from core.presets import preset
 from core.store import RunStore
 
 
-@pytest.fixture
-def no_workers(monkeypatch):
-    """Runs stay queued (the tests run the ones they need in this process)."""
-    spawned = []
-    monkeypatch.setattr(core.jobs, "spawn_worker", lambda run_id, **kw: spawned.append(run_id) or 0)
-    return spawned
 
 
 def test_the_train_form_launches_a_grid_sweep_of_its_own_config(lab_home, no_workers):

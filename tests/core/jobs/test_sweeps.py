@@ -101,11 +101,9 @@ def test_cli_sweep_prints_each_trial_and_json_results(lab_home):
     assert bad.returncode == 2 and "optim.lr=abc" in bad.stderr
 
 
-def test_a_sweeps_status_follows_its_runs_and_its_driver(lab_home, monkeypatch):
-    import core.jobs
+def test_a_sweeps_status_follows_its_runs_and_its_driver(lab_home, no_workers):
     from core.jobs.runner import execute_run
-    spawned = []
-    monkeypatch.setattr(core.jobs, "spawn_worker", lambda run_id, **kw: spawned.append(run_id) or 0)
+    spawned = no_workers
     base = preset("digits-mlp").replace(**{"optim.epochs": 1})
     grid = sweeps.start(base, [sweeps.parse_dimension("optim.lr=1e-3,1e-2")], method="grid")
     assert sweeps.refresh(grid).status == "submitted"
@@ -125,3 +123,25 @@ def test_a_sweeps_status_follows_its_runs_and_its_driver(lab_home, monkeypatch):
     sweeps.cancel(waiting)
     store.set_sweep_status(waiting, "running", pid=os.getpid())  # a driver starting late cannot revive it
     assert store.get_sweep(waiting).status == "cancelled"
+
+
+def test_one_refused_trial_fails_alone_and_the_sweep_goes_on(lab_home, monkeypatch):
+    import core.jobs
+    from core.errors import DataError
+    monkeypatch.setattr(sweeps, "POLL_S", 0.1)
+    real_create = core.jobs.create
+
+    def create(config):  # as when a sampled point passes validation but this machine refuses it (memory, weights)
+        if config.optim.lr == 0.5:
+            raise DataError("refused here")
+        return real_create(config)
+
+    monkeypatch.setattr(core.jobs, "create", create)
+    base = preset("digits-mlp").replace(**{"optim.epochs": 1})
+    sweep_id = sweeps.start(base, [sweeps.parse_dimension("optim.lr=1e-4:1:log")], method="random", trials=2,
+                            detach=False, first=[{"optim.lr": 0.5}, {"optim.lr": 3e-3}])
+    results = []
+    assert sweeps.drive(sweep_id, results.append) == "completed"
+    assert [r["state"] for r in results] == ["refused (refused here)", "completed"]
+    assert sweeps.best_run(sweep_id) == results[1]["run_id"]
+    assert [t.state.name for t in sweeps.optuna_study(RunStore().get_sweep(sweep_id)).trials] == ["FAIL", "COMPLETE"]
