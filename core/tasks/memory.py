@@ -67,7 +67,7 @@ def estimate_memory(config, device_name: str | None = None) -> MemoryEstimate | 
     def count(_module, _inputs, output):
         for tensor in output if isinstance(output, (tuple, list)) else (output,):
             if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
-                kept[0] += tensor.numel() * tensor.elementformat_bytes()
+                kept[0] += tensor.numel() * tensor.element_size()
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(count) for m in leaves]
@@ -78,7 +78,7 @@ def estimate_memory(config, device_name: str | None = None) -> MemoryEstimate | 
     finally:
         for handle in handles:
             handle.remove()
-    params = sum(p.numel() * p.elementformat_bytes() for p in model.parameters())
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
     copies = _STATE_COPIES.get(config.optim.optimizer, 4)
     return MemoryEstimate(weights_bytes=params * copies, batch_bytes=batch.numel() * 4,
                           activation_bytes=kept[0], available_bytes=available_memory(device),
