@@ -18,7 +18,7 @@ TRAIN_FLAGS = {
     "model": "model.name", "pretrained": "model.pretrained", "freeze_backbone": "model.freeze_backbone",
     "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr",
     "optimizer": "optim.optimizer", "schedule": "optim.schedule", "device": "device", "amp": "amp",
-    "compile": "compile", "channels_last": "channels_last", "seed": "seed", "name": "name",
+    "compile": "compile", "channels_last": "channels_last", "seed": "seed", "name": "name", "devices": "devices",
 }
 
 
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule")
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     train.add_argument("--amp", help="off, bf16 or fp16 (CUDA only)")
+    train.add_argument("--devices", type=int, help="train in N processes through torchrun, one per GPU (gloo "
+                       "processes on the CPU); --batch-size is the global batch, split evenly between them")
     train.add_argument("--compile", action="store_true", default=None)
     train.add_argument("--channels-last", action="store_true", default=None)
     train.add_argument("--seed", type=int)

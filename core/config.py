@@ -33,6 +33,9 @@ class DataConfig:
     augment_crop: bool = False  # random crop after zero-padding by `crop_padding` pixels
     crop_padding: int = 4
     augment_flip: bool = False  # random horizontal flip (wrong for digits, right for photos)
+    stream: bool | None = None  # None: stream from disk only when the decoded images exceed the memory budget
+    workers: int | None = None  # streamed data: DataLoader worker processes (None: one per core, at most 4)
+    disk_cache: bool = False  # streamed data: keep decoded images on disk so later epochs skip decoding
     options: dict[str, Any] = field(default_factory=dict)  # the data set's own options (core.options)
 
 
@@ -73,6 +76,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    devices: int = 1  # processes (one per GPU) trained together by torchrun; optim.batch_size is the global batch
     amp: str = "off"  # autocast precision on CUDA: bf16 or fp16
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (first steps are slow while it compiles)
@@ -133,6 +137,10 @@ class RunConfig:
         if self.early_stopping_patience is not None:
             check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("log_every", self.log_every, 1, 100_000)
+        check_int("devices", self.devices, 1, 1024)
+        if self.devices > 1 and o.batch_size % self.devices:
+            raise ConfigError(f"optim.batch_size: {o.batch_size} is the global batch and must split evenly over "
+                              f"{self.devices} devices; try {o.batch_size - o.batch_size % self.devices or self.devices}")
         return self
 
 
@@ -162,6 +170,10 @@ def check_image_data(d, min_size: int = 4, max_size: int = 1024) -> None:
     if d.limit is not None:
         check_int("data.limit", d.limit, 1, 100_000_000)
     check_int("data.crop_padding", d.crop_padding, 0, 64)
+    if d.stream is not None and not isinstance(d.stream, bool):
+        raise ConfigError(f"data.stream: expected true, false or none (decide from the data's size), got {d.stream!r}")
+    if d.workers is not None:
+        check_int("data.workers", d.workers, 0, 64)
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> None:
@@ -234,7 +246,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], option_schema=
         current = getattr(parent, attr)
         if isinstance(value, str) and not (isinstance(current, str) or (current is None and attr in _STR_NONE)):
             try:
-                value = _parse_value(value, current)
+                value = _parse_value(value, False if current is None and attr in _BOOL_NONE else current)
             except ValueError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
         setattr(parent, attr, value)
@@ -242,6 +254,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], option_schema=
 
 
 _STR_NONE = {"path"}  # optional string fields: keep the text as is
+_BOOL_NONE = {"stream"}  # optional yes/no fields: None means "decide for me"
 
 
 def _set_option(config: RunConfig, key: str, value: Any, option_schema) -> bool:

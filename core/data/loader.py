@@ -15,6 +15,8 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from core.world import shard_bounds
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -39,7 +41,7 @@ class DeviceBatches:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, device, mean: Sequence[float],
                  std: Sequence[float], shuffle: bool = True, drop_last: bool = False, augment_crop: bool = False,
-                 crop_padding: int = 4, augment_flip: bool = False, seed: int = 0):
+                 crop_padding: int = 4, augment_flip: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1)):
         if x.dtype != torch.uint8 or x.dim() != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
         if y.dim() != 1 or len(y) != len(x):
@@ -62,6 +64,7 @@ class DeviceBatches:
         self.padding = int(crop_padding) if augment_crop else 0
         self.flip = bool(augment_flip)
         self.augment = bool(augment_crop) or self.flip
+        self.shard = shard  # (rank, ranks): this process takes its part of every global batch (core.world)
         # (x / 255 - mean) / std == x * scale + shift: one fused addcmul per batch, uint8 read directly.
         self._scale = (1.0 / (255.0 * std_t)).expand(channels).reshape(1, channels, 1, 1).to(self.device)
         self._shift = (-mean_t / std_t).expand(channels).reshape(1, channels, 1, 1).to(self.device)
@@ -95,7 +98,7 @@ class DeviceBatches:
         params = self._augment_params(epoch, start_batch, count) if self.augment else None
         offset = start_batch * b  # where `params` begins, in samples
         for i in range(start_batch, count):
-            lo, hi = i * b, min((i + 1) * b, n)
+            lo, hi = shard_bounds(i * b, min((i + 1) * b, n), self.shard)
             if order is None:
                 xb, yb = self.x[lo:hi], self.y[lo:hi]  # views: no copy until normalisation
             else:

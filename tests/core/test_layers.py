@@ -11,7 +11,7 @@ CORE = Path(__file__).resolve().parents[2] / "core"
 
 # Bottom to top; packages on one line form one layer and may not import each other in a cycle.
 LAYERS = [
-    ["errors"], ["paths", "registry"], ["options"], ["config"],
+    ["errors"], ["paths", "registry", "world"], ["options"], ["config"],
     ["presets", "data", "models", "sysinfo"],
     ["store"], ["engine"], ["tasks"],
     ["inference", "analysis", "concepts", "toolkit"],

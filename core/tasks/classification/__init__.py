@@ -90,11 +90,12 @@ def image_batches(config, splits, device, pre: dict):
     """(train, val) DeviceBatches over in-memory images normalised with `pre`; the GAN and autoencoder
     tasks use the same ones."""
     from core.data.loader import DeviceBatches
+    from core.world import current_world
     batch = config.optim.batch_size
     train = DeviceBatches(splits.train_x, splits.train_y, batch_size=batch, device=device, mean=pre["mean"],
                           std=pre["std"], shuffle=True, drop_last=len(splits.train_y) > batch,
                           augment_crop=config.data.augment_crop, crop_padding=config.data.crop_padding,
-                          augment_flip=config.data.augment_flip, seed=config.seed)
+                          augment_flip=config.data.augment_flip, seed=config.seed, shard=current_world().shard)
     val = DeviceBatches(splits.val_x, splits.val_y, batch_size=max(batch, 256), device=device, mean=pre["mean"],
                         std=pre["std"], shuffle=False)
     return train, val
