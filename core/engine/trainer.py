@@ -18,8 +18,10 @@ from core.paths import storage_error
 
 class Trainer:
     def __init__(self, *, config, model, task, train_batches, val_batches, device, callbacks=(),
-                 stop_event=None, metadata: dict | None = None):
+                 stop_event=None, metadata: dict | None = None, world=None):
+        from core.world import World
         self.config, self.task, self.device = config, task, device
+        self.world = world or World()
         self.train_batches, self.val_batches = train_batches, val_batches
         self.callbacks = list(callbacks)
         self.stop_event = stop_event
@@ -27,8 +29,14 @@ class Trainer:
         self.model = model.to(device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        # the compiled wrapper shares parameters with self.model, whose state dict stays un-prefixed
-        self.forward_model = torch.compile(self.model) if config.compile else self.model
+        # the compiled and DDP wrappers share parameters with self.model, whose state dict stays un-prefixed;
+        # evaluation (on the leader alone) skips DDP, whose forward could wait for the other ranks
+        self.eval_model = torch.compile(self.model) if config.compile else self.model
+        self.forward_model = self.eval_model
+        if self.world.size > 1:
+            from core.engine.distributed import wrap
+            wrapped = wrap(self.model, device)
+            self.forward_model = torch.compile(wrapped) if config.compile else wrapped
         self.optimizer = build_optimizer(self.model, config.optim)
         self.steps_per_epoch = len(train_batches)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.steps_per_epoch)
@@ -93,7 +101,7 @@ class Trainer:
         metric = self.task.best_metric
         return {f"best_{metric}": self.best_value, "best_metric": metric, "best_epoch": self.best_epoch,
                 "epochs_done": self.epoch, "steps": self.step, "steps_per_epoch": self.steps_per_epoch,
-                "last": self.last_metrics, "stop_reason": self.stop_reason,
+                "last": self.last_metrics, "stop_reason": self.stop_reason, "world_size": self.world.size,
                 **{k: v for k, v in self.metadata.items() if k in ("params", "trainable_params")}}
 
     # ---- loop ------------------------------------------------------------------------------
@@ -110,7 +118,7 @@ class Trainer:
                 metrics = {}
                 if epoch_sums:
                     metrics.update({f"epoch_train_{k}": v for k, v in self.task.summarize(epoch_sums).items()})
-                metrics.update(self.task.evaluate(self.forward_model, self.val_batches, self.autocast))
+                metrics.update(self.task.evaluate(self.eval_model, self.val_batches, self.autocast))
                 metrics["epoch_time_s"] = time.perf_counter() - started
                 if self.device.type == "cuda":
                     metrics["gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -154,6 +162,9 @@ class Trainer:
             _accumulate(window, sums)
             self._call("on_train_batch_end")
             if self.step % log_every == 0 or self.batch_in_epoch == self.steps_per_epoch:
+                if self.world.size > 1:  # every rank reaches this step: the logged figures are the global batch's
+                    from core.engine.distributed import reduce_sums
+                    window = reduce_sums(window, self.device)
                 summary = self.task.summarize(window)  # synchronises with the device
                 elapsed = time.perf_counter() - window_start
                 if not math.isfinite(summary["loss"]):

@@ -34,7 +34,9 @@ def create(config) -> str:
 def _create_once(config, *, request_key: str | None) -> tuple[str, bool]:
     config = pin_image_size(validate(config))  # a folder's native size, stored with the run
     from core.engine.devices import resolve_device
+    from core.engine.distributed import check_devices
     resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
+    check_devices(config.devices, config.device)  # more GPUs than there are, no torch.distributed
     check_ready(config)  # e.g. pretrained weights neither cached nor downloadable
     from core.tasks.memory import check_memory
     check_memory(config)  # a batch that cannot fit is refused here, not by the allocator mid-run
@@ -58,10 +60,14 @@ def submit(config, *, request_key: str | None = None) -> str:
 
 
 def device_slot_of(config) -> str:
-    """The job slot the run's device takes ('cpu', 'cuda0', ...), decided here so that the worker can wait
-    for it without importing torch."""
+    """The job slots the run's device may take ('cpu', 'mps'; a GPU run any free GPU, 'cuda0,cuda1,...', or the
+    one it names, 'cuda2'), decided here so that the worker can wait for them without importing torch."""
     from core.engine.devices import resolve_device, slot_name
-    return slot_name(resolve_device(config.device))
+    device = resolve_device(config.device)
+    if device.type == "cuda" and device.index is None:
+        import torch
+        return ",".join(f"cuda{index}" for index in range(torch.cuda.device_count()))
+    return slot_name(device)
 
 
 def spawn_worker(run_id: str, *, resume: bool = False) -> int:

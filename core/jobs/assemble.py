@@ -8,7 +8,8 @@ from core.engine.devices import resolve_device
 from core.engine.trainer import Trainer
 
 
-def assemble(config, *, device: torch.device | None = None, callbacks=(), stop_event=None, splits=None) -> Trainer:
+def assemble(config, *, device: torch.device | None = None, callbacks=(), stop_event=None, splits=None,
+             world=None) -> Trainer:
     """A ready-to-fit Trainer for a validated RunConfig (seeded, so the same config builds the same run)."""
     from core.tasks import task_spec
 
@@ -24,4 +25,4 @@ def assemble(config, *, device: torch.device | None = None, callbacks=(), stop_e
                 "trainable_params": parameter_count(built.model, trainable_only=True), **built.metadata}
     return Trainer(config=config, model=built.model, task=built.task, train_batches=built.train_batches,
                    val_batches=built.val_batches, device=device, callbacks=callbacks, stop_event=stop_event,
-                   metadata=metadata)
+                   metadata=metadata, world=world)

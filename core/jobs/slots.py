@@ -2,9 +2,12 @@
 in the order the runs were submitted.
 
 A slot is an exclusive flock on LAB_HOME/slots/<device>-<k>.lock. A waiting worker holds a flock on its
-ticket, LAB_HOME/slots/<device>.queue/<ticket>-<pid>, where the ticket is the time its run was submitted
-(or resumed); only the oldest living ticket may take a free slot. The kernel releases both locks when the
-holding process dies, however it dies, so a killed worker never keeps a slot or a place in the line.
+ticket, LAB_HOME/slots/<kind>.queue/<ticket>-<pid> (one line per kind of device: all GPU runs queue in
+"cuda"), where the ticket is the time its run was submitted (or resumed); only the oldest living ticket may
+take free slots, so a run that needs four GPUs is not overtaken by one-GPU runs behind it. A GPU run names the
+GPUs it may take ('cuda0,cuda1,cuda2') and how many it needs; it takes them all at once or none. The kernel
+releases the locks when the holding process dies, however it dies, so a killed worker never keeps a slot or a
+place in the line.
 """
 
 from __future__ import annotations
@@ -24,14 +27,19 @@ def slot_limit(device_slot: str) -> int:
 
 
 @contextmanager
-def device_slot(device_slot: str, *, ticket: int | None = None, poll_s: float = 0.5, while_waiting=lambda: True):
-    """Hold a free slot of the device for the duration of the block; yields False if waiting was abandoned.
+def device_slot(device_slot: str, *, count: int = 1, ticket: int | None = None, poll_s: float = 0.5,
+                while_waiting=lambda: True):
+    """Hold free slots of `count` different devices among `device_slot` ('cpu', 'cuda1', 'cuda0,cuda1,...') for
+    the duration of the block; yields the names of the devices held, or False if waiting was abandoned.
 
     `ticket` orders the waiting line (default: now). `while_waiting()` is called between polls; returning
     False stops waiting (e.g. the run was cancelled).
     """
+    candidates = device_slot.split(",")
+    if count > len(candidates):
+        raise ValueError(f"{count} devices asked for among {len(candidates)}: {device_slot}")
     folder = lab_home() / "slots"
-    line = folder / f"{device_slot}.queue"
+    line = folder / f"{candidates[0].rstrip('0123456789')}.queue"
     line.mkdir(parents=True, exist_ok=True)
     name = f"{ticket if ticket is not None else time.time_ns():020d}-{os.getpid()}"
     # Locked under a hidden name first, then renamed (the lock stays with the file): another worker never
@@ -42,15 +50,16 @@ def device_slot(device_slot: str, *, ticket: int | None = None, poll_s: float = 
     os.replace(line / f".{name}", place)
     try:
         while True:
-            handle = _first_free_slot(folder, device_slot) if _first_in_line(line, place) else None
-            if handle is not None:
+            held = _free_slots(folder, candidates, count) if _first_in_line(line, place) else []
+            if held:
                 _leave(place, place_handle)
                 place_handle = None
                 try:
-                    yield True
+                    yield [name for name, _ in held]
                 finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-                    handle.close()
+                    for _, handle in held:
+                        fcntl.flock(handle, fcntl.LOCK_UN)
+                        handle.close()
                 return
             if not while_waiting():
                 yield False
@@ -82,6 +91,21 @@ def _living(line: Path) -> list[Path]:
         finally:
             handle.close()
     return alive
+
+
+def _free_slots(folder: Path, candidates: list[str], count: int) -> list:
+    """[(device, locked handle)] for `count` devices with a free slot, or [] (nothing kept locked)."""
+    held = []
+    for name in candidates:
+        handle = _first_free_slot(folder, name)
+        if handle is not None:
+            held.append((name, handle))
+            if len(held) == count:
+                return held
+    for _, handle in held:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+    return []
 
 
 def _first_free_slot(folder: Path, device_slot: str):

@@ -102,6 +102,9 @@ class TaskSpec:
     # sized_data(config) -> DataConfig: the data config with the image size the run trains at written in (a folder's
     # native size, within what the family's models take); None for families whose data has no such choice
     sized_data: Callable | None = None
+    # True: its batch sources take a shard of every global batch (core.world), so `devices` > 1 trains it in
+    # several processes; families that have not been taught that train on one device
+    distributed: bool = False
 
     def entry(self, name: str) -> Callable:
         """The entry point `name` (e.g. "generate") of this family, imported from its package."""
@@ -134,7 +137,11 @@ def validate(config):
     """Raise ConfigError naming the first bad field (the family's own checks, then the shared ones); return
     the config. Every run is checked here before it is recorded."""
     check_choice("task", config.task, list_tasks())
-    task_spec(config.task).validate(config)
+    spec = task_spec(config.task)
+    spec.validate(config)
+    if config.devices > 1 and not spec.distributed:
+        raise ConfigError(f"devices: {spec.title.lower()} trains on one device; set devices to 1 (families that "
+                          "train on several: " + ", ".join(n for n in list_tasks() if task_spec(n).distributed) + ")")
     return config.check_common()
 
 
