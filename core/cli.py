@@ -140,15 +140,24 @@ def cmd_train(args) -> int:
 
 
 def _print_memory(config) -> None:
-    """The image size a folder's run chose, and the memory estimate the launch was checked against
-    (core.tasks.memory), with a warning when tight."""
+    """The image size a folder's run chose, whether its images are held in memory or streamed from disk
+    (core.data.plan), and the memory estimate the launch was checked against (core.tasks.memory), with a
+    warning when tight."""
     from core.data import dataset_info
     from core.tasks import task_spec
     from core.tasks.memory import estimate_memory
-    example = task_spec(config.task).example_input
+    spec = task_spec(config.task)
+    example = spec.example_input
     if example and config.data.image_size is None and dataset_info(config.data.name).native_size:
         size = example(config)[1][-1]
         print(f"images: {size}x{size} px, the folder's native size (--image-size or --set data.image_size changes it)")
+    if example and spec.sized_data and dataset_info(config.data.name).files and config.data.path:
+        from core.data.plan import data_plan
+        from core.errors import DataError
+        try:  # memory or disk, as the run's setup will choose (core.data.plan); --set data.stream=... forces it
+            print(f"data: {data_plan(spec.sized_data(config), seed=config.seed).describe()}")
+        except DataError:
+            pass  # an unreadable folder: the run reports it in its own words
     estimate = estimate_memory(config)
     if estimate is None:
         return

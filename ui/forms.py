@@ -158,7 +158,7 @@ MEMORY_PLACES = {"GPU": N_("GPU"), "computer (RAM)": N_("computer (RAM)")}  # wh
 
 def memory_text(estimate: dict) -> str:
     """The estimate in words, as core's MemoryEstimate.describe() says it, in the page's language."""
-    from core.tasks.memory import format_bytes as size
+    from core.data.plan import format_bytes as size
     text = t("about {total} at least (model {weights}, batch and activations {batch})", total=size(estimate["total"]),
              weights=size(estimate["weights"]), batch=size(estimate["batch"]))
     if estimate["available"]:
@@ -235,6 +235,53 @@ def native_size_note(place, config) -> None:
     place.caption(":material/photo_size_select_large: " + t(
         "Trains at {size} × {size} px: the median shorter side of the folder's images (at most 224, at least what "
         "the model needs). Set a size above to change it.", size=size))
+
+
+def data_plan_note(place, config) -> None:
+    """How a folder's images will be read, in `place`: held in memory, or streamed from disk by worker processes
+    when decoded they would not fit (or data.stream asks for it); core.data.plan decides, as the run's setup will."""
+    import json
+    import os
+
+    from core.data import dataset_info
+    from core.data.plan import BUDGET_VARIABLE
+    from core.data.plan import format_bytes as size
+    if not config.data.path or not dataset_info(config.data.name).files:
+        return
+    plan = _data_plan(json.dumps(config.to_dict(), sort_keys=True), os.environ.get(BUDGET_VARIABLE, ""))
+    if plan is None:
+        return  # a missing folder or an unknown model: the form's own check says so
+    if not plan.streamed:
+        text = t("Held in memory: the decoded images take {size}.", size=size(plan.decoded_bytes))
+    else:
+        text = (t("Streamed from disk while it trains, by {workers} worker processes.", workers=plan.workers)
+                if plan.workers else t("Streamed from disk while it trains, by the training process itself."))
+        if not plan.forced:
+            text += t(" Decoded, the images would take {size}, more than the {budget} memory budget.",
+                      size=size(plan.decoded_bytes), budget=size(plan.budget_bytes))
+        if plan.disk_cache:
+            text += t(" Decoded images are kept on disk after the first epoch.")
+    place.caption(":material/storage: " + text)
+
+
+@st.cache_data(ttl=30, max_entries=16, show_spinner=False)
+def _data_plan(config_json: str, budget_setting: str):
+    """The plan without its file listing (listing a large folder takes a while; the form reruns on every change).
+    `budget_setting` is part of the cache key only."""
+    import dataclasses
+    import json
+
+    from core.data.plan import data_plan
+    from core.errors import LabError
+    from core.tasks import task_spec
+    try:
+        config = RunConfig.from_dict(json.loads(config_json))
+        spec = task_spec(config.task)
+        if not spec.sized_data:
+            return None
+        return dataclasses.replace(data_plan(spec.sized_data(config), seed=config.seed), listing=None)
+    except (LabError, LookupError, ValueError, TypeError):  # a half-filled form
+        return None
 
 
 def option_label(name: str, option) -> str:
@@ -330,15 +377,18 @@ def optim_section(label_smoothing: bool = False) -> None:
 
 def compute_section(has_cuda: bool) -> None:
     k = PREFIX
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     devices = ["auto", "cpu"] + (["cuda"] if has_cuda else [])
     if st.session_state.get(k + "device") not in devices:
         st.session_state[k + "device"] = "auto"
     device_names, amp_names = _words(devices, DEVICE_WORDS), _words(AMP_MODES, AMP_WORDS)
     c1.selectbox(t("Device"), devices, key=k + "device", format_func=device_names.get)
-    c2.selectbox(t("Precision (CUDA autocast)"), AMP_MODES, key=k + "amp", disabled=not has_cuda,
+    c2.number_input(t("Devices"), min_value=1, max_value=1024, step=1, key=k + "devices",
+                    help=t("Train in this many processes through torchrun, one per GPU (on the CPU, gloo processes "
+                           "that share the cores). The batch size is the global batch, split evenly between them."))
+    c3.selectbox(t("Precision (CUDA autocast)"), AMP_MODES, key=k + "amp", disabled=not has_cuda,
                  format_func=amp_names.get)
-    c3.number_input(t("Seed"), step=1, key=k + "seed")
+    c4.number_input(t("Seed"), step=1, key=k + "seed")
     c1, c2, c3 = st.columns(3)
     c1.toggle("torch.compile", key=k + "compile", help=t("Faster steps after a slow first one (GPU)"))
     c2.toggle(t("channels_last"), key=k + "channels_last")

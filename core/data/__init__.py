@@ -29,6 +29,10 @@ class DatasetInfo:
     # native_size(cfg) -> int: the size its images suggest (a folder's median shorter side), when data.image_size
     # is left unset; None: `image_size` is the native size
     native_size: Callable | None = None
+    # files(cfg, seed) -> core.data.folder.ImageFiles: each split as a list of (path, label), found by listing
+    # directories; a data set that declares it can be streamed from disk (core.data.stream), others are always
+    # decoded into memory
+    files: Callable | None = None
 
 
 # Import order is listing order (what the UI shows): built-in sets first, your own folder, then the
@@ -40,7 +44,8 @@ DATASETS: Registry[DatasetInfo] = Registry("data.name", tuple(f"core.data.{name}
 
 def register_dataset(name: str, *, description: str, classes=None, channels: int = 0, image_size: int = 0,
                      needs_path: bool = False, offline: bool = True, kind: str = "images", options=None,
-                     generated: bool = False, preview: Callable | None = None, native_size: Callable | None = None):
+                     generated: bool = False, preview: Callable | None = None, native_size: Callable | None = None,
+                     files: Callable | None = None):
     """Decorator: register `builder(cfg: DataConfig, *, seed: int)` under `name`.
 
     Image data sets (kind "images") return ImageSplits; other kinds return what their task expects.
@@ -48,7 +53,7 @@ def register_dataset(name: str, *, description: str, classes=None, channels: int
     def wrap(builder):
         DATASETS.add(name, DatasetInfo(name, description, tuple(classes) if classes else None, channels,
                                        image_size, needs_path, offline, builder, kind, dict(options or {}),
-                                       generated, preview, native_size))
+                                       generated, preview, native_size, files))
         return builder
     return wrap
 

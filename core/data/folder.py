@@ -8,7 +8,9 @@ Accepted layouts (class names are sorted like ImageFolder's, so label i means th
 
 Images of any size and mode become (3, S, S) uint8, decoded once by a thread pool and cached. S is
 data.image_size, or by default the folder's native size: the median shorter side of a sample of its training
-images, capped at 224 (so a CIFAR-like folder trains at 32 px and photos at 224); unreadable files are counted in `skipped`, never fatal. Zips are
+images, capped at 224 (so a CIFAR-like folder trains at 32 px and photos at 224); unreadable files are counted in
+`skipped`, never fatal. A folder too large for memory is streamed from disk instead (core.data.plan chooses,
+core.data.stream reads): both paths take their file lists and splits from `list_folder` and `split_indices`. Zips are
 checked member by member before anything is written (no absolute names, no `..`), then unpacked
 once under LAB_HOME/cache/folders/<sha1 of path, size, mtime>.
 """
@@ -22,10 +24,12 @@ import shutil
 import tempfile
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core.data import register_dataset
 from core.data.limits import check_zip_members, unpacked_budget_bytes
+from core.data.plan import MAX_IN_MEMORY  # the uint8 tensors must fit in memory (and on the device)
 from core.data.roots import readable_path, shown_path
 from core.errors import DataError
 from core.paths import cache_dir
@@ -33,7 +37,6 @@ from core.paths import cache_dir
 DEFAULT_SIZE = 64
 _VAL_NAMES = ("val", "valid", "validation", "test")  # first one present is the validation split
 _IGNORED_DIRS = ("__MACOSX",)  # macOS zip resource forks
-_MAX_DECODED_BYTES = 8 * 1024**3  # the uint8 tensors must fit in memory (and on the device)
 # Reading one member can fail in these ways when its bytes are bad (CRC, zlib stream, password,
 # unknown compression); the file is then skipped like any undecodable image.
 _MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, ValueError, NotImplementedError, EOFError)
@@ -82,14 +85,72 @@ def _mtime_ns(path: Path) -> int:
 
 
 @register_dataset("folder", description="Your own images: a folder or .zip with train/<class>/ (and val/ or test/)",
-                  classes=None, channels=3, image_size=DEFAULT_SIZE, needs_path=True, native_size=native_size)
+                  classes=None, channels=3, image_size=DEFAULT_SIZE, needs_path=True, native_size=native_size,
+                  files=lambda cfg, seed: image_files(cfg, seed))
 def build_folder(cfg, *, seed: int):
+    import torch
+
     from core.data.cache import cached_tensors
-    from core.data.images import IMAGE_EXTENSIONS
-    from core.data.splits import ImageSplits, shuffle_pairs, split_train_val
+    from core.data.splits import ImageSplits
 
     from core.data import image_size_of
     size = image_size_of(cfg)
+    listing = list_folder(cfg)
+    total = len(listing.files)
+    if total * 3 * size * size > MAX_IN_MEMORY:
+        raise DataError(f"{total:,} images at {size}x{size} need {total * 3 * size * size / 1e9:.1f} GB of memory; "
+                        "lower data.image_size, or stream them from disk (data.stream, image classification)")
+
+    def build():
+        x, y, ok = decode_files(listing.files, size)  # every file once, in listing order, whatever the seed
+        return {"x": x, "y": y, "ok": ok, "classes": listing.classes}
+
+    data = cached_tensors(f"folder:v2:{listing.identity}:{size}", build)
+    train_idx, val_idx = split_indices(listing, cfg, seed)
+    # A file's row among the decoded images (N_ok, 3, S, S): the split is made on the file list, so a streamed
+    # run of the same folder and seed trains and validates on the same files.
+    ok = data["ok"]  # (N,) bool
+    row = ok.long().cumsum(0) - 1  # (N,)
+
+    def rows(indices: list[int]):
+        index = torch.tensor(indices, dtype=torch.int64)
+        return row[index[ok[index]]]  # the decoded rows of the files that decoded, in the split's order
+
+    train_rows, val_rows = rows(train_idx), rows(val_idx)
+    return ImageSplits(data["x"][train_rows], data["y"][train_rows], data["x"][val_rows], data["y"][val_rows],
+                       classes=list(data["classes"]), channels=3, image_size=size, skipped=int((~ok).sum()),
+                       source=listing.source)
+
+
+# ---- which files, in which split ----------------------------------------------------------------
+
+@dataclass
+class FolderListing:
+    """A folder's image files found by listing directories, nothing decoded."""
+    files: list[tuple[str, int]]  # (path, label): train/ then the validation folder's, each sorted by class
+    train_count: int  # files[:train_count] come from the training folder
+    classes: list[str]
+    has_val: bool  # an official validation folder with images (else val_fraction of train/ is held out)
+    source: str  # where the data came from, in words
+    identity: str  # folders, file count and newest mtime: changes when a file is added, removed or re-saved
+
+
+@dataclass
+class ImageFiles:
+    """Each split as a file list, in the order and with the split the in-memory path uses (core.data.stream)."""
+    train: list[tuple[str, int]]  # (path, label) in the seeded training order, data.limit applied
+    val: list[tuple[str, int]]
+    classes: list[str]
+    source: str
+    identity: str
+    listed: int  # files found, before data.limit: what the in-memory path would decode
+
+
+def list_folder(cfg) -> FolderListing:
+    """Every image file of the folder (or unpacked zip) with its label; a DataError that says what is wrong with
+    the layout when there is nothing to train on."""
+    from core.data.images import IMAGE_EXTENSIONS
+
     root = open_source(cfg.path)
     train_dir, val_dir = find_splits(root)
     classes = class_names(train_dir)
@@ -103,31 +164,38 @@ def build_folder(cfg, *, seed: int):
     val_files, val_newest = _list_images(val_dir, classes, val_dir.name) if val_dir else ([], 0)
     if val_dir is not None and not val_files:
         val_dir = None  # an empty val/ folder: hold out val_fraction of train/ instead
-    total = len(train_files) + len(val_files)
-    if total * 3 * size * size > _MAX_DECODED_BYTES:
-        raise DataError(f"{total:,} images at {size}x{size} need {total * 3 * size * size / 1e9:.1f} GB of memory; "
-                        "lower data.image_size")
-
-    # Cheap identity of the content: adding, removing or re-saving a file changes count or newest mtime.
-    newest = max(train_newest, val_newest)
-    key = f"folder:{train_dir}:{val_dir or ''}:{total}:{newest}:{size}"
-
-    def build():
-        train_x, train_y, bad_train = decode_files(train_files, size)
-        val_x, val_y, bad_val = decode_files(val_files, size)
-        return {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y,
-                "classes": classes, "skipped": bad_train + bad_val}
-
-    data = cached_tensors(key, build)
     if val_dir is not None:
-        train_x, train_y = shuffle_pairs(data["train_x"], data["train_y"], seed)
-        val_x, val_y = data["val_x"], data["val_y"]
         how = f"{train_dir.name}/ and {val_dir.name}/"
     else:
-        train_x, train_y, val_x, val_y = split_train_val(data["train_x"], data["train_y"], cfg.val_fraction, seed)
         how = f"{train_dir.name}/, {cfg.val_fraction:g} of it held out for validation"
-    return ImageSplits(train_x, train_y, val_x, val_y, classes=list(data["classes"]), channels=3, image_size=size,
-                       skipped=int(data["skipped"]), source=f"folder {shown_path(cfg.path)} ({how})")
+    total, newest = len(train_files) + len(val_files), max(train_newest, val_newest)
+    return FolderListing(train_files + val_files, len(train_files), classes, val_dir is not None,
+                         source=f"folder {shown_path(cfg.path)} ({how})",
+                         identity=f"{train_dir}:{val_dir or ''}:{total}:{newest}")
+
+
+def split_indices(listing: FolderListing, cfg, seed: int) -> tuple[list[int], list[int]]:
+    """(training indices in seeded order, validation indices) into listing.files: the validation folder as it
+    is, or a seeded val_fraction of the training files (core.data.splits' own shuffle and split)."""
+    import torch
+
+    from core.data.splits import shuffle_pairs, split_train_val
+    index = torch.arange(listing.train_count)
+    if listing.has_val:
+        train, _ = shuffle_pairs(index, index, seed)
+        return train.tolist(), list(range(listing.train_count, len(listing.files)))
+    train, _, val, _ = split_train_val(index, index, cfg.val_fraction, seed)
+    return train.tolist(), val.tolist()
+
+
+def image_files(cfg, seed: int) -> ImageFiles:
+    """The folder's splits as file lists (the `files` hook of core.data: what a streamed run reads)."""
+    listing = list_folder(cfg)
+    train_idx, val_idx = split_indices(listing, cfg, seed)
+    if cfg.limit is not None:
+        train_idx = train_idx[:cfg.limit]  # a fair sample: the order is already shuffled
+    return ImageFiles([listing.files[i] for i in train_idx], [listing.files[i] for i in val_idx],
+                      listing.classes, listing.source, listing.identity, len(listing.files))
 
 
 # ---- where the images are ---------------------------------------------------------------------
@@ -188,12 +256,17 @@ def _has_images(path: Path) -> bool:
 
 def class_names(split_dir: Path) -> list[str]:
     """Sorted names of the class folders that hold at least one image file (at any depth)."""
-    return [d.name for d in visible_dirs(split_dir) if walk_images(d, first_only=True)]
+    return [d.name for d in visible_dirs(split_dir) if walk_files(d, first_only=True)]
 
 
 def walk_images(top: Path, first_only: bool = False, keep=None) -> list[tuple[Path, int]]:
     """(path, mtime_ns) of image files (or files `keep(name)` accepts) under `top`, sorted; hidden
     files, symlinks and macOS zip debris are left out."""
+    return [(Path(path), mtime) for path, mtime in walk_files(top, first_only, keep)]
+
+
+def walk_files(top: Path, first_only: bool = False, keep=None) -> list[tuple[str, int]]:
+    """walk_images with the paths as strings: a listing of 100,000 files spends most of its time making Paths."""
     from core.data.images import is_image_name
 
     keep = keep or is_image_name
@@ -205,18 +278,19 @@ def walk_images(top: Path, first_only: bool = False, keep=None) -> list[tuple[Pa
                     continue
                 if e.is_dir():
                     if e.name not in _IGNORED_DIRS:
-                        stack.append(Path(e.path))
+                        stack.append(e.path)
                 elif keep(e.name):
-                    found.append((Path(e.path), e.stat().st_mtime_ns))
+                    found.append((e.path, e.stat().st_mtime_ns))
                     if first_only:
                         return found
-    return sorted(found)
+    found.sort(key=lambda item: item[0].split(os.sep))  # the order of Paths (part by part), at the speed of strings
+    return found
 
 
-def _list_images(split_dir: Path, classes: list[str], split: str) -> tuple[list[tuple[Path, int]], int]:
+def _list_images(split_dir: Path, classes: list[str], split: str) -> tuple[list[tuple[str, int]], int]:
     """[(path, label)] for one split, and the newest modification time among its files."""
     index = {name: i for i, name in enumerate(classes)}
-    unknown = [d.name for d in visible_dirs(split_dir) if d.name not in index and walk_images(d, first_only=True)]
+    unknown = [d.name for d in visible_dirs(split_dir) if d.name not in index and walk_files(d, first_only=True)]
     if unknown:
         raise DataError(f"{split}/ has class folders that train/ lacks: {', '.join(unknown[:5])}; "
                         "every validation class needs training images")
@@ -225,7 +299,7 @@ def _list_images(split_dir: Path, classes: list[str], split: str) -> tuple[list[
         class_dir = split_dir / name
         if not class_dir.is_dir():
             continue  # a class missing from the validation split is fine
-        for path, mtime in walk_images(class_dir):
+        for path, mtime in walk_files(class_dir):
             files.append((path, index[name]))
             newest = max(newest, mtime)
     return files, newest
@@ -242,11 +316,11 @@ def _shown(user_path, root: Path, folder: Path) -> str:
 
 # ---- decoding ---------------------------------------------------------------------------------
 
-def decode_files(files: list[tuple[Path, int]], size: int):
+def decode_files(files: list[tuple[str, int]], size: int):
     """Decode in a thread pool (Pillow releases the GIL while decoding and resizing).
 
-    Returns images (N, 3, size, size) uint8, labels (N,) int64 for the files that decoded, and the
-    number that did not (empty, corrupt, unsupported, decompression bombs).
+    Returns images (N_ok, 3, size, size) uint8 and labels (N_ok,) int64 for the files that decoded, and which
+    did (N,) bool: the others were empty, corrupt, unsupported or decompression bombs.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -274,10 +348,10 @@ def decode_files(files: list[tuple[Path, int]], size: int):
         list(pool.map(work, range(0, n, _CHUNK)))
     labels = np.fromiter((label for _, label in files), dtype=np.int64, count=n)
     x = torch.from_numpy(out[ok]).permute(0, 3, 1, 2).contiguous()  # (N, S, S, 3) -> (N, 3, S, S)
-    return x, torch.from_numpy(labels[ok]), int(n - ok.sum())
+    return x, torch.from_numpy(labels[ok]), torch.from_numpy(ok)
 
 
-def _mean_size(files: list[tuple[Path, int]]) -> float:
+def _mean_size(files: list[tuple[str, int]]) -> float:
     sizes = []
     for path, _ in files:
         try:

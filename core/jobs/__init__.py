@@ -34,10 +34,8 @@ def create(config) -> str:
 def _create_once(config, *, request_key: str | None) -> tuple[str, bool]:
     config = pin_image_size(validate(config))  # a folder's native size, stored with the run
     from core.engine.devices import resolve_device
-    from core.engine.distributed import check_devices
     resolve_device(config.device)  # asking for a GPU this machine lacks fails here, not in the worker
-    check_devices(config.devices, config.device)  # more GPUs than there are, no torch.distributed
-    check_ready(config)  # e.g. pretrained weights neither cached nor downloadable
+    check_ready(config)  # more GPUs than there are; pretrained weights neither cached nor downloadable
     from core.tasks.memory import check_memory
     check_memory(config)  # a batch that cannot fit is refused here, not by the allocator mid-run
     store = _store()

@@ -157,7 +157,10 @@ def pin_image_size(config):
 
 
 def check_ready(config) -> None:
-    """The family's check that this machine can start the run now (see TaskSpec.check_ready)."""
+    """Whether this machine can start the run now: the devices it asks for (more GPUs than there are, no
+    torch.distributed), then the family's own check (see TaskSpec.check_ready)."""
+    from core.engine.distributed import check_devices
+    check_devices(config.devices, config.device)
     spec = task_spec(config.task)
     if spec.check_ready is not None:
         spec.check_ready(config)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.errors import ConfigError
+from core.data.plan import format_bytes
 
 WARN_SHARE = 0.7  # warn when the estimate takes more than this share of the free memory
 _STATE_COPIES = {"adam": 4, "adamw": 4, "sgd": 3}  # weights, gradients and the optimiser's buffers
@@ -115,24 +116,5 @@ def available_memory(device) -> int | None:
         return int(free)
     if device.type != "cpu":
         return None
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def format_bytes(n: float) -> str:
-    """12.3 MB: how the estimate writes sizes (the form writes them the same way)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit in ("B", "KB") else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+    from core.data.plan import available_memory as machine_available
+    return machine_available()

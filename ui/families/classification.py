@@ -10,8 +10,8 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
-from ui.forms import (PREFIX, TRAIN_SIZE, compute_section, forget_preset_name, form_config, native_size_note,
-                      note_preview_error, optim_section,
+from ui.forms import (PREFIX, TRAIN_SIZE, compute_section, data_plan_note, forget_preset_name, form_config,
+                      native_size_note, note_preview_error, optim_section,
                       pretrained_changed, validation_error)
 from ui.i18n import t, t_core
 from ui.resources import TRAIN_PAGE, show_error, table_columns
@@ -103,7 +103,9 @@ def form(has_cuda: bool):
             compute_section(has_cuda)
 
     config = form_config()
-    native_size_note(size_note, config)
+    notes = size_note.container()  # the size the folder trains at, and whether it is held in memory or streamed
+    native_size_note(notes, config)
+    data_plan_note(notes, config)
     with side:
         _side_panels(config, validation_error(config), dataset_info(config.data.name) if config.data.name in list_datasets() else None)
     return config

@@ -101,18 +101,44 @@ def image_batches(config, splits, device, pre: dict):
     return train, val
 
 
+def streamed_batches(config, splits, device, pre: dict, plan):
+    """(train, val) StreamedBatches over a streamed run's files (core.data.stream), normalised with `pre`, batched
+    and sharded as image_batches does it."""
+    from core.data.stream import StreamedBatches
+    from core.world import current_world
+    batch, d = config.optim.batch_size, config.data
+    common = {"image_size": splits.image_size, "device": device, "mean": pre["mean"], "std": pre["std"],
+              "seed": config.seed, "workers": plan.workers, "disk_cache": plan.disk_cache,
+              "cache_identity": splits.identity}
+    train = StreamedBatches(splits.train_files, batch_size=batch, shuffle=True, drop_last=len(splits.train_y) > batch,
+                            augment_crop=d.augment_crop, augment_flip=d.augment_flip, shard=current_world().shard,
+                            **common)
+    val = StreamedBatches(splits.val_files, batch_size=max(batch, 256), shuffle=False, **common)
+    return train, val
+
+
 def setup(config, device, splits=None):
     from core.data import load_dataset
     from core.models import build_from_config, parameter_count
     from core.tasks import Setup
 
-    splits = splits or load_dataset(sized_data(config), seed=config.seed)
+    plan = None
+    if splits is None:
+        from core.data.plan import StreamedSplits, data_plan
+        data = sized_data(config)
+        plan = data_plan(data, seed=config.seed)  # in memory, or streamed from disk when too large (or asked)
+        splits = StreamedSplits(plan, data.name) if plan.streamed else load_dataset(data, seed=config.seed)
     pre = preprocessing_for(config, splits)
-    train, val = image_batches(config, splits, device, pre)
+    if plan is not None and plan.streamed:
+        train, val = streamed_batches(config, splits, device, pre, plan)
+    else:
+        train, val = image_batches(config, splits, device, pre)
     model = build_from_config(config.model, num_classes=splits.num_classes, in_channels=splits.channels,
                               image_size=splits.image_size)
     metadata = {"preprocessing": pre, "params": parameter_count(model),
                 "trainable_params": parameter_count(model, trainable_only=True), **data_metadata(splits)}
+    if plan is not None and plan.files:  # "in memory, 1.2 GB" or "streamed from disk, 2 workers", in the run's summary
+        metadata["data"]["loading"] = plan.describe()
     task = ClassificationTask(num_classes=splits.num_classes, label_smoothing=config.optim.label_smoothing)
     return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
 
@@ -144,6 +170,8 @@ def validate(config) -> None:
     if info.needs_path and not d.path:
         raise ConfigError(f"data.path: the '{d.name}' data set needs a folder or .zip path")
     check_image_data(d)
+    if d.stream and info.files is None:
+        raise ConfigError(f"data.stream: '{d.name}' is always held in memory; only folder data sets stream from disk")
     check_family_fields(config)  # one of this task's models; the data set's, model's and task's options
     spec = model_info(m.name)
     size = image_size_of(d, low=spec.min_image_size)
@@ -170,7 +198,7 @@ def _spec():
                                   "classify_images": "predictor:classify_images",
                                   "classify_video": "predictor:classify_video",
                                   "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run"},
-                    example_input=example_input, check_ready=check_ready)
+                    example_input=example_input, check_ready=check_ready, distributed=True)
 
 
 def check_ready(config) -> None:
@@ -240,6 +268,9 @@ def validate_image_data(config, *, min_size: int = 8, max_size: int = 128) -> in
     check_family_fields(config)
     d = config.data
     check_image_data(d, min_size, max_size)
+    if d.stream:
+        raise ConfigError(f"data.stream: '{config.model.name}' trains from images held in memory; set data.stream "
+                          "to none (a folder too large for memory cannot train this family yet)")
     if config.model.pretrained:
         raise ConfigError(f"model.pretrained: '{config.model.name}' is trained from scratch; turn it off")
     size = image_size_of(d, min_size, max_size)

@@ -107,7 +107,7 @@ def _compute_report(predictor, run_id: str, which: str) -> EvalReport:
     from core.data.loader import DeviceBatches
 
     config = RunConfig.from_dict(predictor.config)
-    val_x, val_y, classes = validation_split(json.dumps(predictor.config, sort_keys=True))
+    val_x, val_y, classes = validation_split(json.dumps(predictor.config, sort_keys=True), was_streamed(run_id))
     check_same_classes(run_id, list(classes), list(predictor.classes))
     # The batch size training validated with, so even float reductions run in the same shapes.
     batches = DeviceBatches(val_x, val_y, batch_size=max(config.optim.batch_size, 256), device=predictor.device,
@@ -136,14 +136,33 @@ def predict_batches(model, batches):
 
 
 @functools.lru_cache(maxsize=2)
-def validation_split(config_json: str):
-    """(val_x (M, C, H, W) uint8, val_y (M,) int64, classes) rebuilt from a run config, seed and all."""
+def validation_split(config_json: str, streamed: bool = False):
+    """(val_x (M, C, H, W) uint8, val_y (M,) int64, classes) rebuilt from a run config, seed and all. A run that
+    streamed its folder from disk gets only its validation files decoded, as its training decoded them."""
     from core.config import RunConfig
     from core.data import load_dataset
 
     config = RunConfig.from_dict(json.loads(config_json))
+    if streamed:
+        import torch
+        from core.data.folder import image_files
+        from core.data.stream import FileImages
+        files = image_files(config.data, config.seed)
+        images = FileImages(files.val, config.data.image_size)
+        kept = [(image, int(images.labels[i])) for i in range(len(images)) if (image := images.base(i)) is not None]
+        if not kept:
+            raise DataError(f"none of the {len(files.val)} validation images of {files.source} can be read")
+        return (torch.stack([image for image, _ in kept]), torch.tensor([label for _, label in kept]),
+                tuple(files.classes))
     splits = load_dataset(config.data, seed=config.seed)
     return splits.val_x, splits.val_y, tuple(splits.classes)
+
+
+def was_streamed(run_id: str) -> bool:
+    """Whether the run read its images from disk while it trained (its summary's data.loading says so)."""
+    from core.store import RunStore
+    data = RunStore().get_run(run_id).summary.get("data") or {}
+    return str(data.get("loading", "")).startswith("streamed")
 
 
 def val_images(run_id: str, indices) -> list[np.ndarray]:
@@ -151,7 +170,7 @@ def val_images(run_id: str, indices) -> list[np.ndarray]:
     from core.store import RunStore
 
     config = RunStore().get_run(run_id).config
-    val_x, _, _ = validation_split(json.dumps(config, sort_keys=True))
+    val_x, _, _ = validation_split(json.dumps(config, sort_keys=True), was_streamed(run_id))
     out = []
     for index in indices:
         index = int(index)
