@@ -5,13 +5,14 @@
 Prints figures, asserts nothing (targets are in issue 13):
   1. The full CIFAR-10 in ../shared/data/cifar10-jpg-full.zip (60,000 JPEGs): for the in-memory and the streamed
      path, seconds from launch to the first training step (cold: a fresh LAB_HOME, so the zip is unpacked and
-     decoded; warm: the unpacked copy and decoded tensors cached), peak RSS, and training samples/s of the
+     decoded; warm: the unpacked copy and decoded tensors cached), peak memory, and training samples/s of the
      `cnn` model at the folder's native 32 px.
   2. A generated tree of --files JPEGs (256-500 px sides, 100 classes, made in a temporary folder and deleted
      after): samples/s of the streamed loader alone with 0 and 2 workers beside the decode-only rate of the same
-     number of processes measured in the same run (the limit), and peak RSS of a loader over all the files
+     number of processes measured in the same run (the limit), and peak memory of a loader over all the files
      against one over a fifth of them (it must not grow with the number of files).
-Each measurement runs in a child process of its own, so its peak RSS is its own.
+Each measurement runs in a child process of its own; memory is the peak proportional set size (PSS) of
+that process and its workers together, sampled every 0.1 s.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,10 +34,53 @@ CIFAR_FULL = ROOT.parent / "shared" / "data" / "cifar10-jpg-full.zip"
 BATCH = 64
 
 
-def peak_rss_mb() -> dict:
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest single worker
-    return {"rss_mb": round(me), "worker_rss_mb": round(children)}
+class TreeMemory(threading.Thread):
+    """Samples the memory of this process and all its descendants (DataLoader workers included) every 0.1 s;
+    `result()` gives the largest total seen. ru_maxrss would miss the workers, and summing RSS would count torch's
+    shared libraries once per worker."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            self.peak = max(self.peak, tree_pss(os.getpid()))
+            time.sleep(0.1)
+
+    def result(self) -> dict:
+        self.peak = max(self.peak, tree_pss(os.getpid()))
+        return {"rss_mb": round(self.peak / 2**20)}
+
+
+def tree_pss(root: int) -> int:
+    """Bytes of proportional set size (shared pages split between their sharers) of `root` and its descendants."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += pss(pid)
+        stack.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 # ---- child measurements (python bench/data_scale.py --child NAME JSON) ----------------------------------------
@@ -45,6 +89,7 @@ def child_train(args: dict) -> dict:
     """Launch to first step (torch's import included), then training samples/s over `steps` steps, of a folder
     run as the worker builds it."""
     started = time.perf_counter()
+    rss = TreeMemory()
     import torch
 
     from core.config import RunConfig
@@ -73,11 +118,12 @@ def child_train(args: dict) -> dict:
         samples += len(batch[1])
     rate = samples / (time.perf_counter() - timed_from)
     return {"plan": plan.describe(), "first_step_s": round(first_step_s, 1), "samples_per_s": round(rate),
-            **peak_rss_mb()}
+            **rss.result()}
 
 
 def child_stream(args: dict) -> dict:
     """The streamed loader alone (no model): samples/s over `samples` training images of the tree."""
+    rss = TreeMemory()
     import torch
 
     from core.data.folder import image_files
@@ -99,11 +145,14 @@ def child_stream(args: dict) -> dict:
             break
     rate = samples / (time.perf_counter() - timed_from)
     loader.close()
-    return {"files": len(files), "samples_per_s": round(rate), **peak_rss_mb()}
+    return {"files": len(files), "samples_per_s": round(rate), **rss.result()}
 
 
 def _decode_some(paths_and_size):
+    import torch
+
     from core.data.stream import decode_file
+    torch.set_num_threads(1)  # as in a DataLoader worker
     paths, size = paths_and_size
     for path in paths:
         decode_file(path, size)
@@ -121,12 +170,14 @@ def child_decode(args: dict) -> dict:
     paths = [str(p) for p, _ in image_files(cfg, 0).train[: args["samples"]]]
     processes = max(1, args["processes"])
     chunks = [(paths[i::processes], args["size"]) for i in range(processes)]
+    warm_up = [(paths[:1], args["size"])] * processes  # imports and first-call set-up, not timed
     if processes == 1:
+        _decode_some(warm_up[0])
         started = time.perf_counter()
         done = _decode_some(chunks[0])
     else:
         with ProcessPoolExecutor(processes) as pool:
-            list(pool.map(_decode_some, [([], args["size"])] * processes))  # workers started and importing done
+            list(pool.map(_decode_some, warm_up))
             started = time.perf_counter()
             done = sum(pool.map(_decode_some, chunks))
     return {"samples_per_s": round(done / (time.perf_counter() - started))}
@@ -146,12 +197,15 @@ def run_child(name: str, args: dict, env: dict) -> dict:
 # ---- the generated tree ---------------------------------------------------------------------------------------
 
 def _make_images(job):
-    """Smooth pictures (gradients and shapes, so the JPEGs are photo-sized, not noise-sized) of 256-500 px."""
+    """Pictures of 256-500 px: a gradient, shapes and mild sensor-like noise, so the JPEGs weigh what photos of
+    that size weigh (tens of KB), not what flat colour or pure noise would."""
     import random
 
+    import numpy as np
     from PIL import Image, ImageDraw
     folder, start, count, seed = job
     rng = random.Random(seed)
+    noise_rng = np.random.default_rng(seed)
     for i in range(start, start + count):
         width, height = rng.randint(256, 500), rng.randint(256, 500)
         image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
@@ -160,6 +214,8 @@ def _make_images(job):
             x, y = rng.randrange(width), rng.randrange(height)
             colour = tuple(rng.randrange(256) for _ in range(3))
             draw.ellipse([x, y, x + rng.randint(20, 200), y + rng.randint(20, 200)], fill=colour)
+        pixels = np.asarray(image, dtype=np.int16) + noise_rng.integers(-12, 13, (height, width, 3), dtype=np.int16)
+        image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
         target = Path(folder) / f"class_{i % 100:03d}"
         image.save(target / f"img_{i:06d}.jpg", quality=85)
     return count
@@ -190,8 +246,8 @@ def bench_cifar(env: dict, steps: int) -> None:
                 shutil.rmtree(env["LAB_HOME"], ignore_errors=True)
             result = run_child("train", {"config": config, "steps": steps}, env)
             print(f"{'streamed' if stream else 'in memory':>9} {state}: first step after {result['first_step_s']:5.1f} s,"
-                  f" peak RSS {result['rss_mb']:5d} MB (largest worker {result['worker_rss_mb']} MB), "
-                  f"{result['samples_per_s']:5d} samples/s  [{result['plan']}]")
+                  f" peak memory {result['rss_mb']:5d} MB (PSS, workers included), {result['samples_per_s']:5d} samples/s"
+                  f"  [{result['plan']}]")
 
 
 def bench_tree(env: dict, files: int, samples: int, size: int = 224) -> None:
@@ -209,11 +265,11 @@ def bench_tree(env: dict, files: int, samples: int, size: int = 224) -> None:
             streamed = run_child("stream", {**common, "workers": workers}, env)
             print(f"workers {workers}: streamed {streamed['samples_per_s']:4d} samples/s, decode-only limit "
                   f"{limit['samples_per_s']:4d}/s ({max(1, workers)} process{'es' if workers > 1 else ''}): "
-                  f"{streamed['samples_per_s'] / limit['samples_per_s']:.0%} of the limit; peak RSS "
-                  f"{streamed['rss_mb']} MB (largest worker {streamed['worker_rss_mb']} MB)")
+                  f"{streamed['samples_per_s'] / limit['samples_per_s']:.0%} of the limit; peak memory "
+                  f"{streamed['rss_mb']} MB (PSS, workers included)")
         fifth = run_child("stream", {**common, "workers": 2, "limit": files // 5}, env)
         whole = run_child("stream", {**common, "workers": 2}, env)
-        print(f"peak RSS over {fifth['files']:,} files: {fifth['rss_mb']} MB; over {whole['files']:,} files: "
+        print(f"peak memory over {fifth['files']:,} files: {fifth['rss_mb']} MB; over {whole['files']:,} files: "
               f"{whole['rss_mb']} MB (ratio {whole['rss_mb'] / fifth['rss_mb']:.2f})")
     finally:
         shutil.rmtree(tree, ignore_errors=True)

@@ -42,8 +42,10 @@ CROP_RATIO = (3 / 4, 4 / 3)
 IN_FLIGHT_BYTES = 256 * 1024**2  # prefetched uint8 batches held by all workers together, roughly
 
 
-def decode_file(path, size: int) -> torch.Tensor:
-    """A file -> its base image (3, size, size) uint8, squashed to a square like core.data.images.decode_image.
+def decode_file(path, size: int, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """A file -> its base image (3, size, size) uint8, squashed to a square like core.data.images.decode_image;
+    with `box` (top, left, height, width in the base image's pixels), that window of it resized to the full size,
+    cut from the decoded file directly so a random-resized crop costs one resize, not two.
 
     Raises for an empty, corrupt, unsupported or bomb-sized file (callers skip it). Pillow reads the header
     first (its decompression-bomb guard, the allowed formats); 8-bit JPEG and PNG without transparency are then
@@ -67,27 +69,40 @@ def decode_file(path, size: int) -> torch.Tensor:
         except RuntimeError:
             image = None  # Pillow has the last word, as on the in-memory path
         if image is not None and image.dtype == torch.uint8:  # a 16-bit PNG comes back uint16: Pillow's job
-            return F.resize(image, [size, size], antialias=True).contiguous()
+            if box is None:
+                return F.resize(image, [size, size], antialias=True).contiguous()
+            # the squash scales each axis on its own, so the base image's window maps to a window of the file
+            sy, sx = image.shape[-2] / size, image.shape[-1] / size
+            top, left, height, width = box
+            return F.resized_crop(image, round(top * sy), round(left * sx), max(1, round(height * sy)),
+                                  max(1, round(width * sx)), [size, size], antialias=True).contiguous()
     array = pillow_decode(io.BytesIO(data), size)  # (S, S, 3), read-only: Pillow's own buffer
-    return torch.tensor(array).permute(2, 0, 1).contiguous()
+    image = torch.tensor(array).permute(2, 0, 1)
+    if box is not None:
+        image = F.resized_crop(image, *box, [size, size], antialias=True)
+    return image.contiguous()
+
+
+def crop_box(size: int, rng: random.Random) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random window of an S x S image: CROP_SCALE of the area, CROP_RATIO aspect,
+    drawn from `rng` as torchvision's RandomResizedCrop draws them."""
+    for _ in range(10):
+        area = size * size * rng.uniform(*CROP_SCALE)
+        aspect = math.exp(rng.uniform(math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])))
+        w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+        if 0 < w <= size and 0 < h <= size:
+            return rng.randint(0, size - h), rng.randint(0, size - w), h, w
+    return 0, 0, size, size  # after ten misses: the whole image, as torchvision falls back
 
 
 def augment(image: torch.Tensor, rng: random.Random, crop: bool, flip: bool) -> torch.Tensor:
-    """(3, S, S) uint8 -> the same shape: a random resized crop (CROP_SCALE of the area, CROP_RATIO aspect) and
-    a horizontal flip of half the samples, drawn from `rng`, as torchvision's RandomResizedCrop draws them."""
+    """(3, S, S) uint8 -> the same shape: a random resized crop (crop_box) and a horizontal flip of half the
+    samples, drawn from `rng` in that order."""
     from torchvision.transforms.v2 import functional as F
 
-    size = image.shape[-1]
     if crop:
-        top, left, height, width = 0, 0, size, size  # after ten misses: the whole image, as torchvision falls back
-        for _ in range(10):
-            area = size * size * rng.uniform(*CROP_SCALE)
-            aspect = math.exp(rng.uniform(math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])))
-            w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
-            if 0 < w <= size and 0 < h <= size:
-                top, left, height, width = rng.randint(0, size - h), rng.randint(0, size - w), h, w
-                break
-        image = F.resized_crop(image, top, left, height, width, [size, size], antialias=True)
+        size = image.shape[-1]
+        image = F.resized_crop(image, *crop_box(size, rng), [size, size], antialias=True)
     if flip and rng.random() < 0.5:
         image = F.horizontal_flip(image)
     return image.contiguous()
@@ -126,9 +141,16 @@ class FileImages(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
+        rng = random.Random(derive_seed(self.seed, epoch, index))
+        if self.crop and self.cache is None:  # the crop is cut while decoding (one resize); the flip follows
+            try:
+                image = decode_file(self.paths[index].decode("utf-8"), self.size, crop_box(self.size, rng))
+            except Exception:  # noqa: BLE001  a bad file is skipped and counted, whatever went wrong
+                return index, None, int(self.labels[index])
+            return index, augment(image, rng, False, self.flip), int(self.labels[index])
         image = self.base(index)
         if image is not None and (self.crop or self.flip):
-            image = augment(image, random.Random(derive_seed(self.seed, epoch, index)), self.crop, self.flip)
+            image = augment(image, rng, self.crop, self.flip)
         return index, image, int(self.labels[index])
 
 

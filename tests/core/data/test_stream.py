@@ -117,14 +117,16 @@ def test_the_shards_of_two_ranks_make_the_one_rank_batch(folder):
 
 
 def test_the_decoded_cache_gives_the_same_pixels_and_later_epochs_do_not_decode(tmp_path, lab_home, monkeypatch):
+    # (flips only: without a cache a random crop is cut while decoding, with one from the cached base image; the
+    # next test bounds that difference)
     import core.data.stream as stream
     root = make_folder(tmp_path / "cached", per_class=6, bad=1)
     files = files_of(root, bad=True)
-    reference = [list(batches(files, workers=0).epoch(e)) for e in (0, 1)]
+    reference = [list(batches(files, workers=0, augment_crop=False).epoch(e)) for e in (0, 1)]
     decoded = []
     real = stream.decode_file
-    monkeypatch.setattr(stream, "decode_file", lambda path, size: decoded.append(path) or real(path, size))
-    cached = batches(files, workers=0, disk_cache=True, cache_identity=str(root))
+    monkeypatch.setattr(stream, "decode_file", lambda path, size, box=None: decoded.append(path) or real(path, size, box))
+    cached = batches(files, workers=0, augment_crop=False, disk_cache=True, cache_identity=str(root))
     assert cached.disk_cache and len(list((lab_home / "cache" / "streamed").iterdir())) == 1
     assert same(list(cached.epoch(0)), reference[0]) and len(decoded) == len(files)  # epoch 1 fills it
     decoded.clear()
@@ -134,10 +136,28 @@ def test_the_decoded_cache_gives_the_same_pixels_and_later_epochs_do_not_decode(
     cache = cached.dataset.cache
     cache._open()
     cache._state[0], cache._pixels[0] = 0, 7
-    again = batches(files, workers=0, disk_cache=True, cache_identity=str(root))
+    again = batches(files, workers=0, augment_crop=False, disk_cache=True, cache_identity=str(root))
     assert same(list(again.epoch(1)), reference[1]) and len(decoded) == 1
     # Worker processes fill and read the same cache (each their own mapping of it).
-    assert same(list(batches(files, workers=2, disk_cache=True, cache_identity=str(root)).epoch(0)), reference[0])
+    assert same(list(batches(files, workers=2, augment_crop=False, disk_cache=True, cache_identity=str(root)).epoch(0)), reference[0])
+
+
+def test_a_crop_cut_while_decoding_matches_the_crop_of_the_base_image(tmp_path):
+    import random
+
+    from core.data.stream import augment, crop_box, decode_file
+    rng = np.random.default_rng(1)
+    # smooth content, so the two ways of resampling agree closely: a gradient with a little noise, 300 x 200
+    ramp = np.linspace(0, 255, 300)[None, :, None] * np.ones((200, 1, 3)) * np.array([1.0, 0.6, 0.3])
+    pixels = np.clip(ramp + rng.normal(0, 4, ramp.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "ramp.jpg"
+    Image.fromarray(pixels).save(path, quality=95)
+    for seed in range(5):
+        box = crop_box(64, random.Random(seed))
+        fused = decode_file(path, 64, box).float()
+        two_steps = augment(decode_file(path, 64), random.Random(seed), True, False).float()
+        assert fused.shape == two_steps.shape == (3, 64, 64)
+        assert (fused - two_steps).abs().mean() < 2.0, seed  # grey levels out of 255
 
 
 def test_the_plan_streams_beyond_the_memory_budget_or_when_asked(folder, monkeypatch):
