@@ -241,6 +241,14 @@ class StreamedBatches:
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (images (B, 3, S, S) float32, labels (B,) int64) for batches start_batch.. of `epoch`; a batch
         whose files were all unreadable is left out."""
+        non_blocking = self.device.type == "cuda"  # pinned batches copy while the previous step computes
+        for images, labels in self.decoded(epoch, start_batch):
+            images = images.to(self.device, non_blocking=non_blocking)  # (B, 3, S, S) uint8
+            yield torch.addcmul(self._shift, images, self._scale), labels.to(self.device, non_blocking=non_blocking)
+
+    def decoded(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The same batches as `epoch` before they reach the device: (images (B, 3, S, S) uint8, labels (B,)) as
+        the workers deliver them (what bench/data_scale.py times against decoding alone)."""
         if start_batch < 0:
             raise ValueError(f"start_batch must be >= 0, got {start_batch}")
         n, b, count = len(self.dataset), self.batch_size, len(self)
@@ -252,13 +260,10 @@ class StreamedBatches:
             lo, hi = shard_bounds(i * b, min((i + 1) * b, n), self.shard)
             keys.append([(epoch, order[j]) for j in range(lo, hi)])
         self._sampler.batches = keys
-        non_blocking = self.device.type == "cuda"  # pinned batches copy while the previous step computes
         for images, labels, bad in self._get_loader():
             self.bad.update(bad)
-            if images is None:
-                continue
-            images = images.to(self.device, non_blocking=non_blocking)  # (B, 3, S, S) uint8
-            yield torch.addcmul(self._shift, images, self._scale), labels.to(self.device, non_blocking=non_blocking)
+            if images is not None:
+                yield images, labels
 
     def _get_loader(self) -> DataLoader:
         if self._loader is None:
