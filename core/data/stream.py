@@ -69,18 +69,25 @@ def decode_file(path, size: int, box: tuple[int, int, int, int] | None = None) -
         except RuntimeError:
             image = None  # Pillow has the last word, as on the in-memory path
         if image is not None and image.dtype == torch.uint8:  # a 16-bit PNG comes back uint16: Pillow's job
-            if box is None:
-                return F.resize(image, [size, size], antialias=True).contiguous()
-            # the squash scales each axis on its own, so the base image's window maps to a window of the file
-            sy, sx = image.shape[-2] / size, image.shape[-1] / size
-            top, left, height, width = box
-            return F.resized_crop(image, round(top * sy), round(left * sx), max(1, round(height * sy)),
-                                  max(1, round(width * sx)), [size, size], antialias=True).contiguous()
+            return squash(image, size, box)
     array = pillow_decode(io.BytesIO(data), size)  # (S, S, 3), read-only: Pillow's own buffer
     image = torch.tensor(array).permute(2, 0, 1)
     if box is not None:
         image = F.resized_crop(image, *box, [size, size], antialias=True)
     return image.contiguous()
+
+
+def squash(image: torch.Tensor, size: int, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """A decoded file (3, H, W) uint8 -> its base image (3, size, size), or the `box` window of the base image
+    resized to the full size, in one resize either way."""
+    from torchvision.transforms.v2 import functional as F
+    if box is None:
+        return F.resize(image, [size, size], antialias=True).contiguous()
+    # the squash scales each axis on its own, so the base image's window maps to a window of the file
+    sy, sx = image.shape[-2] / size, image.shape[-1] / size
+    top, left, height, width = box
+    return F.resized_crop(image, round(top * sy), round(left * sx), max(1, round(height * sy)),
+                          max(1, round(width * sx)), [size, size], antialias=True).contiguous()
 
 
 def crop_box(size: int, rng: random.Random) -> tuple[int, int, int, int]:
@@ -121,6 +128,7 @@ class FileImages(Dataset):
         self.size, self.seed = int(size), int(seed)
         self.crop, self.flip = bool(augment_crop), bool(augment_flip)
         self.cache = cache  # DecodedCache or None
+        self.jpeg_bytes = False  # True: JPEGs leave the workers undecoded, for one batched decode on the device
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -142,6 +150,11 @@ class FileImages(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
         rng = random.Random(derive_seed(self.seed, epoch, index))
+        if self.jpeg_bytes and self.cache is None:
+            raw = jpeg_bytes(self.paths[index].decode("utf-8"))
+            if raw is not None:  # (bytes, crop window, flip): StreamedBatches finishes it on the device
+                box = crop_box(self.size, rng) if self.crop else None
+                return index, (raw, box, self.flip and rng.random() < 0.5), int(self.labels[index])
         if self.crop and self.cache is None:  # the crop is cut while decoding (one resize); the flip follows
             try:
                 image = decode_file(self.paths[index].decode("utf-8"), self.size, crop_box(self.size, rng))
@@ -154,14 +167,35 @@ class FileImages(Dataset):
         return index, image, int(self.labels[index])
 
 
-def collate(items: list) -> tuple[torch.Tensor | None, torch.Tensor | None, list[int]]:
+def jpeg_bytes(path: str) -> torch.Tensor | None:
+    """The file's bytes (N,) uint8 when it is a JPEG torchvision decodes as the in-memory path would (8-bit RGB or
+    grey); None for anything else, which is decoded in the worker as usual."""
+    from PIL import Image
+
+    from core.data.images import PIL_FORMATS
+    try:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as probe:  # its header: the bomb guard, the format
+            if probe.format != "JPEG" or probe.mode not in ("RGB", "L"):
+                return None
+    except Exception:  # noqa: BLE001  unreadable: the worker's own decode skips and counts it
+        return None
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def collate(items: list) -> tuple:
     """Items -> (images (B, 3, S, S) uint8, labels (B,) int64, indices of unreadable files); (None, None, bad)
-    when nothing in the batch could be read. default_collate stacks straight into shared memory in a worker."""
-    good = [(image, label) for _, image, label in items if image is not None]
+    when nothing in the batch could be read. default_collate stacks straight into shared memory in a worker.
+    A batch holding undecoded JPEGs (see FileImages.jpeg_bytes) keeps its images as a list, with their indices
+    as a fourth element, for StreamedBatches to decode on the device."""
+    good = [(index, image, label) for index, image, label in items if image is not None]
     bad = [index for index, image, _ in items if image is None]
     if not good:
         return None, None, bad
-    return default_collate([image for image, _ in good]), torch.tensor([label for _, label in good]), bad
+    labels = torch.tensor([label for _, _, label in good])
+    if any(isinstance(image, tuple) for _, image, _ in good):
+        return [image for _, image, _ in good], labels, bad, [index for index, _, _ in good]
+    return default_collate([image for _, image, _ in good]), labels, bad
 
 
 class _EpochBatches:
@@ -190,7 +224,7 @@ class StreamedBatches:
     def __init__(self, files: Sequence[tuple], *, image_size: int, batch_size: int, device, mean: Sequence[float],
                  std: Sequence[float], shuffle: bool = True, drop_last: bool = False, augment_crop: bool = False,
                  augment_flip: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 0,
-                 disk_cache: bool = False, cache_identity: str = ""):
+                 disk_cache: bool = False, cache_identity: str = "", device_decode: bool | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
@@ -203,6 +237,10 @@ class StreamedBatches:
         self.dataset = FileImages(files, image_size, seed=seed, augment_crop=augment_crop, augment_flip=augment_flip,
                                   cache=cache)
         self.device = torch.device(device)
+        # JPEGs decoded in one batched call on the GPU (nvJPEG) instead of one by one in the workers; a decoded
+        # cache needs the decoded pixels in the workers, so it turns this off
+        self.dataset.jpeg_bytes = (self.device.type == "cuda" if device_decode is None else device_decode) \
+            and cache is None
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
         self.shard = shard  # (rank, ranks): this process takes its part of every global batch (core.world)
@@ -260,10 +298,40 @@ class StreamedBatches:
             lo, hi = shard_bounds(i * b, min((i + 1) * b, n), self.shard)
             keys.append([(epoch, order[j]) for j in range(lo, hi)])
         self._sampler.batches = keys
-        for images, labels, bad in self._get_loader():
+        for images, labels, bad, *decode_here in self._get_loader():
             self.bad.update(bad)
+            if decode_here:
+                images, labels = self._decode_on_device(images, labels, decode_here[0])
             if images is not None:
                 yield images, labels
+
+    def _decode_on_device(self, items: list, labels: torch.Tensor, indices: list[int]):
+        """Finish a batch whose JPEGs came undecoded: one batched decode_jpeg on the device, then each image's
+        crop window (or squash) and flip there. A file the decoder refuses is dropped and counted like any other."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+        from torchvision.transforms.v2 import functional as F
+
+        raw = [item[0] for item in items if isinstance(item, tuple)]
+        read = dict(mode=ImageReadMode.RGB, device=self.device, apply_exif_orientation=True)
+        try:
+            decoded = iter(decode_jpeg(raw, **read))
+        except RuntimeError:  # one bad file fails the batched call: decode them one by one to find it
+            decoded = iter([_decode_or_none(data, read) for data in raw])
+        images, kept = [], []
+        for position, item in enumerate(items):
+            if isinstance(item, tuple):
+                image = next(decoded)
+                if image is None:
+                    self.bad.add(indices[position])
+                    continue
+                _, box, flip = item
+                image = squash(image, self.dataset.size, box)
+                item = F.horizontal_flip(image) if flip else image
+            images.append(item.to(self.device))
+            kept.append(position)
+        if not images:
+            return None, None
+        return torch.stack(images), labels[kept]
 
     def _get_loader(self) -> DataLoader:
         if self._loader is None:
@@ -280,6 +348,14 @@ class StreamedBatches:
         """Stop the worker processes now rather than when this object is collected (dropping the loader's last
         reference shuts its workers down)."""
         self._loader = None
+
+
+def _decode_or_none(data: torch.Tensor, read: dict) -> torch.Tensor | None:
+    from torchvision.io import decode_jpeg
+    try:
+        return decode_jpeg(data, **read)
+    except RuntimeError:
+        return None
 
 
 # ---- the decoded cache on disk ---------------------------------------------------------------------

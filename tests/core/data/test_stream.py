@@ -268,3 +268,19 @@ def test_the_train_form_says_whether_a_folder_is_held_in_memory_or_streamed(tmp_
     at.selectbox(key="cfg.data.name").set_value("folder").run()
     at.text_input(key="cfg.data.path").set_value(str(root)).run()
     assert any("训练时从磁盘流式读取" in c.value for c in at.caption)
+
+
+def test_jpegs_decoded_in_one_batched_call_on_the_device_match_the_workers_decode(tmp_path, lab_home):
+    # On CUDA, JPEGs leave the workers undecoded and decode_jpeg decodes the whole batch on the GPU; the same path
+    # runs here with the CPU as the device. PNGs and unreadable files still go through the workers.
+    root = make_folder(tmp_path / "mixed", per_class=8, size=(40, 30), bad=2)
+    (root / "train" / "red" / "truncated.jpg").write_bytes((root / "train" / "red" / "001.jpg").read_bytes()[:60])
+    files = files_of(root, bad=True)  # the truncated JPEG included: its header reads, its data does not
+    in_workers = batches(files, workers=2, device_decode=False)
+    on_device = batches(files, workers=2, device_decode=True)
+    assert on_device.dataset.jpeg_bytes and not in_workers.dataset.jpeg_bytes
+    for epoch in (0, 1):
+        assert same(list(on_device.epoch(epoch)), list(in_workers.epoch(epoch)))
+    assert on_device.skipped == in_workers.skipped == 3
+    # a decoded cache needs pixels from the workers: it turns device decoding off
+    assert not batches(files, device_decode=True, disk_cache=True, cache_identity=str(root)).dataset.jpeg_bytes
