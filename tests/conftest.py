@@ -39,6 +39,23 @@ def no_workers(monkeypatch):
     return spawned
 
 
+def train_in_process(config) -> str:
+    """Record `config` and train it to completion in this process (core.jobs.runner.execute_run); the run's id.
+    execute_run takes over Ctrl-C and SIGTERM while it trains; pytest gets its own handlers back afterwards."""
+    import signal
+
+    from core import jobs
+    from core.jobs.runner import execute_run
+    run_id = jobs.create(config)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert execute_run(run_id) == "completed"
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return run_id
+
+
 def wait_for(predicate, timeout=90, what="condition"):
     """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
     import time

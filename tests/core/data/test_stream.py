@@ -5,7 +5,6 @@ run trains, learns and classifies."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import open_page
+from conftest import open_page, train_in_process
 from core.config import DataConfig, RunConfig
 from core.data.plan import StreamedSplits, data_plan
 from core.data.stream import StreamedBatches
@@ -198,19 +197,6 @@ def test_streamed_and_in_memory_runs_split_the_same_files(folder):
     assert mean[0] < mean[2] + 0.3 and all(0 < s < 0.5 for s in std) and streamed.skipped == 0
 
 
-def _train(config) -> str:
-    from core import jobs
-    from core.jobs.runner import execute_run
-    run_id = jobs.create(config)
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        assert execute_run(run_id) == "completed"
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-    return run_id
-
-
 def test_a_streamed_run_learns_and_its_model_classifies(tmp_path, lab_home, one_torch_thread, monkeypatch):
     from core.store import RunStore
     from core.tasks.checkpoints import load_run_model
@@ -219,7 +205,7 @@ def test_a_streamed_run_learns_and_its_model_classifies(tmp_path, lab_home, one_
     config = RunConfig().replace(**{"data.name": "folder", "data.path": str(root), "data.image_size": 16,
                                     "data.stream": True, "data.workers": 2, "data.augment_flip": True,
                                     "model.name": "cnn", "optim.epochs": 3, "optim.batch_size": 16, "optim.lr": 3e-3})
-    run_id = _train(config)
+    run_id = train_in_process(config)
     metrics = RunStore().metrics(run_id)
     val_acc = metrics[metrics.key == "val_acc"].value
     assert len(val_acc) == 3 and val_acc.max() >= 0.9  # two colours: far above chance (0.5)

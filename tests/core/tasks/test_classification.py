@@ -5,7 +5,6 @@ for the module."""
 from __future__ import annotations
 
 import os
-import signal
 import urllib.error
 
 import numpy as np
@@ -15,25 +14,15 @@ from conftest import encode_image, noise_image, zip_bytes
 import torch
 from PIL import Image
 
+from conftest import train_in_process
 from core.errors import CheckpointError, InputError, LabError, ModelError, RunNotFound
 
 # ---- fixtures ----------------------------------------------------------------------------------------
 
 
 def _train(name: str, overrides: dict) -> str:
-    from core import jobs
     from core.presets import preset
-    from core.jobs.runner import execute_run
-
-    run_id = jobs.create(preset(name).replace(**overrides))
-    # execute_run takes over Ctrl-C for the run; give it back to pytest afterwards.
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        assert execute_run(run_id) == "completed"
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-    return run_id
+    return train_in_process(preset(name).replace(**overrides))
 
 
 @pytest.fixture(scope="module")
