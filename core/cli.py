@@ -103,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cancel = sweeps_sub.add_parser("cancel")
     sweep_cancel.add_argument("sweep_id")
 
+    export_run = sub.add_parser("export", help="export a finished run's model (ONNX, torch.export, safetensors or a zip "
+                                "with predict.py), checked against PyTorch on its validation images")
+    export_run.add_argument("run_id")
+    export_run.add_argument("--format", required=True, metavar="onnx|torchscript|safetensors|bundle",
+                            help="torchscript saves a torch.export program (.pt2): torch.jit is deprecated")
+    export_run.add_argument("--out", help="file or folder to write (default: the run's folder, exports/)")
+    export_run.add_argument("--which", default="best", help="checkpoint: best or last")
+    export_run.add_argument("--json", action="store_true")
+
+    compress = sub.add_parser("compress", help="int8-quantise and/or prune a finished run: size, CPU latency and the "
+                                               "metric of each variant beside the original")
+    compress.add_argument("run_id")
+    compress.add_argument("--quantize", choices=["dynamic", "static"], help="int8: dynamic (Linear/LSTM/GRU weights) "
+                          "or static (weights and activations, calibrated on training images)")
+    compress.add_argument("--prune", type=float, metavar="SPARSITY", help="fraction of weights (or channels) to "
+                          "remove by magnitude, e.g. 0.5")
+    compress.add_argument("--prune-kind", default="unstructured", help="unstructured (single weights, all layers "
+                          "together) or channel (whole convolution output channels)")
+    compress.add_argument("--finetune-epochs", type=int, default=0, help="train the pruned model this many epochs, "
+                          "masks kept")
+    compress.add_argument("--which", default="best", help="checkpoint: best or last")
+    compress.add_argument("--json", action="store_true")
+
     for name in ("presets", "models", "datasets"):
         registry = sub.add_parser(name, help=f"list the {name} the registry holds")
         registry.add_argument("--json", action="store_true")
@@ -345,6 +368,36 @@ def cmd_sweeps(args) -> int:
     return _print_sweep(args.sweep_id, args.json)
 
 
+def cmd_export(args) -> int:
+    from core.toolkit.export import export_run
+    result = export_run(args.run_id, args.format, out=args.out, which=args.which)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"run {result.run_id}: {result.format} export of the {result.which} checkpoint (epoch {result.epoch}) "
+          f"written to {result.path} ({result.size_bytes:,} bytes) by {result.exporter}")
+    print(f"checked with {result.checked_with} on {result.images} {result.inputs} images: largest logit difference "
+          f"{result.max_abs_diff:.3g}, top-1 agreement {result.top1_agreement:.1%}")
+    for extra in result.files:
+        print(f"  with {extra}")
+    if result.note:
+        print(f"note: {result.note}", file=sys.stderr)
+    return 0
+
+
+def cmd_compress(args) -> int:
+    from core.toolkit.compress import compress_run, format_table
+    report = compress_run(args.run_id, quantize=args.quantize, prune=args.prune, prune_kind=args.prune_kind,
+                          finetune_epochs=args.finetune_epochs, which=args.which)
+    if args.json:
+        print(json.dumps({"run_id": report.run_id, "which": report.which, **report.summary(), "note": report.note,
+                          "table": report.rows}, indent=2))
+    else:
+        print(f"run {report.run_id}, {report.which} checkpoint; {report.note}")
+        print(format_table(report))
+    return 0
+
+
 def cmd_registry(args) -> int:
     rows = registry_rows(args.command)
     if args.json:
@@ -399,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sweeps(args)
         if args.command == "control":
             return cmd_control(args)
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "compress":
+            return cmd_compress(args)
         if args.command == "cancel":
             from core import jobs
             print(f"run {args.run_id}: {jobs.cancel(args.run_id, wait_s=args.wait)}")

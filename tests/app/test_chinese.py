@@ -30,7 +30,8 @@ CONVERTED = {"app.py", "app_pages/home.py", "app_pages/media.py", "app_pages/con
              "ui/concepts_view.py", "ui/concept_demos.py", "ui/sidebar.py", "ui/charts.py", "ui/sparkline.py",
              "ui/resources.py", "ui/warmup.py", "ui/__init__.py",
              "app_pages/train.py", "app_pages/runs.py", "ui/live.py", "ui/forms.py", "ui/runs_view.py",
-             "ui/sweeps_view.py", "app_pages/collect.py", "ui/collect.py", "ui/collect_model.py"}
+             "ui/sweeps_view.py", "app_pages/collect.py", "ui/collect.py", "ui/collect_model.py",
+             "ui/toolkit.py"}
 LANGUAGE_SWITCH = "Language / 语言"  # the switch's own label names itself in both languages, on purpose
 
 

@@ -160,14 +160,17 @@ def _side_panels(config, error: str | None, info) -> None:
 # ---- Train: a finished run ---------------------------------------------------------------------
 
 def results(run) -> None:
-    """The best checkpoint on the validation set: confusion matrix (click a cell for its images), per class."""
+    """The best checkpoint on the validation set: confusion matrix (click a cell for its images), per class; then
+    the Tools section (ui/toolkit.py: export)."""
     from core.tasks.classification.evaluation import evaluate_run, val_images
+    from ui.toolkit import tools
     st.subheader(t("Validation results"), anchor=False)
     try:
         with st.spinner(t("Evaluating the best checkpoint on the validation set…")):
             report = evaluate_run(run.id, "best")
     except Exception as exc:
         show_error(exc)
+        tools(run)  # an export is checked on random inputs when the validation images cannot be read
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -192,6 +195,7 @@ def results(run) -> None:
                                  true=true_name, predicted=pred_name) + "**")
             images = val_images(run.id, picked["index"].tolist()[:24])
             st.image(images, width=96, caption=[f"{c:.0%}" for c in picked["confidence"].tolist()[:24]])
+    tools(run)
 
 
 # ---- Media ---------------------------------------------------------------------------------------

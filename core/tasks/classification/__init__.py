@@ -197,7 +197,8 @@ def _spec():
                                   "pretrained": "predictor:load_pretrained_predictor",
                                   "classify_images": "predictor:classify_images",
                                   "classify_video": "predictor:classify_video",
-                                  "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run"},
+                                  "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run",
+                                  "run_data": "run_data:run_data"},
                     example_input=example_input, check_ready=check_ready, distributed=True)
 
 

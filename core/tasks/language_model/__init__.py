@@ -162,7 +162,8 @@ def _spec():
                     description="Predict the next character of a text: RNN, LSTM, GRU or a small GPT; loss in "
                                 "bits per character, generated samples as it learns",
                     data_kind="text", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS,
-                    entry_points={"generate": "generate:generate", "explain": "generate:attention_map"})
+                    entry_points={"generate": "generate:generate", "explain": "generate:attention_map",
+                                  "run_data": "run_data:run_data"})
 
 
 SPEC = _spec()

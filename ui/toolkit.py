@@ -1,0 +1,84 @@
+"""The Tools section of a finished run's page (under its results): export the model, checked against PyTorch, and
+download it; the run's earlier exports are listed again with their downloads. The work is core.toolkit's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from ui.i18n import N_, t
+from ui.resources import show_error
+
+FORMATS = {"onnx": N_("ONNX, checked with ONNX Runtime"), "torchscript": N_("torch.export program (.pt2)"),
+           "safetensors": N_("safetensors weights with a model card"),
+           "bundle": N_("zip: ONNX, model card and a predict.py that needs no lab")}
+MIME = {".onnx": "application/octet-stream", ".pt2": "application/octet-stream", ".zip": "application/zip",
+        ".safetensors": "application/octet-stream", ".json": "application/json", ".md": "text/markdown"}
+
+
+def tools(run) -> None:
+    """The Tools section: for now, Export."""
+    st.subheader(t("Tools"), anchor=False)
+    with st.container(border=True):
+        export_panel(run)
+
+
+def export_panel(run) -> None:
+    from core.toolkit.export import TOLERANCE, export_run, list_exports
+    st.markdown("**" + t("Export") + "**")
+    st.caption(t("Use the model outside the lab. Each export is run on the run's validation images and kept only if "
+                 "it gives PyTorch's answers: logits within {tolerance} and the same top class for every image.",
+                 tolerance=f"{TOLERANCE:g}"))
+    names = {fmt: t(label) for fmt, label in FORMATS.items()}
+    fmt = st.radio(t("Format"), list(names), format_func=names.get, key=f"export_format-{run.id}", horizontal=True)
+    made = None
+    if st.button(t("Export"), key=f"export-{run.id}", icon=":material/ios_share:", type="primary"):
+        try:
+            with st.spinner(t("Exporting the model and checking the export…")):
+                made = export_run(run.id, fmt)
+        except Exception as exc:  # a LabError says why in the user's words; anything else in one short line
+            show_error(exc)
+    if made is not None:
+        st.success(t("Exported and checked: {file}", file=Path(made.path).name), icon=":material/check_circle:")
+        _figures(made, names)
+        _downloads(run.id, made, "new")
+    earlier = [result for result in list_exports(run.id) if made is None or result.path != made.path]
+    if earlier:
+        st.markdown("**" + t("Earlier exports") + "**")
+        for result in earlier:
+            with st.container(border=True):
+                _figures(result, names)
+                _downloads(run.id, result, "earlier")
+
+
+def _figures(result, names: dict[str, str]) -> None:
+    date = time.strftime("%Y-%m-%d %H:%M", time.localtime(result.created_at))
+    st.caption(t("{format} · {file} · {date} · checked with {tool}", format=names.get(result.format, result.format),
+                 file=f"`{Path(result.path).name}`", date=date, tool=f"`{result.checked_with}`"))
+    columns = st.columns(4)
+    columns[0].metric(t("largest logit difference"), f"{result.max_abs_diff:.1e}")
+    columns[1].metric(t("top-1 agreement"), f"{result.top1_agreement:.0%}")
+    columns[2].metric(t("images checked"), f"{result.images}")
+    columns[3].metric(t("size"), _size(result.size_bytes))
+    if result.inputs != "validation":
+        st.warning(t("The run's validation images could not be read, so this export was checked on random inputs."),
+                   icon=":material/warning:")
+
+
+def _downloads(run_id: str, result, where: str) -> None:
+    """A download button for the export's file, and for the files written beside it (a model card)."""
+    paths = [Path(result.path)] + [Path(p) for p in result.files if Path(p).is_file()]
+    bar = st.container(horizontal=True)
+    for path in paths:
+        bar.download_button(t("Download {file}", file=path.name), lambda path=path: path.read_bytes(),
+                            file_name=f"{run_id}-{path.name}", mime=MIME.get(path.suffix, "application/octet-stream"),
+                            icon=":material/download:", on_click="ignore", key=f"export_download-{where}-{path.name}")
+
+
+def _size(size_bytes: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
