@@ -19,10 +19,51 @@ MIME = {".onnx": "application/octet-stream", ".pt2": "application/octet-stream",
 
 
 def tools(run) -> None:
-    """The Tools section: for now, Export."""
+    """The Tools section: Export and Compress."""
     st.subheader(t("Tools"), anchor=False)
     with st.container(border=True):
         export_panel(run)
+    with st.container(border=True):
+        compress_panel(run)
+
+
+QUANTIZE = {"": N_("no quantisation"), "dynamic": N_("dynamic int8"), "static": N_("static int8 (calibrated)")}
+PRUNE_KINDS = {"unstructured": N_("single weights"), "channel": N_("whole channels")}
+
+
+def compress_panel(run) -> None:
+    """Quantise and/or prune the run's best checkpoint; the table compares every variant made so far with the
+    original: size on disk, CPU latency per image, the run's metric (core.toolkit.compress)."""
+    from core.toolkit.compress import compress_run, compression_report
+    st.markdown("**" + t("Compress") + "**")
+    st.caption(t("Smaller and faster models from this run: int8 quantisation and magnitude pruning, each measured on "
+                 "the run's validation images. Latency is per image on one CPU thread."))
+    c1, c2, c3 = st.columns(3)
+    quantize = c1.selectbox(t("Quantise"), list(QUANTIZE), index=1, key=f"compress_quantize-{run.id}",
+                            format_func=lambda key: t(QUANTIZE[key]))
+    sparsity = c2.slider(t("Prune (share of weights set to zero)"), 0.0, 0.9, 0.0, 0.1, key=f"compress_prune-{run.id}")
+    kind = c3.selectbox(t("Prune"), list(PRUNE_KINDS), key=f"compress_kind-{run.id}", disabled=not sparsity,
+                        format_func=lambda key: t(PRUNE_KINDS[key]))
+    if st.button(t("Compress"), key=f"compress-{run.id}", icon=":material/compress:",
+                 disabled=not quantize and not sparsity):
+        try:
+            with st.spinner(t("Compressing and measuring…")):
+                compress_run(run.id, quantize=quantize or None, prune=sparsity or None, prune_kind=kind)
+        except Exception as exc:  # a LabError says why in the user's words; anything else in one short line
+            show_error(exc)
+    report = compression_report(run.id)
+    if report is None:
+        return
+    original = report.row("original")
+    rows = [{t("variant"): row["variant"], t("size"): _size(row["size_bytes"]),
+             t("size, zipped"): _size(row["zipped_bytes"]),
+             t("smaller"): f"{original['zipped_bytes'] / row['zipped_bytes']:.2f}×",
+             t("ms per image (batch 1)"): round(row["latency_ms_b1"], 3),
+             t("ms per image (batch 32)"): round(row["latency_ms_b32"], 3),
+             report.metric: round(row["metric"], 4),
+             t("change"): f"{(row['metric'] - original['metric']) * (100 if report.metric.endswith('acc') else 1):+.2f}"}
+            for row in report.rows]
+    st.dataframe(rows, hide_index=True)
 
 
 def export_panel(run) -> None:

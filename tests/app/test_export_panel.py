@@ -48,3 +48,25 @@ def test_export_shows_the_figures_and_a_download_and_the_reopened_page_lists_it(
     english = [text for text in visible_strings(chinese) if text != LANGUAGE_SWITCH and english_words(text, names)]
     assert not english, english
     assert "下载 best.onnx" in downloads(chinese)
+
+
+def test_compress_makes_a_measured_int8_variant_and_the_reopened_page_shows_the_table(finished_run):
+    run_id = finished_run
+    at = open_page("app_pages/train.py", run=run_id)
+    assert at.selectbox(key=f"compress_quantize-{run_id}").value == "dynamic"
+    at.button(key=f"compress-{run_id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    table = compress_table(at, "variant")
+    assert list(table["variant"]) == ["original", "int8-dynamic"]
+    assert table["smaller"].iloc[1] != "1.00×"  # int8 weights: the file shrinks
+    assert abs(float(table["change"].iloc[1])) <= 2.0  # accuracy points lost or gained by int8
+    # nothing asked for: the button waits
+    at.selectbox(key=f"compress_quantize-{run_id}").set_value("").run()
+    assert at.button(key=f"compress-{run_id}").disabled
+    again = open_page("app_pages/train.py", run=run_id, lang="zh")
+    assert list(compress_table(again, "变体")["变体"]) == ["original", "int8-dynamic"]
+
+
+def compress_table(at, column: str):
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)

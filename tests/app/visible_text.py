@@ -32,7 +32,8 @@ ALLOWED = {
     # functions, optimisers, methods and software, written as their names
     "sigmoid", "tanh", "relu", "gelu", "silu", "softmax", "sgd", "adam", "adamw", "rmsprop", "nesterov", "sobel",
     "rosenbrock", "fréchet", "reinforce", "slerp", "transformer", "python", "pytorch", "nanogpt", "torchvision",
-    "optuna", "tpe", "torchrun", "gloo", "nccl", "safetensors",
+    "optuna", "tpe", "torchrun", "gloo", "nccl", "int",  # int8, a number format
+    "safetensors",
     # people, companies and systems cited by name
     "radford", "zalando", "neuraltalk",
     # acronyms
