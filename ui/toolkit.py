@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.data.plan import format_bytes
 from ui.i18n import N_, t
 from ui.resources import show_error
 
@@ -54,15 +55,12 @@ def compress_panel(run) -> None:
     report = compression_report(run.id)
     if report is None:
         return
-    original = report.row("original")
-    rows = [{t("variant"): row["variant"], t("size"): _size(row["size_bytes"]),
-             t("size, zipped"): _size(row["zipped_bytes"]),
-             t("smaller"): f"{original['zipped_bytes'] / row['zipped_bytes']:.2f}×",
+    rows = [{t("variant"): row["variant"], t("size"): format_bytes(row["size_bytes"]),
+             t("size, zipped"): format_bytes(row["zipped_bytes"]), t("smaller"): f"{row['smaller']:.2f}×",
              t("ms per image (batch 1)"): round(row["latency_ms_b1"], 3),
              t("ms per image (batch 32)"): round(row["latency_ms_b32"], 3),
-             report.metric: round(row["metric"], 4),
-             t("change"): f"{(row['metric'] - original['metric']) * (100 if report.metric.endswith('acc') else 1):+.2f}"}
-            for row in report.rows]
+             report.metric: round(row["metric"], 4), t("change"): f"{row['change']:+.2f}"}
+            for row in report.comparison()]
     st.dataframe(rows, hide_index=True)
 
 
@@ -102,7 +100,7 @@ def _figures(result, names: dict[str, str]) -> None:
     columns[0].metric(t("largest logit difference"), f"{result.max_abs_diff:.1e}")
     columns[1].metric(t("top-1 agreement"), f"{result.top1_agreement:.0%}")
     columns[2].metric(t("images checked"), f"{result.images}")
-    columns[3].metric(t("size"), _size(result.size_bytes))
+    columns[3].metric(t("size"), format_bytes(result.size_bytes))
     if result.inputs != "validation":
         st.warning(t("The run's validation images could not be read, so this export was checked on random inputs."),
                    icon=":material/warning:")
@@ -116,10 +114,3 @@ def _downloads(run_id: str, result, where: str) -> None:
         bar.download_button(t("Download {file}", file=path.name), lambda path=path: path.read_bytes(),
                             file_name=f"{run_id}-{path.name}", mime=MIME.get(path.suffix, "application/octet-stream"),
                             icon=":material/download:", on_click="ignore", key=f"export_download-{where}-{path.name}")
-
-
-def _size(size_bytes: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if size_bytes >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{size_bytes} B"

@@ -31,6 +31,20 @@ def derive_seed(*parts: int) -> int:
     return h >> 1
 
 
+def normaliser(mean: Sequence[float], std: Sequence[float], channels: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift), each (1, C, 1, 1) on `device`, with (x / 255 - mean) / std == x * scale + shift: one fused
+    addcmul per batch reads uint8 images directly. Every image batch source normalises this way."""
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
+    std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
+    if mean_t.numel() not in (1, channels) or std_t.numel() not in (1, channels):
+        raise ValueError(f"mean and std need 1 or {channels} values, got {mean_t.numel()} and {std_t.numel()}")
+    if bool((std_t <= 0).any()):
+        raise ValueError("std must be positive")
+    scale = (1.0 / (255.0 * std_t)).expand(channels).reshape(1, channels, 1, 1).to(device)
+    shift = (-mean_t / std_t).expand(channels).reshape(1, channels, 1, 1).to(device)
+    return scale, shift
+
+
 class DeviceBatches:
     """One split (uint8 images (N, C, H, W), int64 labels (N,)) held on `device`, served as batches.
 
@@ -48,15 +62,8 @@ class DeviceBatches:
             raise ValueError(f"labels must be (N,) with N = {len(x)}, got {tuple(y.shape)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        channels = x.shape[1]
-        mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
-        std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
-        if mean_t.numel() not in (1, channels) or std_t.numel() not in (1, channels):
-            raise ValueError(f"mean and std need 1 or {channels} values, got {mean_t.numel()} and {std_t.numel()}")
-        if bool((std_t <= 0).any()):
-            raise ValueError("std must be positive")
-
         self.device = torch.device(device)
+        self._scale, self._shift = normaliser(mean, std, x.shape[1], self.device)
         self.x = x.to(self.device)  # (N, C, H, W) uint8, moved once
         self.y = y.to(self.device, torch.int64)  # (N,)
         self.batch_size = int(batch_size)
@@ -65,9 +72,6 @@ class DeviceBatches:
         self.flip = bool(augment_flip)
         self.augment = bool(augment_crop) or self.flip
         self.shard = shard  # (rank, ranks): this process takes its part of every global batch (core.world)
-        # (x / 255 - mean) / std == x * scale + shift: one fused addcmul per batch, uint8 read directly.
-        self._scale = (1.0 / (255.0 * std_t)).expand(channels).reshape(1, channels, 1, 1).to(self.device)
-        self._shift = (-mean_t / std_t).expand(channels).reshape(1, channels, 1, 1).to(self.device)
         height, width = x.shape[2], x.shape[3]
         self._rows = torch.arange(height, device=self.device)  # (H,) window offsets, reused every batch
         self._cols = torch.arange(width, device=self.device)  # (W,)

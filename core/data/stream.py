@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from core.data.loader import derive_seed
+from core.data.loader import derive_seed, normaliser
 from core.world import shard_bounds
 
 # torchvision 0.29 deprecates its image decoders in favour of TorchCodec, which this project does not ship yet;
@@ -227,16 +227,13 @@ class StreamedBatches:
                  disk_cache: bool = False, cache_identity: str = "", device_decode: bool | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
-        std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
-        if mean_t.numel() not in (1, 3) or std_t.numel() not in (1, 3) or bool((std_t <= 0).any()):
-            raise ValueError("mean and std need 1 or 3 values each, std positive")
         cache = None
         if disk_cache:
             cache = open_decoded_cache(cache_identity, files, image_size)  # None when the disk has no room
         self.dataset = FileImages(files, image_size, seed=seed, augment_crop=augment_crop, augment_flip=augment_flip,
                                   cache=cache)
         self.device = torch.device(device)
+        self._scale, self._shift = normaliser(mean, std, 3, self.device)
         # JPEGs decoded in one batched call on the GPU (nvJPEG) instead of one by one in the workers; a decoded
         # cache needs the decoded pixels in the workers, so it turns this off
         self.dataset.jpeg_bytes = (self.device.type == "cuda" if device_decode is None else device_decode) \
@@ -246,9 +243,6 @@ class StreamedBatches:
         self.shard = shard  # (rank, ranks): this process takes its part of every global batch (core.world)
         self.workers = max(0, int(workers))
         self.bad: set[int] = set()  # indices of the files found unreadable so far
-        # (x / 255 - mean) / std == x * scale + shift: one fused addcmul per batch, uint8 read directly.
-        self._scale = (1.0 / (255.0 * std_t)).expand(3).reshape(1, 3, 1, 1).to(self.device)
-        self._shift = (-mean_t / std_t).expand(3).reshape(1, 3, 1, 1).to(self.device)
         self._sampler = _EpochBatches()
         self._loader: DataLoader | None = None  # made on first use: no worker starts before an epoch is asked for
 

@@ -92,6 +92,16 @@ class CompressionReport:
         import pandas as pd
         return pd.DataFrame(self.rows)
 
+    def comparison(self) -> list[dict]:
+        """Each variant (the original first) beside the original: `smaller` is the zipped size ratio (pruning's
+        zeros count), `change` the metric's change, in points for an accuracy."""
+        original = self.row(ORIGINAL)
+        scale = 100.0 if self.metric.endswith("acc") else 1.0
+        return [{"variant": row["variant"], "size_bytes": row["size_bytes"], "zipped_bytes": row["zipped_bytes"],
+                 "smaller": original["zipped_bytes"] / row["zipped_bytes"], "latency_ms_b1": row["latency_ms_b1"],
+                 "latency_ms_b32": row["latency_ms_b32"], "metric": row["metric"],
+                 "change": (row["metric"] - original["metric"]) * scale} for row in self.rows]
+
     def to_dict(self) -> dict:
         return {"version": REPORT_VERSION, **asdict(self)}
 

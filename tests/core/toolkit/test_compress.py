@@ -142,6 +142,13 @@ def test_the_table_is_stored_merged_and_read_back(runs):
     sidecar = json.loads((run_dir(runs["mlp"]) / "compressed" / "pruned-unstructured-25.json").read_text())
     assert sidecar["row"] == stored.row("pruned-unstructured-25") and sidecar["prune"] == 0.25
     assert compression_report(runs["cnn"]) is not None and compression_report("never-compressed") is None
+    # the page's comparison: the original first, int8 smaller by its zipped size, accuracy change in points
+    rows = {row["variant"]: row for row in stored.comparison()}
+    assert stored.comparison()[0]["variant"] == "original" and rows["original"]["smaller"] == 1.0
+    int8, original = stored.row("int8-dynamic"), stored.row("original")
+    assert rows["int8-dynamic"]["smaller"] == pytest.approx(original["zipped_bytes"] / int8["zipped_bytes"])
+    assert rows["int8-dynamic"]["smaller"] > 2
+    assert rows["int8-dynamic"]["change"] == pytest.approx((int8["metric"] - original["metric"]) * 100)
 
 
 def test_a_char_lstm_quantises_dynamically_and_static_int8_says_why_not(runs):
