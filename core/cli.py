@@ -376,8 +376,9 @@ def cmd_export(args) -> int:
         return 0
     print(f"run {result.run_id}: {result.format} export of the {result.which} checkpoint (epoch {result.epoch}) "
           f"written to {result.path} ({result.size_bytes:,} bytes) by {result.exporter}")
-    print(f"checked with {result.checked_with} on {result.images} {result.inputs} images: largest logit difference "
-          f"{result.max_abs_diff:.3g}, top-1 agreement {result.top1_agreement:.1%}")
+    agreement = f", top-1 agreement {result.top1_agreement:.1%}" if result.top1_agreement is not None else ""
+    print(f"checked with {result.checked_with} on {result.images} {result.inputs} inputs: largest output difference "
+          f"{result.max_abs_diff:.3g}{agreement}")
     for extra in result.files:
         print(f"  with {extra}")
     if result.note:

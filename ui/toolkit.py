@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.data.plan import format_bytes
-from ui.i18n import N_, t
+from ui.i18n import N_, t, t_core
 from ui.resources import show_error
 
 FORMATS = {"onnx": N_("ONNX, checked with ONNX Runtime"), "torchscript": N_("torch.export program (.pt2)"),
@@ -20,12 +20,15 @@ MIME = {".onnx": "application/octet-stream", ".pt2": "application/octet-stream",
 
 
 def tools(run) -> None:
-    """The Tools section: Export and Compress."""
+    """The Tools section: the panels of the tools the run's family supports (core.toolkit.tools_for)."""
+    from core.toolkit import tools_for
+    available = [PANELS[tool] for tool in tools_for(run.task) if tool in PANELS]
+    if not available:
+        return
     st.subheader(t("Tools"), anchor=False)
-    with st.container(border=True):
-        export_panel(run)
-    with st.container(border=True):
-        compress_panel(run)
+    for panel in available:
+        with st.container(border=True):
+            panel(run)
 
 
 QUANTIZE = {"": N_("no quantisation"), "dynamic": N_("dynamic int8"), "static": N_("static int8 (calibrated)")}
@@ -65,12 +68,17 @@ def compress_panel(run) -> None:
 
 
 def export_panel(run) -> None:
-    from core.toolkit.export import TOLERANCE, export_run, list_exports
+    from core.toolkit.export import TOLERANCE, export_formats, export_run, list_exports
     st.markdown("**" + t("Export") + "**")
-    st.caption(t("Use the model outside the lab. Each export is run on the run's validation images and kept only if "
-                 "it gives PyTorch's answers: logits within {tolerance} and the same top class for every image.",
-                 tolerance=f"{TOLERANCE:g}"))
-    names = {fmt: t(label) for fmt, label in FORMATS.items()}
+    st.caption(t("Use the model outside the lab. Each export is run on the run's validation inputs and kept only if "
+                 "it gives PyTorch's answers: outputs within {tolerance}, and for a model that scores classes the same "
+                 "top class everywhere.", tolerance=f"{TOLERANCE:g}"))
+    try:
+        offered = export_formats(run.id)
+    except Exception as exc:  # no checkpoint, or one that cannot be read: say so instead of a panel
+        show_error(exc)
+        return
+    names = {fmt: t(label) for fmt, label in FORMATS.items() if fmt in offered}
     fmt = st.radio(t("Format"), list(names), format_func=names.get, key=f"export_format-{run.id}", horizontal=True)
     made = None
     if st.button(t("Export"), key=f"export-{run.id}", icon=":material/ios_share:", type="primary"):
@@ -97,13 +105,13 @@ def _figures(result, names: dict[str, str]) -> None:
     st.caption(t("{format} · {file} · {date} · checked with {tool}", format=names.get(result.format, result.format),
                  file=f"`{Path(result.path).name}`", date=date, tool=f"`{result.checked_with}`"))
     columns = st.columns(4)
-    columns[0].metric(t("largest logit difference"), f"{result.max_abs_diff:.1e}")
-    columns[1].metric(t("top-1 agreement"), f"{result.top1_agreement:.0%}")
-    columns[2].metric(t("images checked"), f"{result.images}")
+    columns[0].metric(t("largest output difference"), f"{result.max_abs_diff:.1e}")
+    agreement = result.top1_agreement
+    columns[1].metric(t("top-1 agreement"), f"{agreement:.0%}" if agreement is not None else "–")
+    columns[2].metric(t("inputs checked"), f"{result.images}")
     columns[3].metric(t("size"), format_bytes(result.size_bytes))
     if result.inputs != "validation":
-        st.warning(t("The run's validation images could not be read, so this export was checked on random inputs."),
-                   icon=":material/warning:")
+        st.caption(t_core(result.note))  # why: the run's data could not be read, or the model takes noise
 
 
 def _downloads(run_id: str, result, where: str) -> None:
@@ -114,3 +122,6 @@ def _downloads(run_id: str, result, where: str) -> None:
         bar.download_button(t("Download {file}", file=path.name), lambda path=path: path.read_bytes(),
                             file_name=f"{run_id}-{path.name}", mime=MIME.get(path.suffix, "application/octet-stream"),
                             icon=":material/download:", on_click="ignore", key=f"export_download-{where}-{path.name}")
+
+
+PANELS = {"export": export_panel, "compress": compress_panel}

@@ -1,9 +1,11 @@
 """Export a finished run's model for use outside the lab: ONNX, a `torch.export` program, safetensors weights with
-a model card, or a zip that classifies pictures with ONNX Runtime alone (no lab, no PyTorch).
+a model card, or (image classifiers) a zip that classifies pictures with ONNX Runtime alone (no lab, no PyTorch).
 
-Every export is checked before it is kept: the exported model (or the reloaded weights) runs on a batch of the
-run's own validation images, prepared as training prepared them (core/tasks/classification/evaluation.py), and its
-logits must match PyTorch's within TOLERANCE with the same top-1 class for every image. Files are written into a
+What is exported, and on what it is checked, is the family's to say (its "export" entry point, an ExportSpec of
+core.tasks.export_spec): an image classifier or a character language model whole, a GAN's generator. Every export
+is checked before it is kept: the exported model (or the reloaded weights) runs on a batch of the run's own
+validation inputs, prepared as training prepared them, and its outputs must match PyTorch's within TOLERANCE, with
+the same top class everywhere for models that score classes (a classifier's, a language model's next character). Files are written into a
 temporary folder beside their destination and renamed only once they pass, so a failed export leaves nothing.
 A run's exports live in LAB_HOME/runs/<id>/exports/, each with a JSON sidecar that `list_exports` reads.
 
@@ -29,8 +31,7 @@ from core.paths import atomic_write, run_dir, storage_error
 from core.toolkit import formats
 
 FORMATS = ("onnx", "torchscript", "safetensors", "bundle")
-EXPORTABLE_TASKS = ("classification",)  # families whose models export: one picture in, one score per class out
-TOLERANCE = 1e-4  # largest allowed |logit difference| between the export and PyTorch
+TOLERANCE = 1e-4  # largest allowed |output difference| between the export and PyTorch
 SIDECAR = ".export.json"  # exports/<file><SIDECAR>: what list_exports reads
 FILE_NAMES = {"onnx": "{which}.onnx", "torchscript": "{which}.pt2", "safetensors": "{which}.safetensors",
               "bundle": "{which}-bundle.zip"}
@@ -46,9 +47,9 @@ class ExportResult:
     size_bytes: int
     exporter: str  # what wrote it, e.g. "torch.onnx.export (dynamo), opset 18"
     checked_with: str  # what ran it for the check, e.g. "onnxruntime 1.32.0 (CPU)"
-    max_abs_diff: float  # largest |logit difference| from PyTorch on the checked images
-    top1_agreement: float  # fraction of the checked images with the same top-1 class (1.0 = all)
-    images: int  # validation images checked
+    max_abs_diff: float  # largest |output difference| from PyTorch on the checked inputs
+    top1_agreement: float | None  # fraction with the same top class (1.0 = all); None for outputs that are no scores
+    images: int  # validation inputs checked (images, text windows, noise vectors)
     inputs: str  # "validation" (the run's own images) or "random" (its data set could not be read)
     epoch: int | None = None
     created_at: float = 0.0
@@ -68,8 +69,9 @@ class ExportResult:
 def export_run(run_id: str, fmt: str, out: str | os.PathLike | None = None, which: str = "best") -> ExportResult:
     """Export the run's best or last checkpoint as `fmt`, checked against PyTorch; written to `out` (a file, or a
     folder for the default name), by default LAB_HOME/runs/<id>/exports/. A LabError, and nothing written, for an
-    unknown run or format, a run still training, a run without a checkpoint or of a family without an export, and
-    an export that cannot be made or does not match."""
+    unknown run or format, a run still training, a run without a checkpoint, a family without an export or without
+    this format, and an export that cannot be made or does not match."""
+    from core.tasks import task_spec
     from core.tasks.checkpoints import checkpoint_path, existing_checkpoint, load_run_model
 
     if fmt not in FORMATS:
@@ -78,18 +80,25 @@ def export_run(run_id: str, fmt: str, out: str | os.PathLike | None = None, whic
     run = exportable_run(run_id)
     existing_checkpoint(run_id, which)  # CheckpointError: none yet
     run_model = load_run_model(run_id, which, device="cpu")
-    model = exported_copy(run_model.model)
-    batch, inputs, note = formats.check_batch(run_model)
+    spec = export_spec(run_model)
+    if fmt not in spec.formats:
+        raise LabError(f"a {task_spec(run.task).title.lower()} run cannot be exported as '{fmt}'; choose one of: "
+                       + ", ".join(spec.formats))
+    model = exported_copy(spec.part)
+    batch, inputs, note = spec.inputs(formats.CHECK_INPUTS)
     default = run_dir(run_id) / "exports"
     dest = _destination(out, default, FILE_NAMES[fmt].format(which=which))
     with _staging(dest.parent) as stage:
-        made = formats.WRITERS[fmt](model, batch, stage, dest.name, run, run_model, which)
-        if made.max_abs_diff > TOLERANCE or made.top1_agreement < 1.0:
+        made = formats.WRITERS[fmt](model, batch, stage, dest.name, run, run_model, which, spec)
+        if not spec.argmax_check:
+            made.top1_agreement = None
+        if made.max_abs_diff > TOLERANCE or (made.top1_agreement is not None and made.top1_agreement < 1.0):
+            agreement = (f", top-1 agreement {made.top1_agreement:.1%} (100% needed)"
+                         if made.top1_agreement is not None else "")
             raise LabError(
                 f"the {TITLES[fmt]} export of run {run_id} does not match PyTorch on {len(batch)} "
-                f"{'validation' if inputs == 'validation' else 'random'} images: largest logit difference "
-                f"{made.max_abs_diff:.3g} (at most {TOLERANCE:g} allowed), top-1 agreement {made.top1_agreement:.1%} "
-                f"(100% needed); nothing was written")
+                f"{'validation' if inputs == 'validation' else 'random'} inputs: largest output difference "
+                f"{made.max_abs_diff:.3g} (at most {TOLERANCE:g} allowed){agreement}; nothing was written")
         for name in [dest.name, *made.beside]:
             os.replace(stage / name, dest.parent / name)
     result = ExportResult(run_id=run_id, format=fmt, which=which, path=str(dest), size_bytes=dest.stat().st_size,
@@ -130,11 +139,31 @@ def exportable_run(run_id: str):
     run = RunStore().get_run(run_id)  # RunNotFound for unknown ids
     if run.status in ACTIVE_STATUSES:
         raise LabError(f"run {run_id} is still {run.status}; export it once it has finished")
-    if run.task not in EXPORTABLE_TASKS:
-        families = ", ".join(task_spec(name).title.lower() for name in EXPORTABLE_TASKS)
+    if run.task not in exportable_tasks():
+        families = ", ".join(task_spec(name).title.lower() for name in exportable_tasks())
         raise LabError(f"run {run_id} is a {task_spec(run.task).title.lower()} run; only runs of these families "
                        f"can be exported for now: {families}")
     return run
+
+
+def exportable_tasks() -> list[str]:
+    """The families that declare what exporting their runs means (the "export" entry point)."""
+    from core.tasks import list_tasks, task_spec
+    return [name for name in list_tasks() if "export" in task_spec(name).entry_points]
+
+
+def export_formats(run_id: str) -> tuple[str, ...]:
+    """The formats the run's family offers (all of FORMATS for an image classifier; no bundle for the others)."""
+    from core.tasks.checkpoints import load_run_model
+    exportable_run(run_id)  # a clear message for a run that cannot be exported
+    which = "best" if (run_dir(run_id) / "best.pt").is_file() else "last"
+    return export_spec(load_run_model(run_id, which, device="cpu")).formats
+
+
+def export_spec(run_model):
+    """The run's family's ExportSpec (core.tasks.export_spec) for this checkpoint."""
+    from core.tasks import task_spec
+    return task_spec(run_model.config.task).entry("export")(run_model)
 
 
 def exported_copy(model):

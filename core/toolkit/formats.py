@@ -16,11 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import DataError, LabError
+from core.errors import LabError
 from core.paths import storage_error
 
-CHECK_IMAGES = 64  # validation images an export is checked on (and the first of them alone, at batch 1)
-ONNX_INPUT, ONNX_OUTPUT = "image", "logits"
+CHECK_INPUTS = 64  # validation inputs an export is checked on (and the first of them alone, at batch 1)
 
 
 @dataclass
@@ -33,33 +32,7 @@ class Made:
     members: list[str] = field(default_factory=list)  # a zip's members
 
 
-# ---- the check batch --------------------------------------------------------------------------------------------
-
-def check_batch(run_model):
-    """(images (N, C, S, S) float32 normalised as in training, "validation" or "random", note): the first
-    CHECK_IMAGES of the run's validation split, or seeded random inputs when its data set cannot be read."""
-    import torch
-    from core.data.loader import DeviceBatches
-    from core.tasks.classification.evaluation import check_same_classes, validation_split, was_streamed
-
-    pre = run_model.metadata["preprocessing"]
-    mean, std = [float(m) for m in pre["mean"]], [float(s) for s in pre["std"]]
-    try:
-        config_json = json.dumps(run_model.config.to_dict(), sort_keys=True)  # the key evaluation caches under
-        val_x, val_y, classes = validation_split(config_json, was_streamed(run_model.run_id))
-        check_same_classes(run_model.run_id, list(classes), [str(c) for c in run_model.metadata["classes"]])
-        if len(val_y) == 0:
-            raise DataError("its validation split is empty")
-    except DataError as exc:
-        size, channels = int(pre["image_size"]), int(pre["channels"])
-        generator = torch.Generator().manual_seed(0)
-        batch = torch.randn((CHECK_IMAGES, channels, size, size), generator=generator)
-        return batch, "random", f"checked on random inputs: the run's validation images cannot be read ({exc})"
-    batches = DeviceBatches(val_x[:CHECK_IMAGES], val_y[:CHECK_IMAGES], batch_size=CHECK_IMAGES, device="cpu",
-                            mean=mean, std=std, shuffle=False)
-    images, _ = next(iter(batches.epoch(0)))
-    return images.contiguous(), "validation", ""
-
+# ---- comparing an export with PyTorch ----------------------------------------------------------------------
 
 def reference_logits(model, batch):
     import torch
@@ -68,19 +41,20 @@ def reference_logits(model, batch):
 
 
 def compare(reference, candidate) -> tuple[float, float]:
-    """(largest |difference| (inf for NaN or a wrong shape), fraction with the same argmax) of two (N, K) logits."""
+    """(largest |difference| (inf for NaN or a wrong shape), fraction of positions with the same argmax over the
+    last axis) of two outputs: (N, K) logits of a classifier, (N, T, V) of a language model."""
     import torch
     candidate = torch.as_tensor(candidate).float()
     if candidate.shape != reference.shape:
         return float("inf"), 0.0
     difference = torch.nan_to_num((reference - candidate).abs(), nan=float("inf"))
     largest = float(difference.max()) if difference.numel() else 0.0
-    agreement = float((reference.argmax(dim=1) == candidate.argmax(dim=1)).float().mean())
+    agreement = float((reference.argmax(dim=-1) == candidate.argmax(dim=-1)).float().mean())
     return largest, agreement
 
 
 def compare_both(model, batch, run) -> tuple[float, float]:
-    """Compare `run(images)` with the model on the whole batch and on its first image alone (the batch axis is
+    """Compare `run(inputs)` with the model on the whole batch and on its first input alone (the batch axis is
     dynamic in every export, so both must work)."""
     full, one = reference_logits(model, batch)
     diff_full, agree_full = compare(full, run(batch))
@@ -90,28 +64,28 @@ def compare_both(model, batch, run) -> tuple[float, float]:
 
 # ---- the writers ------------------------------------------------------------------------------------------------
 
-def write_onnx(model, batch, stage: Path, name: str, run, run_model, which: str) -> Made:
+def write_onnx(model, batch, stage: Path, name: str, run, run_model, which: str, spec) -> Made:
     import torch
     path = stage / name
     _need("onnxscript", "ONNX export")
     with _refusal("ONNX", run_model) as where:
         where.watch(model)
-        torch.onnx.export(model, (_example(batch),), str(path), dynamo=True, input_names=[ONNX_INPUT],
-                          output_names=[ONNX_OUTPUT], dynamic_shapes=({0: torch.export.Dim.DYNAMIC},),
+        torch.onnx.export(model, (_example(batch),), str(path), dynamo=True, input_names=[spec.input_name],
+                          output_names=[spec.output_name], dynamic_shapes=(_dynamic(spec),),
                           external_data=False, optimize=True, verbose=False)
     session, version = onnx_session(path)
-    largest, agreement = compare_both(model, batch, lambda images: onnx_logits(session, images))
+    largest, agreement = compare_both(model, batch, lambda inputs: onnx_outputs(session, inputs, spec))
     return Made(exporter=f"torch.onnx.export (torch.export-based), opset {_opset(path)}",
                 checked_with=f"onnxruntime {version} (CPU)", max_abs_diff=largest, top1_agreement=agreement)
 
 
-def write_program(model, batch, stage: Path, name: str, run, run_model, which: str) -> Made:
+def write_program(model, batch, stage: Path, name: str, run, run_model, which: str, spec) -> Made:
     """The "torchscript" format: torch.jit is deprecated in torch 2.14, so a torch.export program (.pt2)."""
     import torch
     path = stage / name
     with _refusal("a torch.export program", run_model) as where:
         where.watch(model)
-        program = torch.export.export(model, (_example(batch),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+        program = torch.export.export(model, (_example(batch),), dynamic_shapes=(_dynamic(spec),))
         where.watch(None)
         torch.export.save(program, str(path))
         loaded = torch.export.load(str(path)).module()
@@ -125,7 +99,7 @@ def write_program(model, batch, stage: Path, name: str, run, run_model, which: s
                 top1_agreement=agreement)
 
 
-def write_safetensors(model, batch, stage: Path, name: str, run, run_model, which: str) -> Made:
+def write_safetensors(model, batch, stage: Path, name: str, run, run_model, which: str, spec) -> Made:
     """The state dict as safetensors (the model card in its metadata too), the card as JSON and Markdown beside
     it; checked by loading the file into a freshly built model: every tensor equal, the same logits."""
     import torch
@@ -135,10 +109,10 @@ def write_safetensors(model, batch, stage: Path, name: str, run, run_model, whic
     from core.toolkit.model_card import build_card, card_markdown
 
     path, stem = stage / name, Path(name).stem
-    card = build_card(run, run_model, which)
+    card = build_card(run, run_model, which, spec)
     state = {key: value.detach().cpu().clone().contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(path), metadata={"format": "pt", "lab_card": json.dumps(card)})
-    fresh = task_spec(run_model.config.task).build_model(run_model.config, run_model.metadata)
+    fresh = spec.rebuild(task_spec(run_model.config.task).build_model(run_model.config, run_model.metadata))
     loaded = load_file(str(path))
     fresh.load_state_dict(loaded, strict=True)
     fresh.eval()
@@ -156,15 +130,15 @@ def write_safetensors(model, batch, stage: Path, name: str, run, run_model, whic
                 top1_agreement=agreement, beside=[card_json, readme])
 
 
-def write_bundle(model, batch, stage: Path, name: str, run, run_model, which: str) -> Made:
+def write_bundle(model, batch, stage: Path, name: str, run, run_model, which: str, spec) -> Made:
     """A zip: model.onnx (checked as the ONNX format is), card.json, README.md, requirements.txt and predict.py,
     which classifies a picture with onnxruntime, Pillow and numpy alone."""
     from importlib.metadata import version
 
     from core.toolkit.model_card import build_card, card_markdown
 
-    made = write_onnx(model, batch, stage, "model.onnx", run, run_model, which)
-    card = build_card(run, run_model, which)
+    made = write_onnx(model, batch, stage, "model.onnx", run, run_model, which, spec)
+    card = build_card(run, run_model, which, spec)
     usage = ("## Classify a picture\n\n```\npip install -r requirements.txt\npython predict.py picture.jpg "
              "--top-k 5\n```\n\n`predict.py` needs only onnxruntime, Pillow and numpy. The model was checked with "
              f"{made.checked_with}: largest logit difference from PyTorch {made.max_abs_diff:.3g}, top-1 agreement "
@@ -202,9 +176,9 @@ def onnx_session(path: Path):
     return session, onnxruntime.__version__
 
 
-def onnx_logits(session, images):
-    """The session's logits (N, K) for images (N, C, S, S) float32."""
-    return session.run([ONNX_OUTPUT], {ONNX_INPUT: images.numpy()})[0]
+def onnx_outputs(session, inputs, spec):
+    """The session's output for a batch of inputs (e.g. logits (N, K) for images (N, C, S, S) float32)."""
+    return session.run([spec.output_name], {spec.input_name: inputs.numpy()})[0]
 
 
 def _opset(path: Path) -> int | str:
@@ -219,9 +193,15 @@ def _opset(path: Path) -> int | str:
 # ---- helpers ----------------------------------------------------------------------------------------------------
 
 def _example(batch):
-    """Two images to trace with: one would let the exporter treat the batch axis as the constant 1."""
+    """Two inputs to trace with: one would let the exporter treat the batch axis as the constant 1."""
     import torch
     return batch[:2] if len(batch) >= 2 else torch.cat([batch[:1], batch[:1]])
+
+
+def _dynamic(spec) -> dict:
+    """The input axes left free in the exported graph: the batch, and those the family says vary."""
+    import torch
+    return {axis: torch.export.Dim.DYNAMIC for axis in (0, *spec.varying_axes)}
 
 
 def _need(package: str, purpose: str):

@@ -6,49 +6,29 @@ from __future__ import annotations
 
 import time
 
-CARD_VERSION = 1
-
-# How the lab's Predictor prepares a picture for a run's model (core/tasks/classification/predictor.py); the
-# bundle's predict.py does exactly this.
-PICTURE_STEPS = [
-    "turn a photo upright as its EXIF orientation says",
-    "convert to 8-bit RGB: transparent pixels over white, 16-bit greys scaled to 0-255",
-    "grey models (channels 1): convert the RGB picture to Pillow's mode L",
-    "squash the whole picture to image_size x image_size with bilinear resampling (no crop)",
-    "scale to 0-1 (x / 255), then (x - mean) / std per channel",
-    "a float32 batch of shape (N, channels, image_size, image_size)",
-]
+CARD_VERSION = 2  # 2: the family's interface (core.tasks.export_spec) replaces the fixed picture fields
 
 
-def build_card(run, run_model, which: str) -> dict:
-    """The card of a classification run's checkpoint. `run` is the store's record, `run_model` the loaded
-    checkpoint (core.tasks.checkpoints.RunModel)."""
+def build_card(run, run_model, which: str, spec) -> dict:
+    """The card of a run's checkpoint. `run` is the store's record, `run_model` the loaded checkpoint
+    (core.tasks.checkpoints.RunModel), `spec` its family's ExportSpec, whose interface (an image classifier's
+    classes and preprocessing, a language model's vocabulary...) is part of the card."""
     from core import __version__
     from core.store.records import best_of, watched_metric
 
     config, metadata = run_model.config, run_model.metadata
-    pre = metadata["preprocessing"]
     summary = run.summary or {}
     data = metadata.get("data") or {}
-    channels = int(pre["channels"])
     return {
         "card_version": CARD_VERSION,
         "run_id": run.id,
         "name": run.name,
         "task": config.task,
+        "describe": spec.describe,
         "model": config.model.name,
         "parameters": metadata.get("params"),
         "checkpoint": {"which": which, "epoch": run_model.epoch, "best_value": run_model.best_value},
-        "classes": [str(c) for c in metadata["classes"]],
-        "preprocessing": {
-            "image_size": int(pre["image_size"]), "channels": channels,
-            "colour": "grey (Pillow mode L)" if channels == 1 else "RGB",
-            "mean": [float(m) for m in pre["mean"]], "std": [float(s) for s in pre["std"]],
-            "resize": "squash the whole picture to image_size x image_size, bilinear, no crop",
-            "steps": PICTURE_STEPS,
-            "input": {"name": "image", "dtype": "float32", "layout": "NCHW"},
-            "output": {"name": "logits", "meaning": "one score per class; softmax gives probabilities"},
-        },
+        **spec.interface,
         "metrics": {"watched": watched_metric(summary), "best": best_of(summary),
                     "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
                     "last": summary.get("last") or {}},
@@ -62,28 +42,44 @@ def build_card(run, run_model, which: str) -> dict:
 
 
 def card_markdown(card: dict) -> str:
-    """A short README for people: the card's main facts, and how to prepare a picture."""
-    pre, metrics, data = card["preprocessing"], card["metrics"], card["data"]
+    """A short README for people: the card's main facts, and what goes in and comes out (for an image classifier,
+    how to prepare a picture)."""
+    metrics, data = card["metrics"], card["data"]
     best = metrics.get("best")
     score = f"{metrics['watched']} {best:.4f} (epoch {metrics.get('best_epoch')})" if best is not None else "none"
-    classes = ", ".join(card["classes"][:30]) + (" …" if len(card["classes"]) > 30 else "")
     lines = [
         f"# {card['name']}", "",
-        (f"An image classifier exported from Deep Learning Lab run `{card['run_id']}` "
+        (f"{card.get('describe', 'A model')} exported from Deep Learning Lab run `{card['run_id']}` "
          f"({card['checkpoint']['which']} checkpoint, epoch {card['checkpoint']['epoch']})."), "",
         f"- **Model**: `{card['model']}`, {card['parameters'] or '?'} parameters",
         f"- **Data set**: `{data['name']}`" + (f" ({data['path']})" if data.get("path") else "")
-        + f", {data.get('train_images') or '?'} training and {data.get('validation_images') or '?'} validation images",
+        + (f", {data.get('train_images') or '?'} training and {data.get('validation_images') or '?'} validation "
+           "examples" if data.get("train_images") or data.get("validation_images") else ""),
         f"- **Best validation score**: {score}",
-        f"- **Classes** ({len(card['classes'])}): {classes}",
-        f"- **Trained**: {card['trained']['created']} on {card['trained']['device'] or '?'}",
-        f"- **Exported**: {card['exported']['date']} by the lab {card['exported']['lab']}", "",
-        "## Preparing a picture", "",
-        (f"Input: float32 `(N, {pre['channels']}, {pre['image_size']}, {pre['image_size']})`, "
-         f"mean {_numbers(pre['mean'])}, std {_numbers(pre['std'])}."), "",
-        *[f"{index}. {step}" for index, step in enumerate(pre["steps"], start=1)], "",
-        "The output holds one logit per class, in the order of `classes`.", "",
     ]
+    if "classes" in card:
+        classes = ", ".join(card["classes"][:30]) + (" …" if len(card["classes"]) > 30 else "")
+        lines.append(f"- **Classes** ({len(card['classes'])}): {classes}")
+    lines += [f"- **Trained**: {card['trained']['created']} on {card['trained']['device'] or '?'}",
+              f"- **Exported**: {card['exported']['date']} by the lab {card['exported']['lab']}", ""]
+    if "preprocessing" in card:
+        pre = card["preprocessing"]
+        lines += ["## Preparing a picture", "",
+                  (f"Input: float32 `(N, {pre['channels']}, {pre['image_size']}, {pre['image_size']})`, "
+                   f"mean {_numbers(pre['mean'])}, std {_numbers(pre['std'])}."), "",
+                  *[f"{index}. {step}" for index, step in enumerate(pre["steps"], start=1)], "",
+                  "The output holds one logit per class, in the order of `classes`.", ""]
+    else:
+        lines += ["## Input and output", ""]
+        for side in ("input", "output"):
+            item = card.get(side) or {}
+            shape = ", ".join(str(d) for d in item.get("shape", []))
+            lines.append(f"- **{side}** `{item.get('name', side)}`: {item.get('dtype', 'float32')} `({shape})`, "
+                         f"{item.get('meaning', '')}")
+        if "vocabulary" in card:
+            lines += ["", f"The vocabulary ({len(card['vocabulary'])} characters, id = position) is in the card's "
+                          "JSON under `vocabulary`."]
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -35,8 +35,8 @@ def test_export_shows_the_figures_and_a_download_and_the_reopened_page_lists_it(
     assert not at.error, [e.value for e in at.error]
     assert any("Exported and checked: best.onnx" in s.value for s in at.success)
     figures = {metric.label: metric.value for metric in at.metric}
-    assert figures["top-1 agreement"] == "100%" and figures["images checked"] == "64"
-    assert float(figures["largest logit difference"]) <= 1e-4
+    assert figures["top-1 agreement"] == "100%" and figures["inputs checked"] == "64"
+    assert float(figures["largest output difference"]) <= 1e-4
     assert "Download best.onnx" in downloads(at)
 
     again = open_page("app_pages/train.py", run=run_id)

@@ -102,6 +102,12 @@ def live(run, folder) -> None:
                    N_("the same 64 noise vectors all run long, so each cell shows one image improving"))
 
 
+def results(run) -> None:
+    """A finished run's Tools section (ui/toolkit.py): export the generator."""
+    from ui.toolkit import tools
+    tools(run)
+
+
 def runs_extra(run_ids: list[str]) -> None:
     """The last fixed-noise grid of each selected GAN run, side by side."""
     from core.engine.samples import list_samples

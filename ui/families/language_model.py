@@ -125,6 +125,12 @@ def live(run, folder) -> None:
             st.code(chosen.load(), language=None, wrap_lines=True)
 
 
+def results(run) -> None:
+    """A finished run's Tools section (ui/toolkit.py): export and compress the model."""
+    from ui.toolkit import tools
+    tools(run)
+
+
 # ---- Media page ----------------------------------------------------------------------------------------
 
 def _fenced(prompt: str, stream, collected: list[str]):

@@ -198,7 +198,7 @@ def _spec():
                                   "classify_images": "predictor:classify_images",
                                   "classify_video": "predictor:classify_video",
                                   "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run",
-                                  "run_data": "run_data:run_data"},
+                                  "run_data": "run_data:run_data", "export": "export_spec:export_spec"},
                     example_input=example_input, check_ready=check_ready, distributed=True)
 
 

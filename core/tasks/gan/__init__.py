@@ -250,7 +250,8 @@ def _spec():
                     description="A generator learns to draw images that a discriminator cannot tell from real "
                                 "ones (DCGAN); watch samples from fixed noise evolve",
                     data_kind="images", setup=setup, build_model=build_image_model, validate=_validate, options=OPTIONS,
-                    entry_points={"generate": "generate:generate_grid", "interpolate": "generate:interpolate"})
+                    entry_points={"generate": "generate:generate_grid", "interpolate": "generate:interpolate",
+                                  "export": "export_spec:export_spec"})
 
 
 SPEC = _spec()

@@ -163,7 +163,7 @@ def _spec():
                                 "bits per character, generated samples as it learns",
                     data_kind="text", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS,
                     entry_points={"generate": "generate:generate", "explain": "generate:attention_map",
-                                  "run_data": "run_data:run_data"})
+                                  "run_data": "run_data:run_data", "export": "export_spec:export_spec"})
 
 
 SPEC = _spec()

@@ -61,7 +61,7 @@ def folder_state(run_id: str) -> list[str]:
 
 
 def check_batch(run_id: str, which: str = "best"):
-    batch, inputs, _ = formats.check_batch(load_run_model(run_id, which))
+    batch, inputs, _ = export.export_spec(load_run_model(run_id, which)).inputs(formats.CHECK_INPUTS)
     assert inputs == "validation"
     return batch
 
@@ -73,7 +73,7 @@ def test_onnx_agrees_with_pytorch_on_validation_images_at_any_batch_size(lab, ru
     result = export_run(run_id, "onnx")
     assert result.path == str(exports_folder(run_id) / "best.onnx")
     assert result.max_abs_diff <= TOLERANCE and result.top1_agreement == 1.0
-    assert result.inputs == "validation" and result.images == formats.CHECK_IMAGES
+    assert result.inputs == "validation" and result.images == formats.CHECK_INPUTS
 
     # checked again here, independently, at a batch size the export never saw
     batch = check_batch(run_id)[:5]
@@ -92,20 +92,20 @@ def test_onnx_agrees_with_pytorch_on_validation_images_at_any_batch_size(lab, ru
 
 def test_an_export_that_disagrees_is_refused_with_its_figures_and_nothing_is_written(lab, run_id, monkeypatch):
     before = folder_state(run_id)
-    original = formats.onnx_logits
-    monkeypatch.setattr(formats, "onnx_logits", lambda session, images: original(session, images) + 0.5)
+    original = formats.onnx_outputs
+    monkeypatch.setattr(formats, "onnx_outputs", lambda session, images, spec: original(session, images, spec) + 0.5)
     with pytest.raises(LabError) as caught:
         export_run(run_id, "onnx", which="last")
     message = str(caught.value)
     assert "does not match PyTorch" in message and "nothing was written" in message
-    assert "largest logit difference 0.5 (at most 0.0001 allowed), top-1 agreement" in message
+    assert "largest output difference 0.5 (at most 0.0001 allowed), top-1 agreement" in message
     assert folder_state(run_id) == before
 
     # a different top-1 class with tiny differences is refused too
-    def swapped(session, images):
-        logits = original(session, images)
+    def swapped(session, images, spec):
+        logits = original(session, images, spec)
         return logits[:, ::-1].copy()
-    monkeypatch.setattr(formats, "onnx_logits", swapped)
+    monkeypatch.setattr(formats, "onnx_outputs", swapped)
     with pytest.raises(LabError, match="top-1 agreement"):
         export_run(run_id, "bundle", which="last")
     assert folder_state(run_id) == before
@@ -286,11 +286,11 @@ def test_bad_requests_get_a_clear_message_and_change_nothing(lab, run_id):
     with pytest.raises(CheckpointError, match="has no best.pt"):
         export_run(no_checkpoint, "onnx")
 
-    language = jobs.create(preset("pydocs-char-gpt"))
-    store.finish(language, "completed")
-    with pytest.raises(LabError, match="language model run; only runs of these families can be exported for now: "
-                                       "image classification"):
-        export_run(language, "onnx")
-    for other in (queued, no_checkpoint, language):
+    agent = jobs.create(preset("cartpole-reinforce"))
+    store.finish(agent, "completed")
+    with pytest.raises(LabError, match="reinforcement learning run; only runs of these families can be exported for "
+                                       "now: image classification, character language model"):
+        export_run(agent, "onnx")
+    for other in (queued, no_checkpoint, agent):
         assert not exports_folder(other).exists()
         assert list_exports(other) == []
