@@ -357,7 +357,7 @@ def test_media_classifies_an_upload(media, lab_with_runs, missing):
     ("cartpole-actor-critic", lambda at: at.button(key="rl_play").click().run()),
     ("scenes-captioning", lambda at: at.button(key="caption_scene").click().run()),
     ("moving-shapes-early-fusion", lambda at: at.selectbox(key="video_example").set_value(
-        at.selectbox(key="video_example").options[0]).run()),
+        at.selectbox(key="video_example").options[0]).run().toggle(key="video_explain").set_value(True).run()),
 ])
 def test_media_of_every_family(media, lab_with_runs, missing, name, act):
     at = media(name)

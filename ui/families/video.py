@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import PALETTE, base_layout
-from ui.i18n import t, t_core
+from ui.i18n import N_, t, t_core
 from ui.resources import table_columns
 
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi"]
@@ -177,6 +177,45 @@ def media(source: dict) -> None:
     caption = t("window {n}: {start:.2f}s to {end:.2f}s → {label} ({p:.0%})", n=window, start=row["start_s"],
                 end=row["end_s"], label=row["top1"], p=row["p1"])
     st.image(clip_strip(prediction.window_frames(window), scale=3), caption=caption, width="stretch")
+    if st.toggle(t("Where and when the model looked"), key="video_explain"):
+        _explain_window(run_model, prediction.window_frames(window))
+
+
+EXPLAIN_METHODS = {"saliency": N_("saliency (gradient)"), "ig": N_("integrated gradients")}
+
+
+def _explain_window(run_model, frames) -> None:
+    """The window's frames with the attribution laid over each (one colour scale for all), and each frame's share
+    of the attribution: which moments the verdict rests on (core.tasks.video.explain)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from core.tasks.classification.gradcam import overlay
+    from core.tasks.video.clips import clip_strip
+    from core.tasks.video.explain import explain_window
+    names = {key: t(label) for key, label in EXPLAIN_METHODS.items()}
+    method = st.radio(t("Method"), list(names), format_func=names.get, horizontal=True, key="video_explain_method")
+    try:
+        with st.spinner(t("Computing attributions…")):
+            explained = explain_window(run_model, frames, method)
+    except LabError as exc:
+        st.error(t_core(str(exc)), icon=":material/error:")
+        return
+    laid = [torch.from_numpy(np.asarray(overlay(Image.fromarray(frame.permute(1, 2, 0).numpy()), heat))).permute(2, 0, 1)
+            for frame, heat in zip(frames, explained.maps)]  # (3, S, S) uint8 each
+    st.image(clip_strip(torch.stack(laid), scale=3), width="stretch",
+             caption=t("Evidence for {label}, frame by frame (red: most)", label=explained.class_name))
+    st.plotly_chart(frame_share_figure(explained.frame_share), key="video_frame_share")
+
+
+def frame_share_figure(share) -> go.Figure:
+    frames = list(range(1, len(share) + 1))
+    fig = go.Figure(go.Bar(x=frames, y=share, marker_color=PALETTE[1],
+                           hovertemplate=t("frame %{x}: %{y:.0%} of the evidence") + "<extra></extra>"))
+    fig.update_xaxes(title_text=t("frame in the window"), dtick=1)
+    fig.update_yaxes(title_text=t("share of the attribution"), tickformat=".0%", rangemode="tozero")
+    return base_layout(fig, 240)
 
 
 # ---- Runs: the fusion variants compared ---------------------------------------------------------

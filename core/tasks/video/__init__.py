@@ -124,7 +124,7 @@ def _spec():
                                 "convolutions and CNN + LSTM (Karpathy et al., 2014)",
                     data_kind="video", setup=setup, build_model=build_model, validate=validate,
                     entry_points={"predict": "clips:classify_clip", "decode": "clips:decode_clip",
-                                  "evaluate": "evaluation:evaluate_run"})
+                                  "evaluate": "evaluation:evaluate_run", "explain": "explain:explain_window"})
 
 
 SPEC = _spec()

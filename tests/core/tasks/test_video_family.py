@@ -3,9 +3,13 @@ and the pages (Media timeline, Runs comparison, Train preview)."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -267,6 +271,18 @@ def test_media_page_classifies_an_uploaded_clip_and_shows_the_timeline(lab_home,
     at.slider(key="video_window").set_value(3).run()
     assert not at.exception
     assert at.get("image")[0].proto.imgs[0].caption.startswith("window 3: 0.60s to 1.20s")
+
+    at.toggle(key="video_explain").set_value(True).run()  # where and when the model looked, in window 3
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert any(c.startswith("Evidence for ") for c in captions)
+    share = next(c for c in at.get("plotly_chart") if getattr(c, "key", None) == "video_frame_share")
+    bars = json.loads(share.proto.spec)["data"][0]["y"]  # Plotly ships numeric arrays as base64 ("bdata")
+    bars = np.frombuffer(base64.b64decode(bars["bdata"]), dtype=bars["dtype"]) if isinstance(bars, dict) else bars
+    assert len(bars) == 4 and float(np.sum(bars)) == pytest.approx(1.0)  # early fusion: every frame of the window counts
+    at.radio(key="video_explain_method").set_value("ig").run()
+    assert not at.exception and any(c.startswith("Evidence for ") for c in (i.proto.imgs[0].caption
+                                                                             for i in at.get("image")))
 
     at.file_uploader(key="video_clip").set_value(("broken.mp4", b"\x00" * 4096, "video/mp4")).run()
     assert not at.exception and any("could not decode broken.mp4" in e.value for e in at.error)
