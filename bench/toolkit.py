@@ -1,6 +1,6 @@
 """The model toolkit's figures (issue 11): what compression does to a trained run, on this machine's CPU.
 
-    python bench/toolkit.py [--no-cifar] [--cifar-epochs N]
+    python bench/toolkit.py [--no-cifar] [--cifar-epochs N] [--finetune-epochs N] [--only compress|finetune]
 
 Trains, each in-process in a temporary LAB_HOME: digits-cnn and digits-mlp (a few epochs, seconds) and, when
 ../shared/data/cifar10-jpg-subset.zip is there, the classic CNN (fully-connected heavy: a 4096 x 1024 layer)
@@ -11,6 +11,11 @@ channel pruning with a one-epoch fine-tune (models with convolutions). Prints on
   size   state dict bytes, original / variant (2.00x = half the size); zip: the same, zlib-compressed
   b1 b32 CPU latency per input, original / variant (above 1 = faster), median of timed runs, ONE thread
   metric the run's val_acc before -> after, and the change in points
+
+Then (issue 11, "Fine-tune efficiently") fine-tunes digits-cnn and ResNet-20 from their trained runs on the same
+data three ways (core.tasks.finetune): every weight, the head only (frozen backbone) and LoRA rank 8 on every Linear
+and Conv2d but the head (Hu et al. 2021, arXiv:2106.09685, through PEFT), printing each one's trainable share of
+the parameters and its val_acc against the source run's.
 
 Figures only, nothing asserted. The issue's target for dynamic int8 on the fully-connected-heavy models
 (at least 2x smaller, 1.3x faster, at most one point of accuracy lost) is printed beside them.
@@ -86,10 +91,33 @@ def compress_all(label: str, run_id: str, convolutions: bool) -> None:
               f"batch 1, {original['latency_ms_b32']:.3f} ms per input at batch 32; request took {spent:.0f} s)")
 
 
+FINETUNES = {"full": {}, "head-only": {"model.freeze_backbone": True},
+             "lora-r8": {"model.lora_rank": 8, "model.lora_alpha": 16.0}}
+
+
+def finetune_all(label: str, run_id: str, config, epochs: int) -> None:
+    """Fine-tune the trained run on the same data (core.tasks.finetune) three ways: every weight, the head only
+    (frozen backbone) and LoRA rank 8 (Hu et al. 2021, through PEFT); one line each: trainable share and metric."""
+    from core.store import RunStore
+    source = RunStore().get_run(run_id).summary
+    print(f"{label:<14} {'source run':<12} trainable {source['trainable_params']:>9,} / {source['params']:>9,} "
+          f"(100.00%)  val_acc {source['best_val_acc']:.4f}")
+    for name, overrides in FINETUNES.items():
+        tuned, seconds = train(config.replace(**{"model.init_from": run_id, "optim.epochs": epochs,
+                                                 "name": f"{label}-{name}", **overrides}))
+        s = RunStore().get_run(tuned).summary
+        share = s["trainable_params"] / s["params"]
+        print(f"{label:<14} {name:<12} trainable {s['trainable_params']:>9,} / {s['params']:>9,} ({share:7.2%})  "
+              f"val_acc {s['best_val_acc']:.4f} ({100 * (s['best_val_acc'] - source['best_val_acc']):+.1f} pt), "
+              f"{epochs} epoch(s) in {seconds:.0f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-cifar", action="store_true", help="only the digits models")
     parser.add_argument("--cifar-epochs", type=int, default=3)
+    parser.add_argument("--finetune-epochs", type=int, default=1, help="epochs of each fine-tune (full, head, LoRA)")
+    parser.add_argument("--only", choices=("compress", "finetune"), help="one part of the bench (default: both)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LAB_HOME"] = str(Path(tmp) / "lab")
@@ -114,7 +142,10 @@ def main() -> int:
         for label, config in runs:
             run_id, seconds = train(config.replace(**{"device": "cpu", "name": label}))
             print(f"{label:<14} trained {config.optim.epochs} epoch(s) in {seconds:.0f} s")
-            compress_all(label, run_id, convolutions=config.model.name != "mlp")
+            if args.only != "finetune":
+                compress_all(label, run_id, convolutions=config.model.name != "mlp")
+            if args.only != "compress" and label in ("digits-cnn", "cifar-resnet20"):
+                finetune_all(label, run_id, config.replace(device="cpu"), args.finetune_epochs)
     return 0
 
 

@@ -16,6 +16,7 @@ from core.tasks import validate
 TRAIN_FLAGS = {
     "dataset": "data.name", "data_path": "data.path", "image_size": "data.image_size", "limit": "data.limit",
     "model": "model.name", "pretrained": "model.pretrained", "freeze_backbone": "model.freeze_backbone",
+    "init_from": "model.init_from",
     "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr",
     "optimizer": "optim.optimizer", "schedule": "optim.schedule", "device": "device", "amp": "amp",
     "compile": "compile", "channels_last": "channels_last", "seed": "seed", "name": "name", "devices": "devices",
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model")
     train.add_argument("--pretrained", action="store_true", default=None, help="start from ImageNet weights")
     train.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the new head")
+    train.add_argument("--init-from", metavar="RUN_ID", help="start from this finished run's weights (a new head "
+                       "for new classes); LoRA: --set model.lora_rank=8 [lora_alpha, lora_dropout, lora_targets]")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
@@ -126,6 +129,28 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--which", default="best", help="checkpoint: best or last")
     compress.add_argument("--json", action="store_true")
 
+    explain = sub.add_parser("explain", help="explain an image classification run's prediction for one picture: "
+                                             "a heat map over it written as PNG, the predicted class printed")
+    explain.add_argument("run_id")
+    explain.add_argument("image", help="the picture file (jpg, png, webp, bmp, gif, tiff)")
+    explain.add_argument("--method", default="gradcam", metavar="gradcam|ig|saliency|occlusion",
+                         help="Grad-CAM, integrated gradients, saliency or occlusion (default: gradcam)")
+    explain.add_argument("--out", required=True, help="the overlay PNG to write")
+    explain.add_argument("--which", default="best", help="checkpoint: best or last")
+
+    attack = sub.add_parser("attack", help="adversarial examples (L-inf FGSM or PGD) on a finished image classifier: "
+                                           "clean and robust accuracy on its validation images")
+    attack.add_argument("run_id")
+    attack.add_argument("--method", default="pgd", help="fgsm (one step) or pgd (several steps from a random start)")
+    attack.add_argument("--eps", type=float, nargs="+", default=[8.0], metavar="PIXELS",
+                        help="largest change of a pixel in units of 1/255, one or more values (default 8)")
+    attack.add_argument("--steps", type=int, default=10, help="PGD steps")
+    attack.add_argument("--step-size", type=float, metavar="PIXELS", help="pixels of 255 per step (default: "
+                        "2.5 eps / steps for PGD, eps for FGSM)")
+    attack.add_argument("--images", type=int, default=500, help="attack the first N validation images")
+    attack.add_argument("--which", default="best", help="checkpoint: best or last")
+    attack.add_argument("--json", action="store_true")
+
     for name in ("presets", "models", "datasets"):
         registry = sub.add_parser(name, help=f"list the {name} the registry holds")
         registry.add_argument("--json", action="store_true")
@@ -181,6 +206,9 @@ def _print_memory(config) -> None:
             print(f"data: {data_plan(spec.sized_data(config), seed=config.seed).describe()}")
         except DataError:
             pass  # an unreadable folder: the run reports it in its own words
+    from core.tasks import finetune
+    if finetune.wanted(config) and example:  # what starting from a run, freezing or LoRA leaves to train
+        print(f"fine-tuning {finetune.summary_line(config)}")
     estimate = estimate_memory(config)
     if estimate is None:
         return
@@ -399,6 +427,28 @@ def cmd_compress(args) -> int:
     return 0
 
 
+def cmd_attack(args) -> int:
+    from core.toolkit.attack import attack_run
+    report = attack_run(args.run_id, method=args.method, eps=args.eps, steps=args.steps, step_size=args.step_size,
+                        images=args.images, which=args.which)
+    summary = report.summary()
+    if args.json:
+        print(json.dumps({"run_id": report.run_id, "which": report.which, **summary, "note": report.note}, indent=2))
+    else:
+        print(f"run {report.run_id}, {report.which} checkpoint, {summary['method']} on {report.note}")
+        for row in summary["curve"]:
+            print(f"  eps {row['eps']:>6g}/255  accuracy {row['acc']:.4f}" + ("  (clean)" if not row["eps"] else ""))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from core.tasks.classification.explain import METHOD_NAMES, explain_run
+    result = explain_run(args.run_id, args.image, args.method, args.out, which=args.which)
+    print(f"run {result.run_id}, {result.which} checkpoint: {result.label} ({result.probability:.1%}); "
+          f"{METHOD_NAMES[result.method]} written to {result.path}")
+    return 0
+
+
 def cmd_registry(args) -> int:
     rows = registry_rows(args.command)
     if args.json:
@@ -457,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "compress":
             return cmd_compress(args)
+        if args.command == "explain":
+            return cmd_explain(args)
+        if args.command == "attack":
+            return cmd_attack(args)
         if args.command == "cancel":
             from core import jobs
             print(f"run {args.run_id}: {jobs.cancel(args.run_id, wait_s=args.wait)}")

@@ -47,6 +47,11 @@ class ModelConfig:
     hidden: int = 256  # width of the fully connected layer(s) of mlp and cnn
     dropout: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)  # the model's own options (layers, heads, ...)
+    init_from: str | None = None  # a finished run whose best checkpoint initialises the model (core.tasks.finetune)
+    lora_rank: int = 0  # LoRA adapters of this rank on the targeted layers; 0: train the weights themselves
+    lora_alpha: float = 16.0  # adapters are scaled by lora_alpha / lora_rank (Hu et al. 2021)
+    lora_dropout: float = 0.0  # dropout on the adapters' input
+    lora_targets: list[str] = field(default_factory=list)  # layer-name patterns ("conv*", "stages.2"); empty: all but the head
 
 
 @dataclass
@@ -138,6 +143,7 @@ class RunConfig:
             check_int("early_stopping_patience", self.early_stopping_patience, 1, MAX_EPOCHS)
         check_int("log_every", self.log_every, 1, 100_000)
         check_int("devices", self.devices, 1, 1024)
+        check_finetune_fields(self.model)
         if self.devices > 1 and o.batch_size % self.devices:
             raise ConfigError(f"optim.batch_size: {o.batch_size} is the global batch and must split evenly over "
                               f"{self.devices} devices; try {o.batch_size - o.batch_size % self.devices or self.devices}")
@@ -154,6 +160,17 @@ def task_of(raw: dict) -> str:
 
 
 # ---- helpers (also used by the tasks' own validation) ------------------------------------------
+
+def check_finetune_fields(m: ModelConfig) -> None:
+    """The types and ranges of the start-from-a-run and LoRA fields (core.tasks.finetune checks the rest)."""
+    if m.init_from is not None and (not isinstance(m.init_from, str) or not m.init_from.strip()):
+        raise ConfigError(f"model.init_from: expected a run id, got {m.init_from!r}")
+    check_int("model.lora_rank", m.lora_rank, 0, 4096)
+    check_float("model.lora_alpha", m.lora_alpha, 0.0, 10_000.0, low_open=True)
+    check_float("model.lora_dropout", m.lora_dropout, 0.0, 0.9)
+    if not isinstance(m.lora_targets, list) or not all(isinstance(p, str) and p.strip() for p in m.lora_targets):
+        raise ConfigError(f"model.lora_targets: expected a list of layer names or patterns, got {m.lora_targets!r}")
+
 
 def check_choice(name: str, value: Any, allowed) -> None:
     allowed = list(allowed)
@@ -244,7 +261,11 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], option_schema=
             continue
         parent, attr = _resolve_key(result, key)
         current = getattr(parent, attr)
-        if isinstance(value, str) and not (isinstance(current, str) or (current is None and attr in _STR_NONE)):
+        if isinstance(value, str) and isinstance(current, list):  # lora_targets=conv1,stages.2 (empty: none)
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        elif isinstance(value, str) and attr == "init_from" and value.strip().lower() in ("", "none", "null"):
+            value = None
+        elif isinstance(value, str) and not (isinstance(current, str) or (current is None and attr in _STR_NONE)):
             try:
                 value = _parse_value(value, False if current is None and attr in _BOOL_NONE else current)
             except ValueError as exc:
@@ -253,7 +274,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], option_schema=
     return result
 
 
-_STR_NONE = {"path"}  # optional string fields: keep the text as is
+_STR_NONE = {"path", "init_from"}  # optional string fields: keep the text as is
 _BOOL_NONE = {"stream"}  # optional yes/no fields: None means "decide for me"
 
 

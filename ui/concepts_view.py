@@ -168,6 +168,7 @@ def render_concept(concept: Concept, concepts: tuple[Concept, ...], lang: str) -
             st.markdown(section_text(concept, name, lang))
     with side_col:
         _train_links(concept, lang)
+        _try_on_run(concept, lang)
         _related(concept, concepts, lang)
         _references(concept)
         _runs(concept, lang)
@@ -209,14 +210,65 @@ def _formulas(concept: Concept, lang: str) -> None:
 
 def _train_links(concept: Concept, lang: str) -> None:
     from core.presets import PRESETS, preset_description
-    st.markdown("**" + t("Train it in the lab") + "**")
     available = [name for name in concept.presets if name in PRESETS]  # others may not exist yet
+    if not available and concept.tools:  # "Try it on your run" below says what to train
+        return
+    st.markdown("**" + t("Train it in the lab") + "**")
     if not available:
         st.caption(t("No preset trains this idea yet."))
     for name in available:
         st.page_link(TRAIN_PAGE, label=t("Train this: {preset}", preset=name),
                      icon=":material/play_arrow:",
                      query_params={"preset": name}, help=t(preset_description(name)))
+
+
+# Where each tool is (core.concepts.TOOLS), as the "Try it on your run" box says it.
+TOOL_PLACES = {
+    "attack": N_("**Tools → Attack** on a finished run's page: FGSM or PGD on its validation images, its accuracy as ε "
+                 "grows, and a gallery of flipped predictions."),
+    "explain": N_("**Tools → What the layers see** on a finished run's page: its filters and feature maps. On the "
+                  "Media page, **Explain each prediction** draws heat maps (Grad-CAM, integrated gradients) over a "
+                  "picture."),
+    "finetune": N_("**Tools → Fine-tune from this run** on a finished run's page: the Train form, ready to start a new "
+                   "run from its weights, with LoRA adapters when you set a rank."),
+    "compress": N_("**Tools → Compress** on a finished run's page: int8 quantisation and pruning, each measured for "
+                   "size, CPU latency and accuracy."),
+    "export": N_("**Tools → Export** on a finished run's page: ONNX, torch.export or safetensors, or a zip with a "
+                 "predict.py that runs without the lab."),
+    "adversarial-training": N_("**Adversarial training** among an image classifier's task options on the Train form: "
+                               "FGSM or PGD examples made from each batch, and the robust accuracy logged every "
+                               "epoch."),
+    "distill": N_("The **distillation** family on the Train form: a small student learns from the softened outputs of "
+                  "a finished run, its teacher."),
+}
+
+
+def _try_on_run(concept: Concept, lang: str) -> None:
+    """Where the lab lets the reader try this idea: a finished run to open (its page has the Tools section) or a
+    preset to train, and the same from a terminal (core.concepts.TOOLS)."""
+    from core.concepts import TOOLS, finished_runs
+    from core.presets import PRESETS, preset_description
+    if not concept.tools:
+        return
+    tools = [TOOLS[name] for name in concept.tools]
+    with st.container(border=True):
+        st.markdown("**" + t("Try it on your run") + "**")
+        st.markdown("\n".join(f"- {t(TOOL_PLACES[tool.id])}" for tool in tools))
+        runs = {run.id: run.name for run in finished_runs(store())} if any(tool.needs_run for tool in tools) else {}
+        run_id = None
+        if runs:
+            run_id = st.selectbox(t("Your finished image-classification run"), list(runs), key=f"tool_run.{concept.id}",
+                                  format_func=lambda key: f"{runs.get(key, key)} · {key}")
+            if any(tool.on_run_page for tool in tools):
+                st.page_link(TRAIN_PAGE, label=t("Open {run} at its Tools", run=runs[run_id]),
+                             icon=":material/build:", query_params={"run": run_id})
+        elif any(tool.needs_run for tool in tools):
+            st.caption(t("No finished image-classification run yet: train one, then come back here."))
+        for name in (name for name in concept.tool_presets(bool(runs)) if name in PRESETS):
+            st.page_link(TRAIN_PAGE, label=t("Train this: {preset}", preset=name), icon=":material/play_arrow:",
+                         query_params={"preset": name}, help=t(preset_description(name)))
+        st.caption(t("From a terminal:"))
+        st.code("\n".join(tool.command_for(run_id) for tool in tools), language="bash", wrap_lines=True)
 
 
 def _related(concept: Concept, concepts: tuple[Concept, ...], lang: str) -> None:

@@ -124,4 +124,9 @@ def _downloads(run_id: str, result, where: str) -> None:
                             icon=":material/download:", on_click="ignore", key=f"export_download-{where}-{path.name}")
 
 
-PANELS = {"export": export_panel, "compress": compress_panel}
+def _attack(run) -> None:
+    from ui.attack_panel import attack_panel
+    attack_panel(run)
+
+
+PANELS = {"attack": _attack, "compress": compress_panel, "export": export_panel}

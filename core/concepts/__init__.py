@@ -32,7 +32,45 @@ AREAS: dict[str, dict[str, str]] = {
     "applications": {"en": "Applications", "zh": "应用"},
 }
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_TOP_LEVEL = {"id", "area", "demo", "presets", "title", "summary", "body", "formulas", "related", "references"}
+_TOP_LEVEL = {"id", "area", "demo", "presets", "tools", "title", "summary", "body", "formulas", "related",
+              "references"}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool of the lab a concept page can send its reader to ("Try it on your run")."""
+
+    id: str
+    command: str  # the same from a terminal; "{run}" stands for the finished run it works on
+    on_run_page: bool  # a panel in the Tools section of a finished run's page (else part of the Train form)
+    first: str = "digits-cnn"  # the preset that trains a run to use it on, while the reader has none
+    trains: str = ""  # the preset the tool trains itself (an option or family of the Train form), if any
+
+    @property
+    def needs_run(self) -> bool:
+        return "{run}" in self.command
+
+    def command_for(self, run_id: str | None = None) -> str:
+        return self.command.format(run=run_id or "RUN_ID")
+
+
+# The tools of a finished image-classification run's page (ui/toolkit.py) and the Train form's options that go
+# with them; the concept view says where each is (ui/concepts_view.py, TOOL_PLACES). The commands are checked
+# against core.cli's parser by the tests.
+TOOLS: dict[str, Tool] = {tool.id: tool for tool in (
+    Tool("attack", "python -m core attack {run} --method pgd --eps 8 16 32", True),
+    Tool("explain", "python -m core explain {run} picture.png --method gradcam --out heatmap.png", True),
+    Tool("finetune", "python -m core train --preset digits-cnn --set model.init_from={run} --set model.lora_rank=4",
+         True),
+    Tool("compress", "python -m core compress {run} --quantize static --prune 0.5", True),
+    Tool("export", "python -m core export {run} --format bundle", True),
+    Tool("adversarial-training", "python -m core train --preset digits-cnn --set task_options.adversarial=true "
+         "--set task_options.adv_method=pgd", False, first="", trains="digits-cnn"),
+    # the student's teacher is a finished classifier of the same data (core.presets.distillation.TEACHER_PRESETS)
+    Tool("distill", "python -m core train --preset digits-distill --set task_options.teacher={run}", False,
+         trains="digits-distill"),
+)}
+TOOL_FAMILY = "classification"  # the family whose finished runs have the Tools section (ui/families/classification)
 
 
 class CatalogueError(LabError, ValueError):
@@ -77,6 +115,14 @@ class Concept:
     presets: tuple[str, ...]  # may name presets core.config does not (yet) have; see validate_catalogue
     references: tuple[Reference, ...]
     demo: str | None = None
+    tools: tuple[str, ...] = ()  # ids of TOOLS: where in the lab to try the idea on a run
+
+    def tool_presets(self, have_run: bool) -> tuple[str, ...]:
+        """Presets the "Try it on your run" box offers to train, in order, each once, leaving out the concept's own
+        presets (shown above it): what a tool needs a run of while there is none, and what a tool trains itself."""
+        wanted = [preset for tool in map(TOOLS.get, self.tools)
+                  for preset in (tool.first if tool.needs_run and not have_run else "", tool.trains)]
+        return tuple(preset for preset in dict.fromkeys(wanted) if preset and preset not in self.presets)
 
     def section(self, name: str, lang: str) -> str:
         return self.body[lang][name]
@@ -136,6 +182,16 @@ def _parse(path: Path, raw: dict, problems: _Problems) -> Concept:
     if not isinstance(presets, list) or not all(isinstance(p, str) and p for p in presets):
         problems.add("presets", "expected an array of preset names")
         presets = []
+    tools = raw.get("tools", [])
+    if not isinstance(tools, list) or not all(isinstance(name, str) for name in tools):
+        problems.add("tools", "expected an array of tool names")
+        tools = []
+    for i, name in enumerate(tools):
+        if name not in TOOLS:
+            problems.add(f"tools[{i}]", f"{name!r} is not one of: {', '.join(TOOLS)}")
+        elif name in tools[:i]:
+            problems.add(f"tools[{i}]", f"{name!r} is already listed above")
+    tools = [name for name in dict.fromkeys(tools) if name in TOOLS]
 
     body_raw = raw.get("body") if isinstance(raw.get("body"), dict) else {}
     body = {}
@@ -183,7 +239,7 @@ def _parse(path: Path, raw: dict, problems: _Problems) -> Concept:
                    title=_bilingual(raw.get("title"), "title", problems),
                    summary=_bilingual(raw.get("summary"), "summary", problems),
                    body=body, formulas=tuple(formulas), related=tuple(related), presets=tuple(presets),
-                   references=tuple(references), demo=demo)
+                   references=tuple(references), demo=demo, tools=tuple(tools))
 
 
 def validate_catalogue(folder: Path | str = CATALOGUE_DIR, *, strict: bool = False) -> list[Concept]:
@@ -214,6 +270,10 @@ def validate_catalogue(folder: Path | str = CATALOGUE_DIR, *, strict: bool = Fal
         for i, name in enumerate(concept.presets):
             if strict and name not in PRESETS:
                 found.add(f"presets[{i}]", f"{name!r} is not a preset in core.presets.PRESETS")
+        for i, name in enumerate(concept.tools):  # what "Try it on your run" offers to train must exist too
+            for wanted in (TOOLS[name].first, TOOLS[name].trains):
+                if strict and wanted and wanted not in PRESETS:
+                    found.add(f"tools[{i}]", f"{name!r} trains {wanted!r}, not a preset in core.presets.PRESETS")
         problems += found.lines
     if problems:
         raise CatalogueError(f"{len(problems)} problem(s) in the concept catalogue {folder}:\n" + "\n".join(problems))
@@ -231,6 +291,15 @@ def list_concepts() -> tuple[Concept, ...]:
 
 def get_concept(concept_id: str) -> Concept | None:
     return next((c for c in list_concepts() if c.id == concept_id), None)
+
+
+def finished_runs(store=None, limit: int = 50) -> list:
+    """The finished runs a concept's run tools work on (core.store.Run), newest first: completed runs of the
+    family whose run page has the Tools section."""
+    from core.store import RunStore
+    from core.store.records import COMPLETED
+    store = RunStore() if store is None else store
+    return [run for run in store.get_runs(statuses=[COMPLETED]).values() if run.task == TOOL_FAMILY][:limit]
 
 
 def search(query: str, lang: str = "en", area: str | None = None,
@@ -259,4 +328,5 @@ def search(query: str, lang: str = "en", area: str | None = None,
 
 
 __all__ = ["AREAS", "CATALOGUE_DIR", "CatalogueError", "Concept", "Formula", "LANGUAGES", "RELATION_KINDS",
-           "Reference", "Relation", "SECTIONS", "get_concept", "list_concepts", "search", "validate_catalogue"]
+           "Reference", "Relation", "SECTIONS", "TOOLS", "TOOL_FAMILY", "Tool", "finished_runs", "get_concept",
+           "list_concepts", "search", "validate_catalogue"]

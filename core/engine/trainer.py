@@ -102,7 +102,7 @@ class Trainer:
         return {f"best_{metric}": self.best_value, "best_metric": metric, "best_epoch": self.best_epoch,
                 "epochs_done": self.epoch, "steps": self.step, "steps_per_epoch": self.steps_per_epoch,
                 "last": self.last_metrics, "stop_reason": self.stop_reason, "world_size": self.world.size,
-                **{k: v for k, v in self.metadata.items() if k in ("params", "trainable_params")}}
+                **{k: v for k, v in self.metadata.items() if k in ("params", "trainable_params", "finetune")}}
 
     # ---- loop ------------------------------------------------------------------------------
     def _call(self, hook: str, *args) -> None:

@@ -7,6 +7,6 @@ Each family's own entry points live in its package under core/tasks (its TaskSpe
     load_run_predictor(run_id, "best").top_k(open_image(data, "photo.jpg"), k=5)   # [("cat", 0.91), ...]
 """
 
-from core.inference.sources import clear_caches, default_comparison, default_source, list_model_sources
+from core.inference.sources import clear_caches, default_comparison, default_source, list_model_sources, load_source
 
-__all__ = ["clear_caches", "default_comparison", "default_source", "list_model_sources"]
+__all__ = ["clear_caches", "default_comparison", "default_source", "list_model_sources", "load_source"]

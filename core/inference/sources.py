@@ -1,14 +1,18 @@
-"""What a user can pick on the Media page: every stopped run of any family that saved weights, and the
-pretrained ImageNet classifiers. Each source names its task, whose ui.families module draws the panel."""
+"""What a user can pick on the Media page: every stopped run of any family that saved weights, the compressed
+variants of image classifiers (core.toolkit.compress: int8, pruned), and the pretrained ImageNet classifiers. Each
+source names its task, whose ui.families module draws the panel."""
 
 from __future__ import annotations
+
+import dataclasses
+import functools
 
 from core.engine.checkpoint import BEST, LAST
 from core.errors import RunNotFound
 from core.paths import run_dir
 from core.store.records import SETTLED_STATUSES, watched_metric
 from core.tasks.classification import SPEC as CLASSIFICATION
-from core.tasks.classification.predictor import PRETRAINED_CHOICES, pretrained_cached
+from core.tasks.classification.predictor import PRETRAINED_CHOICES, is_classifier_task, pretrained_cached
 
 
 def list_model_sources(store=None) -> list[dict]:
@@ -47,10 +51,52 @@ def list_model_sources(store=None) -> list[dict]:
             sources.append({"kind": "run", "task": task, "run_id": row.id, "which": which, "metric": metric,
                             "dataset": row.dataset, "model": row.model, "status": row.status,
                             "label": f"{row.name} · {which}{text} · {row.id}"})
+        if is_classifier_task(task):
+            sources += _variants(row, task)
     for name in PRETRAINED_CHOICES:
         sources.append({"kind": "pretrained", "task": CLASSIFICATION.name, "name": name, "label": f"{name} (ImageNet)",
                         "cached": pretrained_cached(name)})
     return sources
+
+
+def _variants(row, task: str) -> list[dict]:
+    """The run's compressed variants (its Tools → Compress table), each a source of its own."""
+    from core.toolkit.compress import compression_report
+    report = compression_report(row.id)
+    if report is None:
+        return []
+    found = []
+    for variant in report.variants:
+        metric = report.row(variant)["metric"]
+        found.append({"kind": "variant", "task": task, "run_id": row.id, "which": report.which, "variant": variant,
+                      "metric": metric, "dataset": row.dataset, "model": row.model, "status": row.status,
+                      "label": f"{row.name} · {variant} ({report.metric} {metric:.3f}) · {row.id}"})
+    return found
+
+
+def load_source(source: dict, device="cpu"):
+    """The image classifier's Predictor for one entry of `list_model_sources`: a run's checkpoint, a compressed
+    variant of one (on the CPU, where int8 kernels run), or pretrained weights."""
+    from core.tasks.classification.predictor import load_source as load_checkpoint_source
+    if source.get("kind") != "variant":
+        return load_checkpoint_source(source, device=device)
+    from core.toolkit.compress import FOLDER
+    sidecar = run_dir(source["run_id"]) / FOLDER / f"{source['variant']}.json"
+    stamp = sidecar.stat().st_mtime_ns if sidecar.is_file() else 0  # a remade variant is a cache miss
+    return _variant_predictor(source["run_id"], source["variant"], stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _variant_predictor(run_id: str, variant: str, stamp: int):
+    from core.tasks.classification.predictor import load_run_predictor
+    from core.toolkit.compress import compression_report, load_variant
+    model = load_variant(run_id, variant)  # a LabError names the variants the run has
+    report = compression_report(run_id)
+    which = report.which if report else "best"
+    original = load_run_predictor(run_id, which, device="cpu")
+    metric = f" ({report.metric} {report.row(variant)['metric']:.3f})" if report else ""
+    name = original.label.split(" · ")[0]
+    return dataclasses.replace(original, model=model, source="variant", label=f"{name} · {variant}{metric}")
 
 
 def default_source(sources: list[dict], run_id: str | None = None) -> int | None:
@@ -91,3 +137,4 @@ def clear_caches() -> None:
     from core.tasks.classification.predictor import clear_caches as clear_predictors
     clear_cache()
     clear_predictors()
+    _variant_predictor.cache_clear()

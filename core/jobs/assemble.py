@@ -9,8 +9,9 @@ from core.engine.trainer import Trainer
 
 
 def assemble(config, *, device: torch.device | None = None, callbacks=(), stop_event=None, splits=None,
-             world=None) -> Trainer:
-    """A ready-to-fit Trainer for a validated RunConfig (seeded, so the same config builds the same run)."""
+             world=None, initialise: bool = True) -> Trainer:
+    """A ready-to-fit Trainer for a validated RunConfig (seeded, so the same config builds the same run).
+    `initialise` off (a resume, which loads its own checkpoint next) skips copying model.init_from's weights."""
     from core.tasks import task_spec
 
     device = device or resolve_device(config.device)
@@ -21,8 +22,13 @@ def assemble(config, *, device: torch.device | None = None, callbacks=(), stop_e
     else:
         built = spec.setup(config, device)
     from core.models import parameter_count
-    metadata = {"task": config.task, "params": parameter_count(built.model),
-                "trainable_params": parameter_count(built.model, trainable_only=True), **built.metadata}
-    return Trainer(config=config, model=built.model, task=built.task, train_batches=built.train_batches,
+    from core.tasks.finetune import adapt
+    # start from another run, then LoRA adapters or a frozen backbone (core.tasks.finetune)
+    model, finetuned = adapt(config, built.model, built.metadata, initialise=initialise)
+    metadata = {"task": config.task, "params": parameter_count(model),
+                "trainable_params": parameter_count(model, trainable_only=True), **built.metadata}
+    if finetuned:
+        metadata.update(params=finetuned["params"], trainable_params=finetuned["trainable_params"], finetune=finetuned)
+    return Trainer(config=config, model=model, task=built.task, train_batches=built.train_batches,
                    val_batches=built.val_batches, device=device, callbacks=callbacks, stop_event=stop_event,
                    metadata=metadata, world=world)

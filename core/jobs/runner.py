@@ -99,7 +99,7 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False, sl
             if device.type == "cpu" and threads.isdigit() and int(threads) > 0:
                 import torch  # on a busy small machine fewer threads than cores avoids oversubscription
                 torch.set_num_threads(int(threads))
-            trainer = assemble(config, device=device, callbacks=callbacks, stop_event=stop_event)
+            trainer = assemble(config, device=device, callbacks=callbacks, stop_event=stop_event, initialise=not resume)
             if resume:
                 _restore(trainer, store, run_id, folder)
             fitting = True
@@ -234,7 +234,8 @@ def execute_rank(run_id: str, *, resume: bool = False) -> str:
         if heartbeat:
             heartbeat.start()
         callbacks.append(distributed.RankSync(world, requested, agreed))
-        trainer = assemble(config, device=device, callbacks=callbacks, stop_event=agreed, world=world)
+        trainer = assemble(config, device=device, callbacks=callbacks, stop_event=agreed, world=world,
+                           initialise=not resume)
         if resume:
             if world.leader:
                 _restore(trainer, store, run_id, folder)

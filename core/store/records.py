@@ -125,7 +125,7 @@ def watched_metric(summary: dict) -> str:
 
 
 _METRIC_WORDS = {
-    "acc": "accuracy", "top5": "top-5 accuracy", "loss": "loss", "bleu4": "BLEU-4", "fd": "Fréchet distance",
+    "acc": "accuracy", "robust_acc": "robust accuracy", "top5": "top-5 accuracy", "loss": "loss", "bleu4": "BLEU-4", "fd": "Fréchet distance",
     "return": "return", "ppl": "perplexity", "lr": "learning rate", "samples_per_s": "samples / s",
     "epoch_time_s": "epoch time (s)", "gpu_mem_mb": "GPU memory (MB)", "kl": "KL divergence",
     "d_loss": "discriminator loss", "g_loss": "generator loss", "d_real": "D(real)", "d_fake": "D(fake)",

@@ -48,6 +48,7 @@ TASK_MODULES = {
     "video": "video",
     "captioning": "captioning",
     "rl": "rl",
+    "distillation": "distillation",
 }
 
 
@@ -105,6 +106,9 @@ class TaskSpec:
     # True: its batch sources take a shard of every global batch (core.world), so `devices` > 1 trains it in
     # several processes; families that have not been taught that train on one device
     distributed: bool = False
+    # True: its runs can start from another run of it (model.init_from) and train LoRA adapters (model.lora_rank);
+    # its build_model applies core.tasks.finetune.rebuild and its model ends in a Linear head
+    finetune: bool = False
 
     def entry(self, name: str) -> Callable:
         """The entry point `name` (e.g. "generate") of this family, imported from its package."""
@@ -139,6 +143,8 @@ def validate(config):
     check_choice("task", config.task, list_tasks())
     spec = task_spec(config.task)
     spec.validate(config)
+    from core.tasks.finetune import check_config
+    check_config(config)  # model.init_from and LoRA: the family can, and the fields fit together
     if config.devices > 1 and not spec.distributed:
         raise ConfigError(f"devices: {spec.title.lower()} trains on one device; set devices to 1 (families that "
                           "train on several: " + ", ".join(n for n in list_tasks() if task_spec(n).distributed) + ")")
@@ -164,6 +170,8 @@ def check_ready(config) -> None:
     spec = task_spec(config.task)
     if spec.check_ready is not None:
         spec.check_ready(config)
+    from core.tasks import finetune
+    finetune.check_ready(config)  # the run to start from exists and has finished; LoRA's rank fits every layer
 
 
 def check_family_fields(config, *, data_kind: str | None = None) -> None:

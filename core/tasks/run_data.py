@@ -23,3 +23,6 @@ class RunData:
     # calibration makes sense for the family
     calibration: Callable[[int], Iterator[Any]] | None = None
     note: str = ""  # anything a table of results should say about how the metric was measured
+    # n -> (inputs, labels) of the first n validation samples, always the same ones, as the model takes them
+    # (adversarial evaluation, core.toolkit.attack); None where the family has no class labels
+    labelled: Callable[[int], tuple[Any, Any]] | None = None

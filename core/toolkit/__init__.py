@@ -5,12 +5,13 @@ family's to declare, through its entry points (`tools_for`)."""
 
 from __future__ import annotations
 
-# tool -> the family entry point it needs (core.tasks.TaskSpec.entry_points)
-NEEDS = {"export": "export", "compress": "run_data"}
+# tool -> the family entry points it needs (core.tasks.TaskSpec.entry_points); "classify_images" marks a family
+# whose model classifies pictures (image classification, distillation), which attacks and explanations take
+NEEDS = {"attack": ("run_data", "classify_images"), "compress": ("run_data",), "export": ("export",)}
 
 
 def tools_for(task: str) -> list[str]:
     """The tools of this module that apply to runs of the family `task`, in the order the run page shows them."""
     from core.tasks import task_spec
     entry_points = task_spec(task).entry_points
-    return [tool for tool, entry in NEEDS.items() if entry in entry_points]
+    return [tool for tool, needs in NEEDS.items() if all(entry in entry_points for entry in needs)]

@@ -31,7 +31,7 @@ CONVERTED = {"app.py", "app_pages/home.py", "app_pages/media.py", "app_pages/con
              "ui/resources.py", "ui/warmup.py", "ui/__init__.py",
              "app_pages/train.py", "app_pages/runs.py", "ui/live.py", "ui/forms.py", "ui/runs_view.py",
              "ui/sweeps_view.py", "app_pages/collect.py", "ui/collect.py", "ui/collect_model.py",
-             "ui/toolkit.py"}
+             "ui/toolkit.py", "ui/attack_panel.py", "ui/explain_panel.py", "ui/finetune_panel.py"}
 LANGUAGE_SWITCH = "Language / 语言"  # the switch's own label names itself in both languages, on purpose
 
 
@@ -103,7 +103,7 @@ def test_every_text_core_gives_the_pages_has_chinese():
 def metric_texts() -> set[str]:
     """Metric names as core.store.records.metric_title writes them, and capitalised as the live chart's titles."""
     from core.store.records import metric_title
-    bases = ["loss", "acc", "top5", "d_loss", "g_loss", "d_real", "d_fake", "recon", "kl", "bpc", "return", "length",
+    bases = ["loss", "acc", "robust_acc", "top5", "d_loss", "g_loss", "d_real", "d_fake", "recon", "kl", "bpc", "return", "length",
              "entropy", "value_loss", "fd", "fd_real", "bleu1", "bleu2", "bleu3", "bleu4"]
     titles = {metric_title(prefix + base) for prefix in ("", "train_", "val_", "epoch_train_") for base in bases}
     titles |= {metric_title(key) for key in ("lr", "samples_per_s", "epoch_time_s", "gpu_mem_mb")}
@@ -346,7 +346,9 @@ def test_media_classifies_an_upload(media, lab_with_runs, missing):
     at = media("digits-mlp")
     check(at, missing, run_names(lab_with_runs))
     at.file_uploader(key="media_images").set_value(("three.png", digit_png(), "image/png")).run()
-    at.toggle(key="media_gradcam").set_value(True).run()
+    at.radio(key="media_explain").set_value("gradcam").run()
+    check(at, missing, run_names(lab_with_runs) | {"three"})
+    at.toggle(key="media_layers").set_value(True).run()
     check(at, missing, run_names(lab_with_runs) | {"three"})
 
 

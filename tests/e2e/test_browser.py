@@ -79,8 +79,8 @@ def test_train_first_model_then_classify_an_upload(app_url, tmp_path):
         prediction.wait_for(timeout=60_000)
         page.locator("[data-testid='stImage'] img").first.wait_for(timeout=60_000)
         page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-        page.get_by_text("Show Grad-CAM").click()
-        page.get_by_text("Grad-CAM", exact=True).first.wait_for(timeout=60_000)
+        page.get_by_text("Grad-CAM", exact=True).first.click()  # the explanation method's radio option
+        page.get_by_test_id("stImageCaption").filter(has_text="Grad-CAM").first.wait_for(timeout=60_000)
         time.sleep(1)  # let the charts finish their first draw
         page.screenshot(path=shots / "media.png", full_page=True)
         browser.close()

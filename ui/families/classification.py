@@ -71,14 +71,72 @@ def _model_section(models: list[str], pretrained_ok: bool) -> None:
     if not pretrained_ok:  # a model without weights: switch both off rather than leave them stuck on
         st.session_state[k + "model.pretrained"] = False
         st.session_state[k + "model.freeze_backbone"] = False
+    starting = _start_from_section()
     c1, c2 = st.columns(2)
-    c1.toggle(t("Pretrained ImageNet weights"), key=k + "model.pretrained", disabled=not pretrained_ok,
+    c1.toggle(t("Pretrained ImageNet weights"), key=k + "model.pretrained", disabled=not pretrained_ok or starting,
               on_change=pretrained_changed)
     c2.toggle(t("Freeze the backbone (train the head only)"), key=k + "model.freeze_backbone",
-              disabled=not (pretrained_ok and st.session_state.get(k + "model.pretrained")))
+              disabled=not ((pretrained_ok and st.session_state.get(k + "model.pretrained")) or starting))
     c1, c2 = st.columns(2)
     c1.number_input(t("Hidden width (mlp, cnn)"), step=32, key=k + "model.hidden")
     c2.number_input(t("Dropout"), step=0.1, format="%.2f", key=k + "model.dropout")
+    _lora_section()
+
+
+def _start_from_section() -> bool:
+    """"Start from a run": a finished run of this family whose weights initialise the model (core.tasks.finetune);
+    picking one takes its model. True when one is picked."""
+    from core.tasks.finetune import source_runs
+    from ui.resources import store
+    k = PREFIX
+    runs = source_runs(store().get_runs(limit=200), TASK)
+    chosen = st.session_state.get(k + "model.init_from")
+    options = [None] + list(runs) + ([chosen] if chosen and chosen not in runs else [])  # a deleted run: validation says so
+
+    def label(run_id):
+        if run_id is None:
+            return t("none (fresh or ImageNet weights)")
+        run = runs.get(run_id)
+        return f"{run.name} · {run_id} · {run.config['model']['name']}" if run else run_id
+
+    def picked():
+        run = runs.get(st.session_state.get(k + "model.init_from"))
+        if run:  # its architecture, its weights: no ImageNet download
+            st.session_state[k + "model.name"] = run.config["model"]["name"]
+            st.session_state[k + "model.pretrained"] = False
+        elif not st.session_state.get(k + "model.pretrained"):
+            st.session_state[k + "model.freeze_backbone"] = False
+
+    st.selectbox(t("Start from a run"), options, key=k + "model.init_from", format_func=label, on_change=picked,
+                 help=t("Its weights start this run; the head is new when the classes differ. Transfer learning "
+                        "that works offline."))
+    return bool(st.session_state.get(k + "model.init_from"))
+
+
+def _lora_section() -> None:
+    """LoRA's rank (0: off), alpha, dropout and target layers (Hu et al. 2021, through PEFT)."""
+    k, text_key = PREFIX, "lora_targets_text"
+    targets = st.session_state.get(k + "model.lora_targets") or []
+    if [p.strip() for p in st.session_state.get(text_key, "").split(",") if p.strip()] != list(targets):
+        st.session_state[text_key] = ", ".join(targets)  # a preset or a cloned run set them
+
+    def targets_changed():
+        st.session_state[k + "model.lora_targets"] = [p.strip() for p in st.session_state[text_key].split(",")
+                                                     if p.strip()]
+
+    with st.expander(t("LoRA: train low-rank adapters instead of the weights"),
+                     expanded=bool(st.session_state.get(k + "model.lora_rank"))):
+        st.caption(t("Each adapted layer keeps its weight W frozen and learns W + (alpha / rank) · B A, with A and B "
+                     "of the given rank (Hu et al. 2021, through Hugging Face PEFT). Needs a run to start from, or "
+                     "ImageNet weights."))
+        c1, c2, c3 = st.columns(3)
+        c1.number_input(t("Rank (0 = off)"), min_value=0, step=4, key=k + "model.lora_rank")
+        c2.number_input(t("Alpha"), min_value=0.0, step=4.0, format="%.1f", key=k + "model.lora_alpha")
+        c3.number_input(t("Adapter dropout"), min_value=0.0, max_value=0.9, step=0.05, format="%.2f",
+                        key=k + "model.lora_dropout")
+        st.text_input(t("Layers to adapt"), key=text_key, on_change=targets_changed,
+                      placeholder=t("every Linear and Conv2d but the head"),
+                      help=t("Layer names or patterns, comma separated: conv1, stages.2, 0, fc*"))
 
 
 def form(has_cuda: bool):
@@ -144,7 +202,7 @@ def _side_panels(config, error: str | None, info) -> None:
         card = _model_card(config.model.name, data_preview.channels, config.data.image_size or data_preview.image_size,
                            len(data_preview.classes), config.model.hidden, config.model.dropout)
         st.caption(t(card.description))
-        st.metric(t("parameters"), f"{card.params:,}")
+        _parameters_metric(config, card.params, data_preview)
         if model_info(config.model.name).pretrained_available:
             st.caption(":material/download: " + t("ImageNet weights available (downloaded on first use)"))
         with st.expander(t("Layers")):
@@ -155,6 +213,32 @@ def _side_panels(config, error: str | None, info) -> None:
         from core.engine.optim import lr_curve
         steps = steps_per_epoch(data_preview.train_size, config.optim.batch_size)
         st.plotly_chart(schedule_figure(lr_curve(config.optim, steps), steps), key="schedule")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _finetune_counts(config_json: str, classes: tuple) -> dict:
+    from core.config import RunConfig
+    from core.tasks import task_spec
+    from core.tasks.finetune import plan
+    config = RunConfig.from_json(config_json)
+    metadata = task_spec(TASK).example_input(config)[0]
+    return plan(config, {**metadata, "classes": list(classes)})
+
+
+def _parameters_metric(config, params: int, data_preview) -> None:
+    """The parameter count; starting from a run or with LoRA, what trains of it (core.tasks.finetune.plan)."""
+    from core.tasks.finetune import wanted
+    if not wanted(config):
+        st.metric(t("parameters"), f"{params:,}")
+        return
+    try:
+        counts = _finetune_counts(config.to_json(), tuple(data_preview.classes))
+    except LabError as exc:
+        st.metric(t("parameters"), f"{params:,}")
+        st.warning(t_core(str(exc)), icon=":material/tune:")
+        return
+    st.metric(t("trainable / total parameters"), f"{counts['trainable']:,} / {counts['total']:,}",
+              help=t("{share} of the parameters train", share=f"{counts['trainable'] / max(1, counts['total']):.2%}"))
 
 
 # ---- Train: a finished run ---------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Media tabs of image classification (ui.families.classification): images with Grad-CAM, model comparison, video."""
+"""Media tabs of image classification (ui.families.classification): images with an explanation of each prediction
+(Grad-CAM, integrated gradients, saliency or occlusion, through core.tasks.classification.explain) and what the layers
+see for one of them, model comparison, video."""
 
 from __future__ import annotations
 
@@ -8,12 +10,19 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.charts import timeline_figure, top_k_figure
-from ui.i18n import t, t_core
+from ui.i18n import N_, t, t_core
 from ui.resources import table_columns
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]  # what core.data.media decodes
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv"]
 MANY = 6  # more images than this are shown as a table
+EXPLAIN = {"": N_("None"), "gradcam": N_("Grad-CAM"), "ig": N_("Integrated gradients"), "saliency": N_("Saliency"),
+           "occlusion": N_("Occlusion")}
+EXPLAIN_HELP = N_("Where in the picture the evidence for the predicted class lies, computed with Captum. Grad-CAM: the "
+                  "last convolutional layer's maps weighted by their gradients (coarse, convolutional models only). "
+                  "Integrated gradients: gradients summed along a path from the mean colour to the picture. Saliency: "
+                  "how strongly each pixel moves the score. Occlusion: how much the score drops when a patch is "
+                  "covered (the slowest).")
 
 
 def load_predictor(source: dict):
@@ -58,7 +67,9 @@ def images_tab(predictor) -> None:
                            "text/csv", icon=":material/download:")
         good = good[:MANY]
         st.caption(t("The first {count} in detail:", count=MANY))
-    cam = st.toggle(t("Show Grad-CAM (where the model looked)"), key="media_gradcam")
+    names = {key: t(label) for key, label in EXPLAIN.items()}
+    method = st.radio(t("Explain each prediction"), list(EXPLAIN), format_func=names.get, horizontal=True,
+                      key="media_explain", help=t(EXPLAIN_HELP))
     for name, image in good:
         with st.container(border=True):
             left, middle, right = st.columns([1, 2, 1])
@@ -66,13 +77,35 @@ def images_tab(predictor) -> None:
             pairs = predictor.top_k(image, k=min(5, len(predictor.classes)))
             middle.markdown(f"**{pairs[0][0]}** ({pairs[0][1]:.1%})")
             middle.plotly_chart(top_k_figure(pairs), key=f"topk-{name}-{id(image)}")
-            if cam:
-                from core.tasks.classification.gradcam import grad_cam, overlay
-                try:
-                    right.image(overlay(predictor.view(image), grad_cam(predictor, image)), caption="Grad-CAM",
-                               width="stretch")
-                except LabError as exc:
-                    right.info(t_core(str(exc)))
+            if method:
+                explanation(right, predictor, image, method, names[method])
+    layers_view(predictor, good)
+
+
+def explanation(column, predictor, image, method: str, title: str) -> None:
+    """The heat map of `method` laid over the pixels the model saw (its crop, for pretrained models)."""
+    from core.tasks.classification.explain import explain
+    from core.tasks.classification.gradcam import overlay
+    try:
+        with st.spinner(t("Explaining…")):
+            heat = explain(predictor, image, method)
+        column.image(overlay(predictor.view(image), heat), caption=title, width="stretch")
+    except LabError as exc:
+        column.info(t_core(str(exc)))
+
+
+def layers_view(predictor, good: list[tuple[str, object]]) -> None:
+    """The first layer's filters and every convolution's activation maps for one of the uploads (ui.explain_panel)."""
+    from ui.explain_panel import draw_layers
+    if not st.toggle(t("Show what the layers see"), key="media_layers"):
+        return
+    index = 0
+    if len(good) > 1:
+        labels = [name for name, _ in good]
+        index = st.selectbox(t("For the picture"), range(len(good)), format_func=labels.__getitem__,
+                             key="media_layers_image")
+    with st.container(border=True):
+        draw_layers(predictor, good[index][1], key="media_layers_layer")
 
 
 def compare_tab(sources: list[dict], current: int | None = None) -> None:

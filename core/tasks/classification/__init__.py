@@ -7,18 +7,39 @@ from contextlib import nullcontext
 import torch
 from torch.nn import functional as F
 
+from core.options import Option
+
+# Adversarial training (core/tasks/adversarial.py: PGD after Madry et al. 2018, FGSM with a random start after
+# Wong, Rice & Kolter 2020): ε and step sizes in pixels of a 0-255 image
+OPTIONS = {
+    "adversarial": Option(False, "Train on adversarial examples made from each batch on the fly; the run also logs "
+                                 "its accuracy under a PGD attack every epoch", label="adversarial training"),
+    "adv_method": Option("pgd", "pgd: several projected gradient steps, strong but slower; fgsm: one step from a "
+                                "random start, about as cheap as two plain steps",
+                         choices=("pgd", "fgsm"), label="adversarial attack"),
+    "adv_eps": Option(8.0, "Largest change of any pixel, in steps of 1/255 (8 is a common choice for CIFAR-10)",
+                      low=0.0, high=255.0, label="adversarial ε (pixels of 255)"),
+    "adv_steps": Option(7, "Gradient steps of PGD in training; the robust accuracy uses at least 10",
+                        low=1, high=100, label="PGD steps"),
+    "adv_step_size": Option(0.0, "Pixels of 255 per step; 0 picks 2.5 ε / steps for PGD and 1.25 ε for FGSM",
+                            low=0.0, high=255.0, label="adversarial step size (pixels of 255)"),
+}
+
 
 class ClassificationTask:
     name = "classification"
     best_metric = "val_acc"
     best_mode = "max"
 
-    def __init__(self, *, num_classes: int, label_smoothing: float = 0.0):
+    def __init__(self, *, num_classes: int, label_smoothing: float = 0.0, adversarial=None):
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+        self.adversarial = adversarial  # core.tasks.adversarial.AdversarialTraining, or None
 
     def training_step(self, model, batch):
         inputs, targets = batch
+        if self.adversarial is not None:  # train on the worst inputs of the ε-ball (the logged acc is theirs)
+            inputs = self.adversarial.perturb(model, inputs, targets)  # (B, C, H, W)
         logits = model(inputs)  # (B, K)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         with torch.no_grad():
@@ -31,8 +52,14 @@ class ClassificationTask:
         count = max(float(sums["count"]), 1.0)
         return {"loss": float(sums["loss"]) / count, "acc": float(sums["correct"]) / count}
 
-    @torch.inference_mode()
     def evaluate(self, model, batches, autocast=None):
+        metrics = self.clean_metrics(model, batches, autocast)
+        if self.adversarial is not None and metrics:  # needs input gradients: outside inference mode
+            metrics["val_robust_acc"] = self.adversarial.robust_accuracy(model, batches, autocast)
+        return metrics
+
+    @torch.inference_mode()
+    def clean_metrics(self, model, batches, autocast=None):
         was_training = model.training
         model.eval()
         loss_sum = correct = correct5 = count = None
@@ -74,7 +101,11 @@ class ClassificationTask:
 
 def preprocessing_for(config, splits) -> dict:
     """How inputs are normalised: the pretrained weights' statistics, or the training set's own."""
-    if config.model.pretrained:
+    from core.tasks.finetune import source_preprocessing
+    source = source_preprocessing(config, splits.channels)  # starting from a run: the inputs its weights know
+    if source:
+        mean, std = source["mean"], source["std"]
+    elif config.model.pretrained:
         from core.models.imagenet import weights_preprocessing
         weights = weights_preprocessing(config.model.name)
         mean, std = weights["mean"], weights["std"]
@@ -139,15 +170,21 @@ def setup(config, device, splits=None):
                 "trainable_params": parameter_count(model, trainable_only=True), **data_metadata(splits)}
     if plan is not None and plan.files:  # "in memory, 1.2 GB" or "streamed from disk, 2 workers", in the run's summary
         metadata["data"]["loading"] = plan.describe()
-    task = ClassificationTask(num_classes=splits.num_classes, label_smoothing=config.optim.label_smoothing)
+    from core.options import resolve
+    from core.tasks.adversarial import AdversarialTraining
+    adversarial = AdversarialTraining.from_options(resolve(config.task_options, OPTIONS), pre, config.seed)
+    task = ClassificationTask(num_classes=splits.num_classes, label_smoothing=config.optim.label_smoothing,
+                              adversarial=adversarial)
     return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
 
 
 def build_model(config, metadata):
     from core.models import build_from_config
+    from core.tasks.finetune import rebuild
     pre = metadata["preprocessing"]
-    return build_from_config(_without_download(config.model), num_classes=len(metadata["classes"]),
-                             in_channels=pre["channels"], image_size=pre["image_size"])
+    model = build_from_config(_without_download(config.model), num_classes=len(metadata["classes"]),
+                              in_channels=pre["channels"], image_size=pre["image_size"])
+    return rebuild(config, model)  # a LoRA run's adapters, a frozen backbone: the layers its checkpoint holds
 
 
 def _without_download(model_cfg):
@@ -182,24 +219,29 @@ def validate(config) -> None:
         raise ConfigError(f"model.pretrained: '{m.name}' has no pretrained weights; models with weights: "
                           + ", ".join(n for n in list_models(task="classification")
                                       if model_info(n).pretrained_available))
-    if m.freeze_backbone and not m.pretrained:
-        raise ConfigError("model.freeze_backbone: freezing only makes sense with model.pretrained on")
+    if m.freeze_backbone and not (m.pretrained or m.init_from):
+        raise ConfigError("model.freeze_backbone: freezing only makes sense with model.pretrained on or "
+                          "model.init_from set")
     check_int("model.hidden", m.hidden, 1, 65_536)
     check_float("model.dropout", m.dropout, 0.0, 0.95)
+    from core.options import resolve
+    adversarial = resolve(config.task_options, OPTIONS)
+    if adversarial["adversarial"] and not adversarial["adv_eps"] > 0:
+        raise ConfigError("task_options.adv_eps: adversarial training needs an ε above 0 pixels (e.g. 8)")
 
 
 def _spec():
     from core.tasks import TaskSpec
     return TaskSpec(sized_data=lambda config: sized_data(config), name="classification", watches=(ClassificationTask.best_metric, ClassificationTask.best_mode), title="Image classification",
                     description="Predict one class per image: cross-entropy, accuracy, confusion matrix",
-                    data_kind="images", setup=setup, build_model=build_model, validate=validate,
+                    data_kind="images", setup=setup, build_model=build_model, validate=validate, options=OPTIONS,
                     entry_points={"predict": "predictor:load_run_predictor",
                                   "pretrained": "predictor:load_pretrained_predictor",
                                   "classify_images": "predictor:classify_images",
                                   "classify_video": "predictor:classify_video",
-                                  "explain": "gradcam:grad_cam", "evaluate": "evaluation:evaluate_run",
+                                  "explain": "explain:explain", "evaluate": "evaluation:evaluate_run",
                                   "run_data": "run_data:run_data", "export": "export_spec:export_spec"},
-                    example_input=example_input, check_ready=check_ready, distributed=True)
+                    example_input=example_input, check_ready=check_ready, distributed=True, finetune=True)
 
 
 def check_ready(config) -> None:

@@ -108,7 +108,8 @@ def load_run_predictor(run_id: str, which: str = "best", device="cpu") -> Predic
 def _cached_run_predictor(path: str, run_id: str, which: str, mtime_ns: int, device: str) -> Predictor:
     # mtime_ns is only part of the key: a rewritten checkpoint is a cache miss, never stale weights.
     run_model = load_run_model(run_id, which, device=device)
-    run_model.require("classification")  # this module is image classification's own entry point
+    if not is_classifier_task(run_model.task):  # image classification's entry point, or a family's that reuses it
+        run_model.require("classification")
     try:
         classes = [str(c) for c in run_model.metadata["classes"]]
         pre = run_model.metadata["preprocessing"]
@@ -120,6 +121,16 @@ def _cached_run_predictor(path: str, run_id: str, which: str, mtime_ns: int, dev
                      label=_run_label(run_id, which, run_model.config, run_model.best_value),
                      source="run", run_id=run_id, which=which, config=run_model.config.to_dict(),
                      epoch=run_model.epoch)
+
+
+def is_classifier_task(task: str) -> bool:
+    """Whether runs of the family `task` are image classifiers this module reads: those whose "predict" entry point
+    is load_run_predictor (image classification, and families that train one, such as distillation)."""
+    from core.tasks import list_tasks, task_spec
+    if task not in list_tasks():
+        return False
+    spec = task_spec(task)
+    return "predict" in spec.entry_points and spec.entry("predict") is load_run_predictor
 
 
 def _run_label(run_id: str, which: str, config, best_value) -> str:

@@ -46,6 +46,9 @@ def run_data(run_model) -> RunData:
     def example(n: int) -> torch.Tensor:
         return normalise(val_x[torch.arange(n) % len(val_x)])  # (n, C, H, W), repeating a small split
 
+    def labelled(n: int) -> tuple[torch.Tensor, torch.Tensor]:  # (n, C, H, W) float32, (n,) int64
+        return normalise(val_x[:n]), val_y[:n].to(torch.int64)
+
     train_images = functools.cache(lambda: _train_images(config, streamed))
 
     def train_batches():
@@ -66,7 +69,7 @@ def run_data(run_model) -> RunData:
         note += f"; a fine-tune sees at most {STREAMED_TRAIN_LIMIT} training images"
     return RunData(metric="val_acc", mode="max", evaluate=lambda model: task.evaluate(model, val)["val_acc"],
                    example=example, train_batches=train_batches, training_step=task.training_step,
-                   calibration=calibration, note=note)
+                   calibration=calibration, note=note, labelled=labelled)
 
 
 def _train_images(config, streamed: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -93,6 +93,10 @@ BAD_FIXTURES = {
     "reference without year": (lambda text: text.replace("year = 2015\n", ""), "references[0].year", "year"),
     "misspelt field": (lambda text: text.replace("presets =", "preset ="), "preset", "unknown field"),
     "not TOML": (lambda text: text + "\n[title\n", "(file)", "not valid TOML"),
+    "unknown tool": (lambda text: text.replace("presets = []", 'presets = []\ntools = ["juggle"]'), "tools[0]",
+                     "'juggle' is not one of"),
+    "tool named twice": (lambda text: text.replace("presets = []", 'presets = []\ntools = ["attack", "attack"]'),
+                         "tools[1]", "already listed"),
 }
 
 
@@ -117,6 +121,66 @@ def test_the_real_catalogue_validates_strictly():
     concepts = validate_catalogue(strict=True)  # the message lists every problem, file and field
     assert len(concepts) >= 26
     assert {c.area for c in concepts} <= set(AREAS)
+
+
+# The pages of issue 11 (the toolkit): each goes deeper than an overview and links into the lab's tools.
+TOOLKIT_PAGES = ("adversarial-examples", "adversarial-training", "parameter-efficient-fine-tuning", "quantisation",
+                 "pruning", "knowledge-distillation", "model-export")
+
+
+@pytest.mark.parametrize("concept_id", TOOLKIT_PAGES)
+def test_each_toolkit_page_is_bilingual_cites_its_sources_and_names_a_tool(concept_id):
+    from core.concepts import LANGUAGES, SECTIONS, TOOLS, get_concept
+    concept = get_concept(concept_id)
+    assert concept is not None, f"{concept_id}.toml is missing"
+    for lang in LANGUAGES:
+        assert concept.title[lang] and concept.summary[lang]
+        for name in SECTIONS:
+            words = len(concept.section(name, lang).split()) if lang == "en" else len(concept.section(name, lang))
+            assert words >= 60, (concept_id, lang, name, words)  # 60-200 words (Chinese: characters, more)
+            assert lang != "en" or words <= 200, (concept_id, name, words)
+        assert all(formula.caption[lang] for formula in concept.formulas)
+    assert any(r.url.startswith("https://") for r in concept.references)
+    assert concept.tools and set(concept.tools) <= set(TOOLS)
+    assert concept.related
+
+
+def test_the_overviews_point_at_the_lab_tools_and_the_deeper_pages_point_back():
+    from core.concepts import get_concept
+    for overview in ("adversarial-robustness", "model-compression"):
+        concept = get_concept(overview)
+        assert concept.tools
+        assert "has no" not in concept.section("when", "en") and "没有" not in concept.section("when", "zh")
+    deeper = {c.id for c in validate_catalogue() for r in c.related if r.id == "model-compression" and r.kind == "is_a"}
+    assert deeper == {"quantisation", "pruning", "knowledge-distillation"}
+
+
+def test_every_tool_is_a_command_the_cli_accepts_and_trains_presets_that_exist():
+    import shlex
+
+    from core.cli import build_parser, config_from_args
+    from core.concepts import TOOLS
+    from core.presets import PRESETS
+    used = {name for c in validate_catalogue() for name in c.tools}
+    assert used == set(TOOLS), "a tool no concept names, or a concept naming one that is gone"
+    for tool in TOOLS.values():
+        words = shlex.split(tool.command_for("0123456789ab"))
+        assert words[:3] == ["python", "-m", "core"], tool.id
+        args = build_parser().parse_args(words[3:])  # exits (SystemExit) on an unknown flag or command
+        if args.command == "train" and not tool.needs_run:
+            config_from_args(args)  # the overrides name real fields with valid values
+        assert tool.needs_run or not tool.on_run_page, tool.id  # a run page's panel works on that run
+        assert all(p in PRESETS for p in (tool.first, tool.trains) if p), tool.id
+    assert TOOLS["attack"].command_for(None).split()[4] == "RUN_ID"
+
+
+def test_a_concept_offers_to_train_what_its_tools_need(tmp_path):
+    from core.concepts import Concept
+    concept = Concept(id="x", area="practice", title={}, summary={}, body={}, formulas=(), related=(),
+                      presets=("digits-distill",), references=(), tools=("attack", "distill", "adversarial-training"))
+    assert concept.tool_presets(have_run=False) == ("digits-cnn",)  # digits-distill is the concept's own already
+    assert concept.tool_presets(have_run=True) == ("digits-cnn",)  # adversarial training trains digits-cnn itself
+    assert Concept(**{**concept.__dict__, "tools": ("compress",)}).tool_presets(have_run=True) == ()
 
 
 def _latex_problems(latex: str) -> list[str]:
@@ -375,7 +439,12 @@ def test_every_concept_opens_in_both_languages(lab_home):
             assert at.title[0].value == concept.title[lang]
             links = page_links(at)
             trains = [q for _, page, q in links if page == "train" and q.startswith("preset=")]
-            assert trains == [f"preset={p}" for p in concept.presets if p in PRESETS]  # only presets that exist
+            # only presets that exist: the concept's own, then what "Try it on your run" needs (no finished run here)
+            wanted = [p for p in concept.presets + concept.tool_presets(have_run=False) if p in PRESETS]
+            assert trains == [f"preset={p}" for p in wanted]
+            if concept.tools:
+                assert any("Try it on your run" in m.value or "在你的训练上试试" in m.value for m in at.markdown)
+                assert any(code.value.startswith("python -m core ") for code in at.code), concept.id
             if concept is with_preset:
                 assert ("train", f"run={run_id}") in [(page, q) for _, page, q in links]
 
@@ -396,3 +465,26 @@ def test_an_unknown_concept_id_shows_a_note_and_the_list(lab_home):
     at = open_concepts(concept="no-such-concept")
     assert any("no-such-concept" in w.value for w in at.warning)
     assert at.title[0].value == "Concepts"
+
+
+def test_try_it_on_your_run_links_a_finished_run_and_its_command(lab_home):
+    """A finished image-classification run fills the box: the run to open on the Train page (its Tools section) and
+    the tool's command for it; a run still running, or of another family, is not offered."""
+    from core.store import RunStore
+    store = RunStore()
+    finished = store.create_run({"task": "classification", "data": {"name": "digits"}}, name="digits-cnn")
+    store.finish(finished, "completed")
+    store.create_run({"task": "classification", "data": {"name": "digits"}}, name="digits-cnn-running")
+    other = store.create_run({"task": "gan", "data": {"name": "shapes"}}, name="shapes-dcgan")
+    store.finish(other, "completed")
+    at = open_concepts(concept="adversarial-examples")
+    box = at.selectbox(key="tool_run.adversarial-examples")
+    assert box.options == [f"digits-cnn · {finished}"]
+    assert ("train", f"run={finished}") in [(page, q) for _, page, q in page_links(at)]
+    assert not [q for _, page, q in page_links(at) if q.startswith("preset=")]  # nothing to train first
+    assert any(f"python -m core attack {finished} " in code.value for code in at.code)
+    at.query_params["concept"] = "knowledge-distillation"  # a Train-form tool: the run is the teacher
+    at.run()
+    assert any(f"--set task_options.teacher={finished}" in code.value for code in at.code)
+    assert ("train", "preset=digits-distill") in [(page, q) for _, page, q in page_links(at)]
+    assert ("train", f"run={finished}") not in [(page, q) for _, page, q in page_links(at)]

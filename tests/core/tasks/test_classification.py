@@ -213,13 +213,14 @@ def test_classify_video_tables(runs, clip):
 
 
 def test_grad_cam_looks_at_the_shape(runs):
-    from core.tasks.classification.gradcam import grad_cam, overlay
+    from core.tasks.classification.explain import explain
+    from core.tasks.classification.gradcam import overlay
     from core.tasks.classification.predictor import load_run_predictor
     predictor = load_run_predictor(runs["shapes"])
     pictures, labels = _val_pictures(runs["shapes"], 40)
     inside, outside = [], []
     for picture in pictures:
-        heat = grad_cam(predictor, picture)
+        heat = explain(predictor, picture, "gradcam")
         assert heat.shape == (32, 32) and heat.dtype == np.float32
         assert heat.min() >= 0.0 and heat.max() <= 1.0
         pixels = np.asarray(picture)
@@ -230,23 +231,23 @@ def test_grad_cam_looks_at_the_shape(runs):
     assert len(inside) >= 30  # almost never a constant map
     assert np.mean(inside) > np.mean(outside) * 1.2, (np.mean(inside), np.mean(outside))
 
-    shown = overlay(pictures[0], grad_cam(predictor, pictures[0], class_index=2))
+    shown = overlay(pictures[0], explain(predictor, pictures[0], "gradcam", class_index=2))
     assert shown.size == pictures[0].size and shown.mode == "RGB"
     assert all(p.grad is None for p in predictor.model.parameters())  # nothing leaked into the shared model
     with pytest.raises(LabError, match="out of range"):
-        grad_cam(predictor, pictures[0], class_index=99)
+        explain(predictor, pictures[0], "gradcam", class_index=99)
 
 
 def test_grad_cam_on_a_grey_cnn_and_an_mlp(runs):
-    from core.tasks.classification.gradcam import grad_cam
+    from core.tasks.classification.explain import explain
     from core.tasks.classification.predictor import load_run_predictor
     pictures, _ = _val_pictures(runs["digits"], 20)
-    heats = [grad_cam(load_run_predictor(runs["digits"]), picture) for picture in pictures]
+    heats = [explain(load_run_predictor(runs["digits"]), picture, "gradcam") for picture in pictures]
     assert all(heat.shape == (8, 8) for heat in heats)
     # maps of the rectified features: evidence shows up for (nearly) every digit, not an all-zero map
     assert sum(heat.max() == pytest.approx(1.0) and heat.min() < 1.0 for heat in heats) >= 18
-    with pytest.raises(LabError, match="Grad-CAM needs a convolutional model"):
-        grad_cam(load_run_predictor(runs["mlp"]), pictures[0])
+    with pytest.raises(LabError, match="Grad-CAM needs a convolutional model.*use integrated gradients"):
+        explain(load_run_predictor(runs["mlp"]), pictures[0], "gradcam")
 
 
 def test_grad_cam_reads_rectified_feature_maps():

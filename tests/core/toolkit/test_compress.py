@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -229,3 +231,28 @@ def test_cli_prints_the_table_and_json_keys(runs, capsys):
     assert code == 0 and "pruned-channel-30" in out.out and "x smaller" in out.out and "the original's speed" in out.out
     code = main(["compress", runs["cnn"], "--prune", "2"])
     assert code == 2 and "strictly between 0 and 1" in capsys.readouterr().err
+
+
+def test_media_lists_each_variant_and_classifies_with_its_int8_model(runs):
+    from PIL import Image
+
+    from core.inference import list_model_sources, load_source
+    from core.toolkit.compress import compress_run, load_variant
+
+    compress_run(runs["cnn"], quantize="dynamic", **FAST)
+    variants = [s for s in list_model_sources() if s["kind"] == "variant" and s["run_id"] == runs["cnn"]]
+    assert "int8-dynamic" in [s["variant"] for s in variants]
+    source = next(s for s in variants if s["variant"] == "int8-dynamic")
+    assert source["task"] == "classification" and "int8-dynamic" in source["label"]
+    assert not [s for s in list_model_sources() if s["kind"] == "variant" and s["run_id"] == runs["lstm"]]
+
+    predictor = load_source(source)
+    assert predictor.source == "variant" and "int8-dynamic" in predictor.label
+    assert any("quantized" in type(m).__module__ for m in predictor.model.modules())
+    original = load_source({"kind": "run", "run_id": runs["cnn"], "which": "best"})
+    picture = Image.fromarray((np.arange(64, dtype=np.uint8).reshape(8, 8) * 4))
+    x = predictor.prepare(picture).unsqueeze(0)
+    with torch.inference_mode():
+        expected = torch.softmax(load_variant(runs["cnn"], "int8-dynamic")(x), dim=1)[0]
+    assert torch.allclose(predictor.predict([picture])[0], expected, atol=1e-6)
+    assert original.model is not predictor.model and original.source == "run"
