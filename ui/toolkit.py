@@ -129,4 +129,9 @@ def _attack(run) -> None:
     attack_panel(run)
 
 
-PANELS = {"attack": _attack, "compress": compress_panel, "export": export_panel}
+def _layers(run) -> None:
+    from ui.explain_panel import layers_panel
+    layers_panel(run)
+
+
+PANELS = {"layers": _layers, "attack": _attack, "compress": compress_panel, "export": export_panel}

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 # tool -> the family entry points it needs (core.tasks.TaskSpec.entry_points); "classify_images" marks a family
 # whose model classifies pictures (image classification, distillation), which attacks and explanations take
-NEEDS = {"attack": ("run_data", "classify_images"), "compress": ("run_data",), "export": ("export",)}
+NEEDS = {"layers": ("explain", "classify_images"), "attack": ("run_data", "classify_images"),
+         "compress": ("run_data",), "export": ("export",)}
 
 
 def tools_for(task: str) -> list[str]:

@@ -26,8 +26,9 @@ EXPLAIN_HELP = N_("Where in the picture the evidence for the predicted class lie
 
 
 def load_predictor(source: dict):
-    """core caches predictors and reloads one when its checkpoint file changes."""
-    from core.tasks.classification.predictor import load_source
+    """A run's checkpoint, a compressed variant of one, or pretrained weights; core caches predictors and reloads
+    one when its file changes."""
+    from core.inference import load_source
     with st.spinner(t("Loading the model…")):
         return load_source(source)
 

@@ -157,6 +157,16 @@ def test_explaining_inside_inference_mode():
             assert explain(predictor, noise(16), method).shape == (16, 16)
 
 
+def test_a_frozen_model_is_explained_too():
+    """A run trained with a frozen backbone: no parameter asks for gradients, the maps still come out."""
+    predictor = predictor_for(torchvision.models.resnet18(), 64, classes=1000)
+    for parameter in predictor.model.parameters():
+        parameter.requires_grad_(False)
+    for method in METHODS:
+        heat = explain(predictor, noise(64), method)
+        assert heat.shape == (64, 64) and heat.max() == pytest.approx(1.0)
+
+
 # ---- what the layers see --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, channels", [("cnn", 1), ("resnet20", 3)])
@@ -206,7 +216,7 @@ def digits_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LAB_HOME", str(tmp_path_factory.mktemp("lab")))
         patch.setenv("LAB_HEARTBEAT_S", "0.2")
-        yield train_in_process(preset("digits-cnn").replace(**{"optim.epochs": 1}))
+        yield train_in_process(preset("digits-cnn").replace(**{"optim.epochs": 1, "data.limit": 300}))
         from core.inference import clear_caches
         clear_caches()
 

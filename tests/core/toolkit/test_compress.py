@@ -256,3 +256,7 @@ def test_media_lists_each_variant_and_classifies_with_its_int8_model(runs):
         expected = torch.softmax(load_variant(runs["cnn"], "int8-dynamic")(x), dim=1)[0]
     assert torch.allclose(predictor.predict([picture])[0], expected, atol=1e-6)
     assert original.model is not predictor.model and original.source == "run"
+    from core.tasks.classification.explain import explain
+    with pytest.raises(LabError, match="needs gradients, which an int8 model does not have: use occlusion"):
+        explain(predictor, picture, "gradcam")
+    assert explain(predictor, picture, "occlusion").shape == (8, 8)
