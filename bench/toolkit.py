@@ -91,6 +91,7 @@ def compress_all(label: str, run_id: str, convolutions: bool) -> None:
               f"batch 1, {original['latency_ms_b32']:.3f} ms per input at batch 32; request took {spent:.0f} s)")
 
 
+FINETUNED = ("digits-cnn", "cifar-resnet20")  # the runs fine-tuned three ways
 FINETUNES = {"full": {}, "head-only": {"model.freeze_backbone": True},
              "lora-r8": {"model.lora_rank": 8, "model.lora_alpha": 16.0}}
 
@@ -139,12 +140,14 @@ def main() -> int:
                      "optim.lr": 1e-3, "device": "cpu"}
             runs += [("cifar-cnn", preset("cifar10-cnn").replace(**{**cifar, "model.dropout": 0.0})),
                      ("cifar-resnet20", preset("cifar10-cnn").replace(**{**cifar, "model.name": "resnet20"}))]
+        if args.only == "finetune":  # the models the fine-tuning rows are about
+            runs = [(label, config) for label, config in runs if label in FINETUNED]
         for label, config in runs:
             run_id, seconds = train(config.replace(**{"device": "cpu", "name": label}))
             print(f"{label:<14} trained {config.optim.epochs} epoch(s) in {seconds:.0f} s")
             if args.only != "finetune":
                 compress_all(label, run_id, convolutions=config.model.name != "mlp")
-            if args.only != "compress" and label in ("digits-cnn", "cifar-resnet20"):
+            if args.only != "compress" and label in FINETUNED:
                 finetune_all(label, run_id, config.replace(device="cpu"), args.finetune_epochs)
     return 0
 

@@ -134,4 +134,10 @@ def _layers(run) -> None:
     layers_panel(run)
 
 
-PANELS = {"layers": _layers, "attack": _attack, "compress": compress_panel, "export": export_panel}
+def _finetune(run) -> None:
+    from ui.finetune_panel import finetune_panel
+    finetune_panel(run)
+
+
+PANELS = {"layers": _layers, "attack": _attack, "finetune": _finetune, "compress": compress_panel,
+          "export": export_panel}

@@ -5,14 +5,17 @@ family's to declare, through its entry points (`tools_for`)."""
 
 from __future__ import annotations
 
-# tool -> the family entry points it needs (core.tasks.TaskSpec.entry_points); "classify_images" marks a family
-# whose model classifies pictures (image classification, distillation), which attacks and explanations take
+# tool -> what it needs of the family: entry points (core.tasks.TaskSpec.entry_points), where "classify_images"
+# marks a family whose model classifies pictures (image classification, distillation), which attacks and
+# explanations take; "finetune" is TaskSpec.finetune: a new run may start from this one's weights
+# (core.tasks.finetune)
 NEEDS = {"layers": ("explain", "classify_images"), "attack": ("run_data", "classify_images"),
-         "compress": ("run_data",), "export": ("export",)}
+         "finetune": ("finetune",), "compress": ("run_data",), "export": ("export",)}
 
 
 def tools_for(task: str) -> list[str]:
     """The tools of this module that apply to runs of the family `task`, in the order the run page shows them."""
     from core.tasks import task_spec
-    entry_points = task_spec(task).entry_points
-    return [tool for tool, needs in NEEDS.items() if all(entry in entry_points for entry in needs)]
+    spec = task_spec(task)
+    offers = set(spec.entry_points) | ({"finetune"} if spec.finetune else set())
+    return [tool for tool, needs in NEEDS.items() if all(need in offers for need in needs)]

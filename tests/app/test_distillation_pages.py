@@ -13,7 +13,8 @@ TINY = {"data.limit": 300, "optim.epochs": 1}
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """{"teacher", "student" (no baseline yet), "student0" and "plain" (its baseline)} in one LAB_HOME."""
+    """{"teacher", "student0" and "plain" (its baseline), "student" (another seed than its teacher's, no baseline
+    yet)} in one LAB_HOME."""
     import torch
 
     from core.presets import preset
@@ -29,7 +30,7 @@ def lab(tmp_path_factory):
                                                                    "task_options.alpha": 0.5})
             runs = {"teacher": teacher, "student0": train_in_process(student0),
                     "plain": train_in_process(baseline_config(student0)),
-                    "student": train_in_process(student0.replace(**{"optim.epochs": 2}))}
+                    "student": train_in_process(student0.replace(**{"optim.epochs": 2, "seed": 1}))}
         finally:
             torch.set_num_threads(threads)
         yield runs
@@ -51,6 +52,7 @@ def test_the_students_page_shows_teacher_and_baseline_then_classification_result
     assert {"Student: best validation accuracy", "Same student, no teacher", "Teacher"} <= set(labels)
     assert any(s.value == "Tools" for s in at.subheader)  # classification's results follow: confusion matrix, Tools
     assert not [b for b in at.button if b.label == "Train the same student without a teacher"]
+    assert not [c for c in at.caption if "another seed" in c.value]  # the teacher split the data as the student did
 
 
 def test_the_students_page_in_chinese(lab, missing):
@@ -61,6 +63,7 @@ def test_the_students_page_in_chinese(lab, missing):
 def test_without_a_baseline_the_page_offers_to_train_it(lab, no_workers):
     from core.store import RunStore
     at = open_page("app_pages/train.py", run=lab["student"])
+    assert [c for c in at.caption if "The teacher split the data with another seed" in c.value]
     button = next(b for b in at.button if b.label == "Train the same student without a teacher")
     button.click().run()
     assert not at.exception

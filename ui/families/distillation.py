@@ -135,6 +135,10 @@ def _comparison(run, compared: dict) -> None:
     c3.metric(t("Teacher"), _percent(teacher["val_acc"]) if teacher else "–",
               delta=_points(teacher["val_acc"], mine) if teacher else None, delta_color="off",
               help=t("The delta is the teacher's lead over the student."))
+    if compared["same_split"] is False:
+        st.caption(":material/warning: " + t("The teacher split the data with another seed or validation fraction: "
+                                             "some of the student's validation images were among its training "
+                                             "images, which can flatter the student."))
     if baseline is None:
         _baseline_button(run)
     elif baseline["status"] != "completed":

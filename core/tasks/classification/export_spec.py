@@ -3,9 +3,11 @@ checked on the run's own validation images, prepared as training prepared them (
 
 from __future__ import annotations
 
+import copy
 import json
 
 from core.errors import DataError
+from core.models.lora import lora_modules, merge_lora
 from core.tasks.export_spec import ExportSpec
 
 # How the lab's Predictor prepares a picture for a run's model (predictor.py); the bundle's predict.py does
@@ -34,9 +36,13 @@ def export_spec(run_model) -> ExportSpec:
             "output": {"name": "logits", "meaning": "one score per class; softmax gives probabilities"},
         },
     }
-    return ExportSpec(describe="An image classifier", part=run_model.model,
+    # a LoRA run leaves with its adapters folded into the weights: the plain architecture, loadable without PEFT
+    adapted = bool(lora_modules(run_model.model))
+    part = merge_lora(copy.deepcopy(run_model.model)).eval() if adapted else run_model.model
+    return ExportSpec(describe="An image classifier", part=part,
                       inputs=lambda n: validation_images(run_model, n), input_name="image", output_name="logits",
-                      interface=interface, formats=("onnx", "torchscript", "safetensors", "bundle"))
+                      interface=interface, formats=("onnx", "torchscript", "safetensors", "bundle"),
+                      rebuild=merge_lora if adapted else (lambda model: model))
 
 
 def validation_images(run_model, n: int):

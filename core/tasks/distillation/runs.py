@@ -130,8 +130,10 @@ def find_baseline(config, store=None) -> str | None:
 
 def comparison(run_id: str, store=None) -> dict:
     """The student's validation accuracy beside its teacher's and its baseline's (None where a run is missing):
-    {"student", "teacher", "baseline"}: each {"run_id", "name", "val_acc" (best), "status"} or None, and
-    "curves": {"student" | "baseline": [(epoch, val_acc), ...]} per epoch."""
+    {"student", "teacher", "baseline"}: each {"run_id", "name", "val_acc" (best), "status"} or None;
+    "curves": {"student" | "baseline": [(epoch, val_acc), ...]} per epoch; and "same_split": whether the teacher
+    split the data as the student did (same seed and validation fraction), so that none of the student's validation
+    images was among the teacher's training images (None without a teacher)."""
     from core.config import RunConfig
     from core.store import RunStore
     from core.tasks.distillation import options_of
@@ -159,4 +161,8 @@ def comparison(run_id: str, store=None) -> dict:
                 rows = frame[frame.run_id == ids[role]]
                 curves[role] = [(float(e), float(v)) for e, v in zip(rows.epoch, rows.value)]
     out["curves"] = curves
+    teacher = runs.get(teacher_id) if teacher_id else None
+    out["same_split"] = None if teacher is None else (
+        teacher.config.get("seed") == run.config.get("seed")
+        and (teacher.config.get("data") or {}).get("val_fraction") == run.config["data"].get("val_fraction"))
     return out

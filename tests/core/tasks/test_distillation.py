@@ -184,6 +184,7 @@ def test_the_comparison_puts_the_student_beside_its_teacher_and_baseline(lab):
     assert compared["baseline"]["run_id"] == lab["plain"]
     assert compared["student"]["val_acc"] == compared["baseline"]["val_acc"]
     assert compared["curves"]["student"] == compared["curves"]["baseline"] == [(1.0, compared["student"]["val_acc"])]
+    assert compared["same_split"] is True  # the teacher's seed and validation fraction: the student's val is unseen
     alone = task_spec("distillation").entry("compare")(lab["student"])
     assert alone["baseline"] is None and set(alone["curves"]) == {"student"}
 

@@ -26,7 +26,8 @@ def runs(tmp_path_factory):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            yield {
+            found = {
+                "cnn": train_in_process(preset("digits-cnn").replace(**{"optim.epochs": 1, "data.limit": 256})),
                 "lstm": train_in_process(preset("pydocs-char-lstm").replace(**{
                     "optim.epochs": 1, "task_options.steps_per_epoch": 5, "task_options.eval_batches": 2,
                     "task_options.sample_every": 0, "task_options.context": 16, "model.options.hidden": 32,
@@ -38,6 +39,9 @@ def runs(tmp_path_factory):
                 "autoencoder": train_in_process(preset("digits-autoencoder").replace(**{
                     "optim.epochs": 1, "data.limit": 128})),
             }
+            found["lora"] = train_in_process(preset("digits-cnn").replace(**{
+                "optim.epochs": 1, "data.limit": 256, "model.init_from": found["cnn"], "model.lora_rank": 4}))
+            yield found
         finally:
             torch.set_num_threads(threads)
 
@@ -103,3 +107,23 @@ def test_formats_a_family_does_not_offer_and_families_without_export_are_refused
     assert sorted(p.name for p in run_dir(lab["gan"]).rglob("*")) == before
     with pytest.raises(LabError, match="only runs of these families can be exported for now"):
         export_run(lab["autoencoder"], "onnx")
+
+
+def test_a_lora_run_exports_with_its_adapters_merged_into_the_plain_architecture(lab):
+    from safetensors.torch import load_file
+
+    from core.models import build_from_config
+    result = export_run(lab["lora"], "safetensors")
+    assert result.max_abs_diff <= TOLERANCE and result.top1_agreement == 1.0
+    weights = load_file(result.path)
+    assert not [key for key in weights if "lora_" in key or "base_layer" in key]
+    run_model = load_run_model(lab["lora"])
+    pre = run_model.metadata["preprocessing"]
+    plain = build_from_config(run_model.config.model, num_classes=10,  # the architecture alone, no adapters
+                              in_channels=pre["channels"], image_size=pre["image_size"])
+    plain.load_state_dict(weights, strict=True)  # no PEFT needed to use it
+    x = torch.randn(4, pre["channels"], pre["image_size"], pre["image_size"])
+    with torch.no_grad():
+        assert float((plain.eval()(x) - run_model.model(x)).abs().max()) <= 1e-5
+    onnx = export_run(lab["lora"], "onnx")
+    assert onnx.max_abs_diff <= TOLERANCE and onnx.top1_agreement == 1.0
