@@ -56,7 +56,10 @@ def curve_figure(results: dict) -> go.Figure:
         curve = result["curve"]
         fig.add_trace(go.Scatter(x=[row["eps"] for row in curve], y=[row["acc"] for row in curve],
                                  mode="lines+markers", name=TITLES.get(method, method),
-                                 line={"color": COLOURS.get(method)},
+                                 # FGSM dashed over PGD's solid line: where the two agree, both still show
+                                 line={"color": COLOURS.get(method), "dash": "dash" if method == "fgsm" else "solid",
+                                       "width": 2 if method == "fgsm" else 3},
+                                 marker={"symbol": "diamond" if method == "fgsm" else "circle", "size": 8},
                                  hovertemplate="ε %{x:g}/255: %{y:.1%}<extra></extra>"))
     fig.update_xaxes(title_text=t("ε (pixels of 255)"))
     fig.update_yaxes(title_text=t("accuracy"), range=[0, 1.02], tickformat=".0%")

@@ -20,15 +20,19 @@ MIME = {".onnx": "application/octet-stream", ".pt2": "application/octet-stream",
 
 
 def tools(run) -> None:
-    """The Tools section: the panels of the tools the run's family supports (core.toolkit.tools_for)."""
+    """The Tools section: one tab per tool the run's family supports (core.toolkit.tools_for)."""
     from core.toolkit import tools_for
-    available = [PANELS[tool] for tool in tools_for(run.task) if tool in PANELS]
+    available = [tool for tool in tools_for(run.task) if tool in PANELS]
     if not available:
         return
     st.subheader(t("Tools"), anchor=False)
-    for panel in available:
-        with st.container(border=True):
-            panel(run)
+    for tab, tool in zip(st.tabs([t(TAB_TITLES[tool]) for tool in available]), available):
+        with tab:
+            PANELS[tool](run)
+
+
+TAB_TITLES = {"layers": N_("What the layers see"), "attack": N_("Attack"), "finetune": N_("Fine-tune"),
+              "compress": N_("Compress"), "export": N_("Export")}
 
 
 QUANTIZE = {"": N_("no quantisation"), "dynamic": N_("dynamic int8"), "static": N_("static int8 (calibrated)")}
