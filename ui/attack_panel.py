@@ -25,7 +25,6 @@ def eps_values(largest: float) -> list[float]:
 
 def attack_panel(run) -> None:
     from core.toolkit.attack import attack_report, attack_run
-    st.markdown("**" + t("Attack") + "**")
     st.caption(t("Adversarial examples: every validation image is changed by at most ε/255 per pixel, in the "
                  "direction that raises the model's loss most. The chart shows how accuracy falls as ε grows."))
     names = {key: t(label) for key, label in METHODS.items()}

@@ -47,7 +47,6 @@ def draw_layers(predictor, image, key: str) -> None:
 
 def layers_panel(run) -> None:
     """For a finished image classification run's Tools: what its layers see on one validation image."""
-    st.markdown("**" + t("What the layers see") + "**")
     st.caption(t("The first layer's filters, and what every convolutional layer of the best checkpoint answers to "
                  "one of the run's validation images."))
     if not st.toggle(t("Show the layers"), key=f"layers_show-{run.id}"):

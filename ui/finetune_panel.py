@@ -13,7 +13,6 @@ def finetune_panel(run) -> None:
     Train form."""
     from core.tasks.finetune import start_from
     from ui.forms import load_clone
-    st.markdown("**" + t("Fine-tune from this run") + "**")
     st.caption(t("Start a new run with this run's weights: pick another data set and the head is replaced for its "
                  "classes. Freeze the backbone to train the head only, or train LoRA adapters (Hu et al. 2021): a "
                  "small share of the parameters, and the base weights stay exactly as they are."))

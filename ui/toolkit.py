@@ -43,7 +43,6 @@ def compress_panel(run) -> None:
     """Quantise and/or prune the run's best checkpoint; the table compares every variant made so far with the
     original: size on disk, CPU latency per image, the run's metric (core.toolkit.compress)."""
     from core.toolkit.compress import compress_run, compression_report
-    st.markdown("**" + t("Compress") + "**")
     st.caption(t("Smaller and faster models from this run: int8 quantisation and magnitude pruning, each measured on "
                  "the run's validation images. Latency is per image on one CPU thread."))
     c1, c2, c3 = st.columns(3)
@@ -73,7 +72,6 @@ def compress_panel(run) -> None:
 
 def export_panel(run) -> None:
     from core.toolkit.export import TOLERANCE, export_formats, export_run, list_exports
-    st.markdown("**" + t("Export") + "**")
     st.caption(t("Use the model outside the lab. Each export is run on the run's validation inputs and kept only if "
                  "it gives PyTorch's answers: outputs within {tolerance}, and for a model that scores classes the same "
                  "top class everywhere.", tolerance=f"{TOLERANCE:g}"))

@@ -28,6 +28,7 @@ import torch
 from core.errors import ConfigError, LabError
 from core.paths import atomic_write, run_dir, safe_join
 from core.tasks.adversarial import MAX_EPS, METHODS, attack, seeded_generator
+from core.toolkit.runs import check_finished, checkpoint_identity
 
 FOLDER = "attacks"
 REPORT = "report.json"
@@ -81,7 +82,7 @@ def attack_run(run_id: str, *, method: str = "pgd", eps=8.0, steps: int = 10, st
 
     values = check_request(method, eps, steps, step_size, images, gallery)
     checkpoint_path(run_id, which)  # a LabError for a `which` that is neither best nor last
-    _check_finished(run_id)
+    check_finished(run_id, "attack")
     run_model = load_run_model(run_id, which, device="cpu")  # CheckpointError when there is none
     spec = task_spec(run_model.task)
     pre = run_model.metadata.get("preprocessing") or {}
@@ -128,7 +129,7 @@ def attack_run(run_id: str, *, method: str = "pgd", eps=8.0, steps: int = 10, st
               "gallery": shown, "measured_at": time.time()}
     note = f"the first {len(y)} validation images" if capped else f"all {len(y)} validation images"
     report = AttackReport(run_id=run_id, which=which, images=len(y), note=note, seed=seed, results={method: result},
-                          requested=method, checkpoint=_checkpoint_identity(run_id, which))
+                          requested=method, checkpoint=checkpoint_identity(run_id, which))
     return _store(report, files)
 
 
@@ -152,19 +153,6 @@ def check_request(method, eps, steps, step_size, images, gallery) -> list[float]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{name}: give a whole number of at least {low}; got {value!r}")
     return sorted({float(v) for v in values})
-
-
-def _check_finished(run_id: str) -> None:
-    from core.store import ACTIVE_STATUSES, RunStore
-    run = RunStore().get_run(run_id)  # RunNotFound for unknown or malformed ids
-    if run.status in ACTIVE_STATUSES:
-        raise LabError(f"run {run_id} is {run.status}; attack it once it has finished")
-
-
-def _checkpoint_identity(run_id: str, which: str) -> dict:
-    from core.tasks.checkpoints import checkpoint_path
-    stat = checkpoint_path(run_id, which).stat()
-    return {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
 
 
 @torch.inference_mode()

@@ -38,6 +38,7 @@ import torch
 from core.errors import CheckpointError, ConfigError, LabError, ModelError
 from core.paths import atomic_write, run_dir
 from core.toolkit import int8, pruning
+from core.toolkit.runs import check_finished, checkpoint_identity
 
 QUANTIZE = ("dynamic", "static")
 ORIGINAL = "original"
@@ -123,7 +124,7 @@ def compress_run(run_id: str, *, quantize: str | None = None, prune: float | Non
 
     check_request(quantize, prune, prune_kind, finetune_epochs)
     checkpoint_path(run_id, which)  # a LabError for a `which` that is neither best nor last
-    _check_finished(run_id)
+    check_finished(run_id, "compress")
     run_model = load_run_model(run_id, which, device="cpu")  # CheckpointError when there is none
     spec = task_spec(run_model.task)
     if "run_data" not in spec.entry_points:
@@ -170,7 +171,7 @@ def compress_run(run_id: str, *, quantize: str | None = None, prune: float | Non
         latency = {batch: latencies_ms(models, x, max_repeats) for batch, x in inputs.items()}  # {batch: [ms]}
     measured = [measure(variant, model, recipe, data, {b: ms[i] for b, ms in latency.items()})
                 for i, (variant, model, recipe) in enumerate(made)]
-    checkpoint = _checkpoint_identity(run_id, which)
+    checkpoint = checkpoint_identity(run_id, which)
     report = CompressionReport(run_id=run_id, which=which, metric=data.metric, mode=data.mode,
                                rows=[row for row, _ in measured], requested=made[-1][0], note=data.note,
                                checkpoint=checkpoint)
@@ -217,19 +218,6 @@ def check_request(quantize, prune, prune_kind: str, finetune_epochs: int) -> Non
 def supported_tasks() -> list[str]:
     from core.tasks import list_tasks, task_spec
     return [name for name in list_tasks() if "run_data" in task_spec(name).entry_points]
-
-
-def _check_finished(run_id: str) -> None:
-    from core.store import ACTIVE_STATUSES, RunStore
-    run = RunStore().get_run(run_id)  # RunNotFound for unknown or malformed ids
-    if run.status in ACTIVE_STATUSES:
-        raise LabError(f"run {run_id} is {run.status}; compress it once it has finished")
-
-
-def _checkpoint_identity(run_id: str, which: str) -> dict:
-    from core.tasks.checkpoints import checkpoint_path
-    stat = checkpoint_path(run_id, which).stat()
-    return {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
 
 
 # ---- measuring ------------------------------------------------------------------------------------
@@ -341,7 +329,7 @@ def load_variant(run_id: str, variant: str):
     sidecar = folder / f"{variant}.json"
     if not isinstance(variant, str) or not VARIANT_NAME.match(variant) or not sidecar.is_file():
         report = compression_report(run_id)
-        _check_finished(run_id)  # an unknown run says so first
+        check_finished(run_id, "compress")  # an unknown run says so first
         have = ", ".join(report.variants) if report and report.variants else "none yet"
         raise LabError(f"run {run_id} has no compressed variant '{variant}'; it has: {have}")
     try:
