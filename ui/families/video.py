@@ -202,7 +202,7 @@ def _explain_window(run_model, frames) -> None:
     except LabError as exc:
         st.error(t_core(str(exc)), icon=":material/error:")
         return
-    laid = [torch.from_numpy(np.asarray(overlay(Image.fromarray(frame.permute(1, 2, 0).numpy()), heat))).permute(2, 0, 1)
+    laid = [torch.from_numpy(np.array(overlay(Image.fromarray(frame.permute(1, 2, 0).numpy()), heat))).permute(2, 0, 1)
             for frame, heat in zip(frames, explained.maps)]  # (3, S, S) uint8 each
     st.image(clip_strip(torch.stack(laid), scale=3), width="stretch",
              caption=t("Evidence for {label}, frame by frame (red: most)", label=explained.class_name))

@@ -52,6 +52,9 @@ def private_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo=shared)
 
 
+NO_GRADIENTS = "this method needs gradients, which an int8 model does not have: use occlusion, or explain the run's float model"
+
+
 def _is_quantised(model: nn.Module) -> bool:
     """True for a model with int8 layers (a compressed variant, core.toolkit.compress): no gradient flows through."""
     return any(type(module).__module__.startswith("torch.ao.nn.quantized") for module in model.modules())
@@ -72,8 +75,7 @@ def attribute(predictor, image: Image.Image, method: str = "gradcam", class_inde
     check_method(method)
     model = predictor.model
     if method != "occlusion" and _is_quantised(model):
-        raise LabError("this method needs gradients, which an int8 model does not have: use occlusion, or explain "
-                       "the run's float model")
+        raise LabError(NO_GRADIENTS)
     if method == "gradcam":
         model = private_copy(model)
         name, _ = find_target_layer(model)  # LabError for a model without convolutions
