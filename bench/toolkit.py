@@ -1,6 +1,6 @@
 """The model toolkit's figures (issue 11): what compression does to a trained run, on this machine's CPU.
 
-    python bench/toolkit.py [--no-cifar] [--cifar-epochs N] [--finetune-epochs N] [--only compress|finetune]
+    python bench/toolkit.py [--no-cifar] [--cifar-epochs N] [--finetune-epochs N] [--only compress|finetune|export]
 
 Trains, each in-process in a temporary LAB_HOME: digits-cnn and digits-mlp (a few epochs, seconds) and, when
 ../shared/data/cifar10-jpg-subset.zip is there, the classic CNN (fully-connected heavy: a 4096 x 1024 layer)
@@ -16,6 +16,10 @@ Then (issue 11, "Fine-tune efficiently") fine-tunes digits-cnn and ResNet-20 fro
 data three ways (core.tasks.finetune): every weight, the head only (frozen backbone) and LoRA rank 8 on every Linear
 and Conv2d but the head (Hu et al. 2021, arXiv:2106.09685, through PEFT), printing each one's trainable share of
 the parameters and its val_acc against the source run's.
+
+Then (issue 11, "Export") exports every run to ONNX (checked against PyTorch by core.toolkit.export) and times
+ONNX Runtime against PyTorch on the same validation inputs, both on ONE thread, taking turns: the ratio is
+PyTorch's time / ONNX Runtime's (above 1 = ONNX Runtime faster; the issue's target: at least 1.0).
 
 Figures only, nothing asserted. The issue's target for dynamic int8 on the fully-connected-heavy models
 (at least 2x smaller, 1.3x faster, at most one point of accuracy lost) is printed beside them.
@@ -113,12 +117,43 @@ def finetune_all(label: str, run_id: str, config, epochs: int) -> None:
               f"{epochs} epoch(s) in {seconds:.0f} s")
 
 
+def onnx_against_torch(label: str, run_id: str) -> None:
+    """Export the run to ONNX and time ONNX Runtime against PyTorch at batch 1 and 32, one thread each."""
+    import onnxruntime
+    import torch
+
+    from core.tasks.checkpoints import load_run_model
+    from core.toolkit.compress import latencies_ms
+    from core.toolkit.export import export_run, export_spec
+
+    made = export_run(run_id, "onnx")
+    spec = export_spec(load_run_model(run_id, "best", device="cpu"))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(made.path, options, providers=["CPUExecutionProvider"])
+
+    def ort(inputs):
+        return session.run([spec.output_name], {spec.input_name: inputs.numpy()})[0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        figures = []
+        for batch in (1, 32):
+            inputs = spec.inputs(batch)[0]
+            torch_ms, ort_ms = latencies_ms([spec.part.eval(), ort], inputs)
+            figures.append(f"b{batch} {torch_ms:.3f} / {ort_ms:.3f} ms = {torch_ms / ort_ms:4.2f}x")
+    finally:
+        torch.set_num_threads(threads)
+    print(f"{label:<14} onnx         max |diff| {made.max_abs_diff:.1e}, top-1 {made.top1_agreement:.0%}; PyTorch / "
+          f"ONNX Runtime per input: " + ", ".join(figures) + "  (target >= 1.0x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-cifar", action="store_true", help="only the digits models")
     parser.add_argument("--cifar-epochs", type=int, default=3)
     parser.add_argument("--finetune-epochs", type=int, default=1, help="epochs of each fine-tune (full, head, LoRA)")
-    parser.add_argument("--only", choices=("compress", "finetune"), help="one part of the bench (default: both)")
+    parser.add_argument("--only", choices=("compress", "finetune", "export"), help="one part of the bench (default: all)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LAB_HOME"] = str(Path(tmp) / "lab")
@@ -145,9 +180,11 @@ def main() -> int:
         for label, config in runs:
             run_id, seconds = train(config.replace(**{"device": "cpu", "name": label}))
             print(f"{label:<14} trained {config.optim.epochs} epoch(s) in {seconds:.0f} s")
-            if args.only != "finetune":
+            if args.only in (None, "compress"):
                 compress_all(label, run_id, convolutions=config.model.name != "mlp")
-            if args.only != "compress" and label in FINETUNED:
+            if args.only in (None, "export"):
+                onnx_against_torch(label, run_id)
+            if args.only in (None, "finetune") and label in FINETUNED:
                 finetune_all(label, run_id, config.replace(device="cpu"), args.finetune_epochs)
     return 0
 
