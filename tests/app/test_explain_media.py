@@ -95,3 +95,25 @@ def test_the_run_page_panel_shows_a_validation_image_through_the_layers(cnn_run)
     at.number_input(key=f"layers_index-{cnn_run}").set_value(10_000_000).run()
     assert not at.exception
     assert any("out of range" in e.value for e in at.error)
+
+
+def test_a_compressed_variant_is_a_media_model_that_classifies_and_says_what_it_cannot_explain(cnn_run):
+    from core.inference import list_model_sources
+    from core.toolkit.compress import compress_run
+    compress_run(cnn_run, quantize="dynamic", max_repeats=5)
+    at = open_page("app_pages/media.py")
+    sources = list_model_sources()
+    variant = next(i for i, s in enumerate(sources) if s["kind"] == "variant" and s["variant"] == "int8-dynamic")
+    assert "int8-dynamic" in at.selectbox(key="media_source").options[variant]
+    at.selectbox(key="media_source").set_value(variant).run()
+    at.file_uploader(key="media_images").set_value(("three.png", digit_png(), "image/png")).run()
+    no_errors(at)
+    charts = [c for c in at.get("plotly_chart") if str(getattr(c, "key", "")).startswith("topk-")]
+    assert charts  # the int8 model's top classes
+    at.radio(key="media_explain").set_value("gradcam").run()
+    assert not at.exception
+    said = [m.value for m in at.info] + [e.value for e in at.error]
+    assert any("int8 model does not have" in text for text in said), said
+    at.radio(key="media_explain").set_value("occlusion").run()
+    no_errors(at)
+    assert captions(at) == ["three.png", "Occlusion"]
