@@ -63,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = runs_sub.add_parser("show")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
-    export = runs_sub.add_parser("export", help="tidy metrics of runs as CSV: run_id, step, epoch, key, value, time")
+    export = runs_sub.add_parser("export", help="tidy metrics of runs as CSV (run_id, step, epoch, key, value, time), "
+                                 "and/or TensorBoard event files that `tensorboard --logdir DIR` opens")
     export.add_argument("run_ids", nargs="+")
-    export.add_argument("--csv", required=True)
+    export.add_argument("--csv", help="write the metrics to this CSV file")
+    export.add_argument("--tensorboard", metavar="DIR", help="write each run's scalars, samples and hyperparameters "
+                        "(HParams) as event files under DIR/<name>-<run id>/")
     delete = runs_sub.add_parser("delete")
     delete.add_argument("run_ids", nargs="+")
     delete.add_argument("--yes", action="store_true", help="really delete (runs and their artifacts)")
@@ -250,12 +253,20 @@ def cmd_runs(args) -> int:
     if args.runs_command == "show":
         return show_run(store, args.run_id, as_json=args.json)
     if args.runs_command == "export":
-        from core.analysis import export_metrics_csv
-        data = export_metrics_csv(store, args.run_ids)  # unknown ids are an error, not an empty export
-        with open(args.csv, "wb") as handle:
-            handle.write(data)
-        rows = data.count(b"\n") - 1
-        print(f"wrote {rows:,} metric rows of {len(args.run_ids)} run(s) to {args.csv}")
+        if not args.csv and not args.tensorboard:
+            raise LabError("say where to export: --csv FILE, --tensorboard DIR, or both")
+        if args.csv:
+            from core.analysis import export_metrics_csv
+            data = export_metrics_csv(store, args.run_ids)  # unknown ids are an error, not an empty export
+            with open(args.csv, "wb") as handle:
+                handle.write(data)
+            rows = data.count(b"\n") - 1
+            print(f"wrote {rows:,} metric rows of {len(args.run_ids)} run(s) to {args.csv}")
+        if args.tensorboard:
+            from core.analysis.tensorboard import write_tensorboard
+            folders = write_tensorboard(store, args.run_ids, args.tensorboard)
+            print(f"wrote TensorBoard event files of {len(folders)} run(s) under {args.tensorboard}: "
+                  f"open them with  tensorboard --logdir {args.tensorboard}")
         return 0
     if args.runs_command == "delete":
         if not args.yes:

@@ -98,6 +98,16 @@ def compare_section(selected: list[str], names: dict[str, str], configs: dict[st
         c2.download_button(t("Configs and summaries (JSON)"), lambda: export_runs_json(store(), selected),
                            file_name="runs-configs.json", mime="application/json", icon=":material/download:",
                            on_click="ignore")
+        st.download_button(t("TensorBoard event files (zip)"), lambda: _tensorboard_zip(selected),
+                           file_name="runs-tensorboard.zip", mime="application/zip", icon=":material/download:",
+                           on_click="ignore", key="runs_tensorboard")
+        st.caption(t("Unzip it and run `tensorboard --logdir` on the folder: scalars, samples and hyperparameters "
+                     "(HParams) of every selected run."))
+
+
+def _tensorboard_zip(run_ids: list[str]) -> bytes:
+    from core.analysis.tensorboard import tensorboard_zip
+    return tensorboard_zip(store(), run_ids)
 
 
 def _restore_view(keys: list[str]) -> None:

@@ -1,5 +1,6 @@
 """Comparing runs: metric curves (smoothed, downsampled), best and summary values, config
-differences, the Runs-page table and its filters, and export of runs as CSV and JSON.
+differences, the Runs-page table and its filters, and export of runs as CSV and JSON (and as TensorBoard event
+files: core.analysis.tensorboard, which imports torch, so it is not re-exported here).
 
 Pure pandas and numpy on what the run store returns; imports neither torch nor streamlit, so the
 Runs page renders without waiting for torch.

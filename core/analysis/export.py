@@ -31,7 +31,8 @@ def export_runs(store: RunStore, run_ids: Iterable[str]) -> tuple[bytes, bytes]:
     return export_metrics_csv(store, run_ids), export_runs_json(store, run_ids)
 
 
-def _ids(store: RunStore, run_ids: Iterable[str]) -> list[str]:
+def checked_ids(store: RunStore, run_ids: Iterable[str]) -> list[str]:
+    """The run ids in the order given, duplicates dropped; RunNotFound for none, a malformed or an unknown one."""
     if isinstance(run_ids, str):
         run_ids = [run_ids]
     ids = list(dict.fromkeys(str(run_id) for run_id in run_ids))
@@ -46,7 +47,7 @@ def _ids(store: RunStore, run_ids: Iterable[str]) -> list[str]:
 
 def export_metrics_csv(store: RunStore, run_ids: Iterable[str]) -> bytes:
     """The runs' metrics as a tidy CSV: run_id, step, epoch, key, value, time."""
-    ids = _ids(store, run_ids)
+    ids = checked_ids(store, run_ids)
     metrics = store.metrics(ids)
     # The store sorts by run_id; keep the user's order of runs (stable, so steps stay in order).
     rank = {run_id: position for position, run_id in enumerate(ids)}
@@ -56,7 +57,7 @@ def export_metrics_csv(store: RunStore, run_ids: Iterable[str]) -> bytes:
 
 def export_runs_json(store: RunStore, run_ids: Iterable[str]) -> bytes:
     """{run_id: {"name", "status", "config", "summary", ...}} as strict JSON."""
-    ids = _ids(store, run_ids)
+    ids = checked_ids(store, run_ids)
     runs = store.get_runs(ids)
     records = {}
     for run_id in ids:

@@ -33,7 +33,7 @@ ALLOWED = {
     "sigmoid", "tanh", "relu", "gelu", "silu", "softmax", "sgd", "adam", "adamw", "rmsprop", "nesterov", "sobel",
     "rosenbrock", "fréchet", "reinforce", "slerp", "transformer", "python", "pytorch", "nanogpt", "torchvision",
     "optuna", "tpe", "torchrun", "gloo", "nccl", "int",  # int8, a number format
-    "safetensors", "captum", "peft",
+    "safetensors", "captum", "peft", "tensorboard", "hparams",
     # people, companies and systems cited by name
     "radford", "zalando", "neuraltalk",
     # acronyms
