@@ -26,7 +26,7 @@ class ModelSpec:
 
 # Import order is listing order: small image models first, then torchvision's, then the other families'.
 MODELS: Registry[ModelSpec] = Registry("model.name", tuple(f"core.models.{name}" for name in (
-    "small", "resnet_small", "imagenet", "char_lm", "gan", "autoencoder", "video", "captioning", "policy")))
+    "small", "resnet_small", "imagenet", "char_lm", "gan", "autoencoder", "video", "captioning", "policy", "seq2seq")))
 
 
 def register_model(name: str, *, description: str, family: str, task: str, min_image_size: int = 1,

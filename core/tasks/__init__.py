@@ -49,6 +49,7 @@ TASK_MODULES = {
     "captioning": "captioning",
     "rl": "rl",
     "distillation": "distillation",
+    "seq2seq": "seq2seq",
 }
 
 

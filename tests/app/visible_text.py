@@ -35,10 +35,10 @@ ALLOWED = {
     "optuna", "tpe", "torchrun", "gloo", "nccl", "int",  # int8, a number format
     "safetensors", "captum", "peft", "tensorboard", "hparams",
     # people, companies and systems cited by name
-    "radford", "zalando", "neuraltalk",
+    "radford", "zalando", "neuraltalk", "bahdanau", "luong",
     # acronyms
     "cpu", "gpu", "cuda", "cnn", "rnn", "lstm", "gru", "gpt", "gan", "dcgan", "vae", "gae", "fgsm", "pgd", "lora",
-    "onnx", "elbo", "bleu", "rgb", "eta", "flops", "utf", "nvidia", "imagenet", "bce", "mse",
+    "onnx", "elbo", "bleu", "rgb", "iso", "eta", "flops", "utf", "nvidia", "imagenet", "bce", "mse",
     # units and file formats
     "px", "ms", "fps", "gib", "mib", "gb", "mb", "json", "csv", "zip", "txt", "png", "jpg", "jpeg", "webp", "bmp",
     "gif", "tif", "tiff", "mp4", "webm", "mov", "avi", "mkv",

@@ -1,0 +1,196 @@
+"""Sentence pairs for sequence-to-sequence models (kind "pairs"), generated on the fly, nothing to download:
+
+  - "numbers-en": the integers 0..9999 and their English words ("1234" -> "one thousand two hundred
+    thirty-four");
+  - "numbers-zh": the same integers in Chinese characters ("1234" -> "一千二百三十四", "1004" -> "一千零四");
+  - "dates": dates between 1950 and 2049 written in one of several formats ("3 March 2021",
+    "March 3, 2021", "3 Mar 2021", "03.03.2021") and their ISO form ("2021-03-03").
+
+Examples are shuffled by the run's seed and split into train and validation by `val_fraction`, so the
+same seed always gives the same split. `CharVocab` is a character vocabulary with pad, bos, eos and unk
+tokens (ids 0..3). Imports no torch: registering data sets must stay cheap.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from dataclasses import dataclass
+
+from core.data import register_dataset
+from core.options import Option
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = (PAD, BOS, EOS, UNK)
+
+PAIR_OPTIONS = {
+    "val_fraction": Option(0.1, "Share of the generated pairs held out for validation (after a shuffle by the seed)",
+                           0.01, 0.5, label="Validation share of the pairs"),
+}
+DATE_OPTIONS = {
+    **PAIR_OPTIONS,
+    "examples": Option(20_000, "How many dates to generate (train and validation together)", 100, 1_000_000,
+                       label="Dates generated"),
+}
+
+ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+       "seventeen eighteen nineteen".split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+MONTHS = ("January February March April May June July August September October November December").split()
+
+
+@dataclass
+class PairSet:
+    train: list[tuple[str, str]]
+    val: list[tuple[str, str]]
+    name: str
+    source: str  # what it is, in words
+
+
+class CharVocab:
+    """Characters <-> ids; ids 0..3 are pad, bos, eos and unk."""
+
+    def __init__(self, tokens):
+        self.tokens = list(tokens)
+        self.index = {tok: i for i, tok in enumerate(self.tokens)}
+
+    @classmethod
+    def from_texts(cls, texts) -> "CharVocab":
+        return cls([*SPECIALS, *sorted({c for text in texts for c in text} - set(SPECIALS))])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        unk = self.index[UNK]
+        return [self.index.get(c, unk) for c in text]
+
+    def decode(self, ids) -> str:
+        out = []
+        for i in ids:
+            tok = self.tokens[int(i)]
+            if tok == EOS:
+                break
+            if tok not in SPECIALS:
+                out.append(tok)
+        return "".join(out)
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of `text` outside the vocabulary, in order of first appearance."""
+        seen = []
+        for c in text:
+            if c not in self.index and c not in seen:
+                seen.append(c)
+        return seen
+
+
+# ---- numbers in English words ------------------------------------------------------------------------
+
+def _below_100(n: int) -> str:
+    if n < 20:
+        return ONES[n]
+    tens, ones = divmod(n, 10)
+    return TENS[tens] + (f"-{ONES[ones]}" if ones else "")
+
+
+def _below_1000(n: int) -> str:
+    hundreds, rest = divmod(n, 100)
+    words = [f"{ONES[hundreds]} hundred"] if hundreds else []
+    if rest:
+        words.append(_below_100(rest))
+    return " ".join(words)
+
+
+def number_words(n: int) -> str:
+    """0..999,999 in English words: 1234 -> 'one thousand two hundred thirty-four'."""
+    if not 0 <= n < 1_000_000:
+        raise ValueError(f"number_words covers 0..999999, got {n}")
+    if n == 0:
+        return "zero"
+    thousands, rest = divmod(n, 1000)
+    words = [f"{_below_1000(thousands)} thousand"] if thousands else []
+    if rest:
+        words.append(_below_1000(rest))
+    return " ".join(words)
+
+
+# ---- numbers in Chinese characters ------------------------------------------------------------------
+
+ZH_DIGITS = "零一二三四五六七八九"
+ZH_UNITS = ("", "十", "百", "千")
+
+
+def number_zh(n: int) -> str:
+    """0..9999 in Chinese characters: 1234 -> 一千二百三十四, 1004 -> 一千零四, 1010 -> 一千零一十, 15 -> 十五.
+
+    One 零 stands for any run of zeros between two non-zero digits; trailing zeros are not read."""
+    if not 0 <= n < 10_000:
+        raise ValueError(f"number_zh covers 0..9999, got {n}")
+    if n == 0:
+        return ZH_DIGITS[0]
+    digits = [int(c) for c in f"{n:04d}"]  # thousands, hundreds, tens, ones
+    out, zero = [], False
+    for place, digit in zip((3, 2, 1, 0), digits):
+        if digit == 0:
+            zero = bool(out)
+            continue
+        if zero:
+            out.append(ZH_DIGITS[0])
+            zero = False
+        out.append(ZH_DIGITS[digit] + ZH_UNITS[place])
+    text = "".join(out)
+    return text[1:] if 10 <= n < 20 else text
+
+
+# ---- dates ------------------------------------------------------------------------------------------------
+
+DATE_FORMATS = ("{d} {month} {y}", "{month} {d}, {y}", "{d} {mon} {y}", "{mon} {d}, {y}", "{dd}.{mm}.{y}")
+
+
+def date_text(date: datetime.date, form: int) -> str:
+    month = MONTHS[date.month - 1]
+    return DATE_FORMATS[form % len(DATE_FORMATS)].format(d=date.day, dd=f"{date.day:02d}", mm=f"{date.month:02d}",
+                                                         y=date.year, month=month, mon=month[:3])
+
+
+def _split(pairs: list[tuple[str, str]], val_fraction: float, seed: int) -> tuple[list, list]:
+    pairs = list(pairs)
+    random.Random(seed).shuffle(pairs)
+    n_val = max(1, int(round(len(pairs) * val_fraction)))
+    return pairs[n_val:], pairs[:n_val]
+
+
+@register_dataset("numbers-en", description="Numbers 0 to 9,999 and their English words (\"1234\" -> \"one thousand "
+                  "two hundred thirty-four\"); generated", kind="pairs", options=PAIR_OPTIONS, generated=True)
+def build_numbers_en(cfg, *, seed: int = 0) -> PairSet:
+    from core.options import resolve
+    options = resolve(cfg.options, PAIR_OPTIONS)
+    pairs = [(str(n), number_words(n)) for n in range(10_000)]
+    train, val = _split(pairs, options["val_fraction"], seed)
+    return PairSet(train, val, "numbers-en", "the integers 0..9999 written in English words")
+
+
+@register_dataset("numbers-zh", description="Numbers 0 to 9,999 and their Chinese characters (\"1004\" -> \"一千零四\", "
+                  "with the rules for 零); generated", kind="pairs", options=PAIR_OPTIONS, generated=True)
+def build_numbers_zh(cfg, *, seed: int = 0) -> PairSet:
+    from core.options import resolve
+    options = resolve(cfg.options, PAIR_OPTIONS)
+    pairs = [(str(n), number_zh(n)) for n in range(10_000)]
+    train, val = _split(pairs, options["val_fraction"], seed)
+    return PairSet(train, val, "numbers-zh", "the integers 0..9999 written in Chinese characters")
+
+
+@register_dataset("dates", description="Dates from 1950 to 2049 in several formats (\"3 March 2021\", \"Mar 3, 2021\", "
+                  "\"03.03.2021\") and their ISO form (\"2021-03-03\"); generated", kind="pairs",
+                  options=DATE_OPTIONS, generated=True)
+def build_dates(cfg, *, seed: int = 0) -> PairSet:
+    from core.options import resolve
+    options = resolve(cfg.options, DATE_OPTIONS)
+    rng = random.Random(seed)
+    start, days = datetime.date(1950, 1, 1).toordinal(), (datetime.date(2049, 12, 31) - datetime.date(1950, 1, 1)).days
+    pairs = []
+    for _ in range(options["examples"]):
+        date = datetime.date.fromordinal(start + rng.randrange(days + 1))
+        pairs.append((date_text(date, rng.randrange(len(DATE_FORMATS))), date.isoformat()))
+    train, val = _split(pairs, options["val_fraction"], seed + 1)
+    return PairSet(train, val, "dates", "dates from 1950 to 2049 in five formats, to ISO 8601")
