@@ -160,24 +160,24 @@ def _split(pairs: list[tuple[str, str]], val_fraction: float, seed: int) -> tupl
     return pairs[n_val:], pairs[:n_val]
 
 
+def _numbers(cfg, seed: int, write, name: str, source: str) -> PairSet:
+    """Every integer 0..9999 paired with `write(n)`, split by the data set's val_fraction and the run's seed."""
+    from core.options import resolve
+    options = resolve(cfg.options, PAIR_OPTIONS)
+    train, val = _split([(str(n), write(n)) for n in range(10_000)], options["val_fraction"], seed)
+    return PairSet(train, val, name, source)
+
+
 @register_dataset("numbers-en", description="Numbers 0 to 9,999 and their English words (\"1234\" -> \"one thousand "
                   "two hundred thirty-four\"); generated", kind="pairs", options=PAIR_OPTIONS, generated=True)
 def build_numbers_en(cfg, *, seed: int = 0) -> PairSet:
-    from core.options import resolve
-    options = resolve(cfg.options, PAIR_OPTIONS)
-    pairs = [(str(n), number_words(n)) for n in range(10_000)]
-    train, val = _split(pairs, options["val_fraction"], seed)
-    return PairSet(train, val, "numbers-en", "the integers 0..9999 written in English words")
+    return _numbers(cfg, seed, number_words, "numbers-en", "the integers 0..9999 written in English words")
 
 
 @register_dataset("numbers-zh", description="Numbers 0 to 9,999 and their Chinese characters (\"1004\" -> \"一千零四\", "
                   "with the rules for 零); generated", kind="pairs", options=PAIR_OPTIONS, generated=True)
 def build_numbers_zh(cfg, *, seed: int = 0) -> PairSet:
-    from core.options import resolve
-    options = resolve(cfg.options, PAIR_OPTIONS)
-    pairs = [(str(n), number_zh(n)) for n in range(10_000)]
-    train, val = _split(pairs, options["val_fraction"], seed)
-    return PairSet(train, val, "numbers-zh", "the integers 0..9999 written in Chinese characters")
+    return _numbers(cfg, seed, number_zh, "numbers-zh", "the integers 0..9999 written in Chinese characters")
 
 
 @register_dataset("dates", description="Dates from 1950 to 2049 in several formats (\"3 March 2021\", \"Mar 3, 2021\", "
