@@ -55,13 +55,14 @@ def media(source: dict) -> None:
     st.subheader(t("Output"), anchor=False)
     st.code(result.text or " ", language=None)
     st.caption(t("log-probability {score:.3f}", score=result.score))
-    _heatmap(result)
+    attention_heatmap(result, key="s2s_attention")
     st.subheader(t("The beam's alternatives"), anchor=False)
     st.dataframe([{t("Output"): text, t("Log-probability"): round(score, 4)} for text, score in result.alternatives],
                  hide_index=True)
 
 
-def _heatmap(result) -> None:
+def attention_heatmap(result, *, key: str) -> None:
+    """A Translation's attention as a source × output heatmap, under a subheader (also drawn by the concept demo)."""
     import plotly.graph_objects as go
 
     st.subheader(t("Where the decoder attends"), anchor=False)
@@ -78,4 +79,4 @@ def _heatmap(result) -> None:
         yaxis=dict(title=t("output character"), tickmode="array", tickvals=rows,
                    ticktext=[_shown(c) for c in result.output_chars], autorange="reversed"),
         height=min(900, 200 + 16 * len(rows)), margin=dict(l=10, r=10, t=10, b=10))
-    st.plotly_chart(figure, key="s2s_attention")
+    st.plotly_chart(figure, key=key)
