@@ -1,6 +1,7 @@
 """Every task family's presets trained for a fixed small time budget: the figure each reached.
 
     python bench/families.py [--budget 20] [--device cpu|cuda|auto] [--tasks gan,rl] [--presets a,b]
+    python bench/families.py --full --tasks seq2seq,text_classification   # each preset's whole schedule
     python bench/families.py --shakespeare [--device cuda]   # nanoGPT's baby GPT on Tiny Shakespeare
 
 For each preset of each task other than image classification, trains in-process through core's
@@ -8,7 +9,9 @@ engine (the same Trainer the app uses) until the budget (seconds of training) is
 evaluates the model on the validation split and prints one row: steps done, the task's watched
 validation metric (val loss, accuracy, BLEU, mean return...), the other validation figures and the
 training throughput (samples, characters or environment steps per second). Presets whose data must
-be downloaded are skipped with the reason when offline.
+be downloaded are skipped with the reason when offline. With --full each preset trains its own schedule
+(epochs and learning-rate schedule as a user gets it) and the row is what a user of the preset gets, in the
+time it took.
 
 --shakespeare trains the `shakespeare-char-gpt` preset for its full schedule (meant for a GPU) and
 prints the validation loss reached and the wall time; nanoGPT reports about 1.47 in about 3 minutes
@@ -75,14 +78,17 @@ def evaluate(trainer) -> dict[str, float]:
     return trainer.task.evaluate(trainer.model, trainer.val_batches, trainer.autocast)
 
 
-def bench_preset(name: str, budget_s: float, device) -> dict:
+def bench_preset(name: str, budget_s: float, device, full: bool = False) -> dict:
     from core.presets import preset
     from core.errors import DataError, LabError
 
     config = preset(name)
     config.device = str(device)
-    config.optim.epochs = max(config.optim.epochs, 10_000)  # the budget, not the schedule, ends the run
-    config.optim.schedule = "constant" if config.optim.schedule == "onecycle" else config.optim.schedule
+    if full:
+        budget_s = float("inf")
+    else:
+        config.optim.epochs = max(config.optim.epochs, 10_000)  # the budget, not the schedule, ends the run
+        config.optim.schedule = "constant" if config.optim.schedule == "onecycle" else config.optim.schedule
     try:
         trainer, seconds, rates = train_for(config, budget_s, device)
     except DataError as exc:
@@ -131,6 +137,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="", help="comma-separated task names (default: all but classification)")
     parser.add_argument("--presets", default="", help="comma-separated preset names (default: all of the tasks)")
     parser.add_argument("--shakespeare", action="store_true", help="only the char-GPT on Tiny Shakespeare")
+    parser.add_argument("--full", action="store_true", help="train each preset's whole schedule (no budget)")
     args = parser.parse_args()
     os.environ.setdefault("LAB_HOME", tempfile.mkdtemp(prefix="lab-bench-"))
     os.environ.setdefault("LAB_DATA_ROOTS", str(SHAKESPEARE.parent))  # data paths are read under allowed roots
@@ -146,10 +153,11 @@ def main() -> None:
     tasks = [t for t in (args.tasks.split(",") if args.tasks else list_tasks()) if t and t != "classification"]
     names = [p for p in args.presets.split(",") if p] or [p for t in tasks for p in list_presets(t)]
     names = [n for n in names if n != "shakespeare-char-gpt"]  # a GPU run of its own (--shakespeare)
-    print(f"device {device}, {args.budget:g} s of training per preset, torch threads {__import__('torch').get_num_threads()}")
+    plan = "each preset's whole schedule" if args.full else f"{args.budget:g} s of training per preset"
+    print(f"device {device}, {plan}, torch threads {__import__('torch').get_num_threads()}")
     rows = []
     for name in names:
-        row = bench_preset(name, args.budget, device)
+        row = bench_preset(name, args.budget, device, full=args.full)
         rows.append(row)
         print_rows([row], header=not rows[:-1])
     print("\nsummary")

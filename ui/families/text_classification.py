@@ -96,7 +96,8 @@ def skipped_notes(count: int, notes: list[str]) -> None:
 
 def results(run) -> None:
     """The best checkpoint on the validation set: the confusion matrix (click a cell for its texts), per class."""
-    from core.tasks.text_classification.evaluation import evaluate_run, val_texts
+    from core.tasks.text_classification.evaluation import evaluate_run
+    from ui.toolkit import tools
     st.subheader(t("Validation results"), anchor=False)
     data = (run.summary or {}).get("data") or {}
     skipped_notes(int(data.get("skipped") or 0), list(data.get("skipped_notes") or []))
@@ -105,6 +106,7 @@ def results(run) -> None:
             report = evaluate_run(run.id, "best")
     except Exception as exc:  # noqa: BLE001
         show_error(exc)
+        tools(run)
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -116,9 +118,13 @@ def results(run) -> None:
         st.dataframe(report.per_class, hide_index=True, width="stretch",
                      column_config=table_columns(report.per_class.columns, progress=("precision", "recall", "f1")))
     points = (event.selection.points if event and event.selection else []) or []
-    if not points:
-        return
-    true_name, pred_name = points[0]["y"], points[0]["x"]
+    if points:
+        _cell_texts(run, report, points[0]["y"], points[0]["x"])
+    tools(run)
+
+
+def _cell_texts(run, report, true_name: str, pred_name: str) -> None:
+    from core.tasks.text_classification.evaluation import val_texts
     wrong = report.misclassified
     picked = wrong[(wrong["true"] == true_name) & (wrong["predicted"] == pred_name)]
     if true_name == pred_name:
@@ -140,7 +146,7 @@ def highlighted(pieces, colour_scale: float) -> str:
     """HTML of the text with each token's background green (for the class) or red (against), by |score|."""
     spans = []
     for piece, score in pieces:
-        shown = html.escape(piece).replace("\n", "<br>")
+        shown = html.escape(piece)  # the div keeps line breaks (pre-wrap)
         if score is None or colour_scale <= 0:
             spans.append(shown)
             continue
@@ -192,6 +198,19 @@ def show_text_result(run, text: str, *, key: str, explain: bool = True) -> None:
             f"“{why.text[a:b]}” {s:+.2f}" for s, (a, b) in top_tokens if s > 0)))
 
 
+def _read_text_upload() -> None:
+    """Put an uploaded .txt into the text box (runs before the box is drawn again)."""
+    upload = st.session_state.get("tc_file")
+    if upload is None:
+        return
+    try:
+        st.session_state["tc_text"] = upload.getvalue().decode("utf-8-sig")[:MAX_UPLOAD_CHARS]
+        st.session_state.pop("tc_file_error", None)
+    except UnicodeDecodeError:
+        st.session_state["tc_file_error"] = t("{name} is not UTF-8 text; save it as UTF-8 and upload it again.",
+                                              name=upload.name)
+
+
 def media(source: dict) -> None:
     from core.tasks.checkpoints import load_run_model
     try:
@@ -205,16 +224,12 @@ def media(source: dict) -> None:
     examples = meta.get("examples") or [["", ""]]
     if "tc_text" not in st.session_state:
         st.session_state["tc_text"] = examples[0][0]
-    upload = st.file_uploader(t("…or upload a .txt file"), type=["txt"], key="tc_file")
-    if upload is not None:
-        try:
-            st.session_state["tc_text"] = upload.getvalue().decode("utf-8-sig")[:MAX_UPLOAD_CHARS]
-        except UnicodeDecodeError:
-            st.error(t("{name} is not UTF-8 text; save it as UTF-8 and upload it again.", name=upload.name),
-                     icon=":material/error:")
     text = st.text_area(t("Text to classify"), key="tc_text", height=140, max_chars=MAX_UPLOAD_CHARS,
                         help=t("An example from the validation set is filled in; its class is {label}.",
                                label=examples[0][1]))
+    st.file_uploader(t("…or upload a .txt file"), type=["txt"], key="tc_file", on_change=_read_text_upload)
+    if st.session_state.get("tc_file_error"):
+        st.error(st.session_state["tc_file_error"], icon=":material/error:")
     try:
         show_text_result(run, text, key="tc_media")
     except Exception as exc:  # noqa: BLE001

@@ -198,7 +198,8 @@ def _spec():
                     data_kind="labelled-text", setup=setup, build_model=build_model, validate=validate,
                     options=OPTIONS,
                     entry_points={"classify_text": "predict:classify_text", "explain_text": "predict:explain_text",
-                                  "evaluate": "evaluation:evaluate_run"})
+                                  "evaluate": "evaluation:evaluate_run", "run_data": "toolkit:run_data",
+                                  "export": "toolkit:export_spec"})
 
 
 SPEC = _spec()

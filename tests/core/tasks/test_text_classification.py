@@ -176,6 +176,21 @@ def test_a_run_learns_classifies_explains_and_evaluates_as_recorded(lab_home):
     with pytest.raises(InputError, match="not a class"):
         explain_text(run, sentence, target="nope")
 
+    # the toolkit: an ONNX export (texts of any length) agrees with PyTorch; int8 keeps the accuracy close
+    from core.toolkit import tools_for
+    from core.toolkit.compress import compress_run
+    from core.toolkit.export import export_run
+    assert tools_for("text_classification") == ["compress", "export"]
+    exported = export_run(run_id, "onnx")
+    assert exported.inputs == "validation" and exported.top1_agreement == 1.0 and exported.max_abs_diff < 1e-4
+    import onnxruntime
+    session = onnxruntime.InferenceSession(exported.path, providers=["CPUExecutionProvider"])
+    ids = torch.tensor([list(range(2, 40))])  # a length the check did not use
+    expected = run.model(ids).detach().numpy()
+    assert abs(session.run(None, {"tokens": ids.numpy()})[0] - expected).max() < 1e-4
+    report = compress_run(run_id, quantize="dynamic")
+    assert report.row("int8-dynamic")["metric"] == pytest.approx(report.row("original")["metric"], abs=0.05)
+
 
 def test_bad_model_options_are_refused_before_a_run_is_recorded():
     from core.errors import ConfigError
