@@ -1,5 +1,5 @@
 """`python -m core ...`: the app's operations from a terminal (train, runs, resume, cancel, control,
-registries)."""
+registries, and what you do with a finished run: export, compress, explain, attack, translate)."""
 
 from __future__ import annotations
 
@@ -153,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--images", type=int, default=500, help="attack the first N validation images")
     attack.add_argument("--which", default="best", help="checkpoint: best or last")
     attack.add_argument("--json", action="store_true")
+
+    translate = sub.add_parser("translate", help="decode a source with a finished sequence-to-sequence run (greedy or "
+                                                 "beam search): the output, its log-probability and the beam's other "
+                                                 "hypotheses")
+    translate.add_argument("run_id")
+    translate.add_argument("text", help="the source sequence, e.g. \"1234\" or \"3 March 2021\"")
+    translate.add_argument("--beam", type=int, default=3, help="beam width, 1 to 32 (1: greedy decoding; default 3)")
+    translate.add_argument("--which", default="best", help="checkpoint: best or last")
+    translate.add_argument("--json", action="store_true")
 
     for name in ("presets", "models", "datasets"):
         registry = sub.add_parser(name, help=f"list the {name} the registry holds")
@@ -460,6 +469,35 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    from core.errors import InputError
+    from core.tasks import task_spec
+    from core.tasks.checkpoints import load_run_model
+    run = load_run_model(args.run_id, args.which)
+    try:
+        translate = task_spec(run.task).entry("translate")
+    except LookupError:
+        raise InputError(f"run {args.run_id} is a {run.task} run; translate works on sequence-to-sequence runs") \
+            from None
+    result = translate(run, args.text, beam=args.beam)
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "which": args.which, "source": result.source, "text": result.text,
+                          "score": result.score, "beam": args.beam,
+                          "alternatives": [{"text": text, "score": score} for text, score in result.alternatives],
+                          "unknown": result.unknown, "cut": result.cut, "notices": result.notices},
+                         indent=2, ensure_ascii=False))
+        return 0
+    print(f"run {args.run_id}, {args.which} checkpoint, beam {args.beam}: {result.source!r} -> {result.text!r} "
+          f"(log-probability {result.score:.4f})")
+    for note in result.notices:
+        print(f"  note: {note}")
+    if len(result.alternatives) > 1:
+        print("  the beam's hypotheses, best first:")
+        for rank, (text, score) in enumerate(result.alternatives, 1):
+            print(f"  {rank:>3}. {text!r}  {score:.4f}")
+    return 0
+
+
 def cmd_registry(args) -> int:
     rows = registry_rows(args.command)
     if args.json:
@@ -522,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_explain(args)
         if args.command == "attack":
             return cmd_attack(args)
+        if args.command == "translate":
+            return cmd_translate(args)
         if args.command == "cancel":
             from core import jobs
             print(f"run {args.run_id}: {jobs.cancel(args.run_id, wait_s=args.wait)}")

@@ -13,7 +13,8 @@ from plotly.subplots import make_subplots
 
 from core.analysis.series import moving_average
 from core.concepts import demos
-from ui.i18n import N_, t
+from core.errors import LabError
+from ui.i18n import N_, t, t_core
 
 # Names shown for the demos' internal ids: proper names stay as they are written, words are translated.
 KERNEL_NAMES = {"identity": N_("identity"), "edge": N_("edges (Laplacian)"), "sobel-x": N_("Sobel-x (vertical edges)"),
@@ -27,12 +28,17 @@ OPTIMIZER_COLOURS = {"sgd": "#64748b", "momentum": "#0ea5e9", "nesterov": "#10b9
                      "adam": "#ef4444", "adamw": "#8b5cf6"}
 
 
-def render_demo(demo_id: str, lang: str) -> None:
+def render_demo(demo_id: str, lang: str, presets: tuple[str, ...] = ()) -> None:
+    """Draws the demo; `presets` (the concept's) are what a demo that needs a trained run offers to train."""
     renderers = {"conv_kernel": _conv, "activations": _activations, "optimizer_race": _race,
                  "residual_gradients": _residual, "self_attention": _attention, "gan_2d": _gan,
                  "policy_gradient": _policy}
+    run_renderers = {"seq2seq_attention": _seq2seq_attention, "text_attributions": _text_attributions}
     try:
-        renderers[demo_id](lang)
+        if demo_id in run_renderers:
+            run_renderers[demo_id](lang, presets)
+        else:
+            renderers[demo_id](lang)
     except Exception as exc:  # a demo bug must not hide the rest of the concept
         st.error(t("The demo could not run:") + f" {type(exc).__name__}: {str(exc)[:200]}",
                  icon=":material/error:")
@@ -290,3 +296,86 @@ def _policy(lang: str) -> None:
                  "updated by REINFORCE: raise the log-probability of what was done, in proportion to the return "
                  "that followed. A baseline subtracts the return usually seen from that cell, which keeps the "
                  "same direction on average with less noise."))
+
+
+# ---- demos with the reader's own trained run (core.concepts.run_demos) -------------------------------
+
+def _train_links(presets: tuple[str, ...]) -> None:
+    """"Train this" for each of the concept's presets that exists, as the concept's side column has them."""
+    from core.presets import PRESETS, preset_description
+    from ui.resources import TRAIN_PAGE
+    for name in (name for name in presets if name in PRESETS):
+        st.page_link(TRAIN_PAGE, label=t("Train this: {preset}", preset=name), icon=":material/play_arrow:",
+                     query_params={"preset": name}, help=t(preset_description(name)))
+
+
+def _use_example(source_key: str, pills_key: str) -> None:
+    """An example pill acts as a button: it fills the source box and is released, so it can be clicked again."""
+    picked = st.session_state.get(pills_key)
+    if picked:
+        st.session_state[source_key] = picked
+        st.session_state[pills_key] = None
+
+
+def _seq2seq_attention(lang: str, presets: tuple[str, ...]) -> None:
+    from core.concepts.run_demos import MAX_DEMO_BEAM, attend, runs_for, source_examples
+    from ui.families.seq2seq import attention_heatmap
+    from ui.resources import store
+    runs = {run.id: run.name for run in runs_for("seq2seq_attention", store())}
+    if not runs:
+        st.info(t("No finished sequence-to-sequence run yet. Train one (a few minutes on a CPU) and come back: this "
+                  "demo decodes what you type with your run and shows where its decoder looked."),
+                icon=":material/school:")
+        _train_links(presets)
+        return
+    left, right = st.columns([2, 1])
+    run_id = left.selectbox(t("Your finished sequence-to-sequence run"), list(runs), key="demo.s2s.run",
+                            format_func=lambda key: f"{runs.get(key, key)} · {key}")
+    beam = right.slider(t("Beam width"), 1, MAX_DEMO_BEAM, 1, key="demo.s2s.beam",
+                        help=t("How many partial outputs beam search keeps at each step; 1 is greedy decoding"))
+    try:
+        examples = source_examples(run_id)
+    except LabError as exc:  # e.g. a run whose checkpoint was deleted
+        st.warning(t_core(str(exc)), icon=":material/warning:")
+        return
+    source_key, pills_key = f"demo.s2s.source.{run_id}", f"demo.s2s.examples.{run_id}"  # per run: its own example
+    if source_key not in st.session_state:
+        st.session_state[source_key] = examples[0] if examples else ""
+    text = st.text_input(t("Source to translate"), key=source_key, max_chars=200)
+    if examples:
+        st.pills(t("Examples from the run's validation set"), examples[:6], key=pills_key,
+                 on_change=_use_example, args=(source_key, pills_key))
+    if not text.strip():
+        st.info(t("Type a source sequence to translate."), icon=":material/edit:")
+        return
+    try:
+        result = attend(run_id, text, beam=beam)
+    except LabError as exc:
+        st.warning(t_core(str(exc)), icon=":material/warning:")
+        return
+    if result.cut:
+        st.warning(t("The input was cut to its first {count} characters, the longest source this run trained on.",
+                     count=len(result.source)), icon=":material/content_cut:")
+    if result.unknown:
+        st.warning(t("Characters this run never saw, read as unknown: {chars}",
+                     chars=", ".join(repr(c) for c in result.unknown)), icon=":material/help:")
+    st.markdown("**" + t("Output") + "**")
+    st.code(result.text or " ", language=None)
+    st.caption(t("log-probability {score:.3f}", score=result.score))
+    attention_heatmap(result, key="demo.s2s.heatmap")
+    st.caption(t("At every output step the decoder scores each source position and turns the scores into weights "
+                 "with a softmax: one row of the map. A well-trained run draws a soft alignment, a band that follows "
+                 "the source and jumps where the output reorders it (an ISO date writes the year first), although it "
+                 "was never shown an alignment. A run trained briefly gives a blur. The map shows where the decoder "
+                 "looked, not why it chose its output."))
+
+
+def _text_attributions(lang: str, presets: tuple[str, ...]) -> None:
+    from ui.families import hook
+    demo = hook("text_classification", "concept_demo")  # the family draws its own demo, once it exists
+    if demo is not None:
+        demo(lang)
+        return
+    st.info(t("Text-classification runs appear here once trained: type a sentence and see the classes your run "
+              "ranks first and which words pushed it there."), icon=":material/school:")
+    _train_links(presets)

@@ -178,14 +178,16 @@ def render_concept(concept: Concept, concepts: tuple[Concept, ...], lang: str) -
         from ui.concept_demos import render_demo
         st.divider()
         st.subheader(t("Try it: {demo}", demo=demo_title(concept.demo)), anchor=False)
-        render_demo(concept.demo, lang)
+        render_demo(concept.demo, lang, concept.presets)
 
 
 # What each demo is called on the page; the catalogue files name demos by id (core.concepts.demos.DEMO_IDS).
 DEMO_TITLES = {"conv_kernel": N_("Convolution kernels"), "activations": N_("Activation functions"),
                "optimizer_race": N_("Optimiser race"), "residual_gradients": N_("Gradients with and without shortcuts"),
                "self_attention": N_("Self-attention weights"), "gan_2d": N_("Two-dimensional GAN"),
-               "policy_gradient": N_("Policy gradient in a corridor")}
+               "policy_gradient": N_("Policy gradient in a corridor"),
+               "seq2seq_attention": N_("Attention map of your trained run"),
+               "text_attributions": N_("Which words decide the class")}
 
 
 def demo_title(demo_id: str) -> str:

@@ -396,4 +396,4 @@ def compute_section(has_cuda: bool) -> None:
 
 
 # option values that are words (core.options.Option.choices); the others are ids shown as they are
-CHOICE_WORDS = (N_("bce"), N_("mse"), N_("init"), N_("first_input"))
+CHOICE_WORDS = (N_("bce"), N_("mse"), N_("init"), N_("first_input"), N_("subword"), N_("char"))

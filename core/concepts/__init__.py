@@ -293,13 +293,13 @@ def get_concept(concept_id: str) -> Concept | None:
     return next((c for c in list_concepts() if c.id == concept_id), None)
 
 
-def finished_runs(store=None, limit: int = 50) -> list:
-    """The finished runs a concept's run tools work on (core.store.Run), newest first: completed runs of the
-    family whose run page has the Tools section."""
+def finished_runs(store=None, limit: int = 50, task: str = TOOL_FAMILY) -> list:
+    """Completed runs of `task` (core.store.Run), newest first: by default those a concept's run tools work on, the
+    family whose run page has the Tools section; the run demos (core.concepts.run_demos) ask for their own."""
     from core.store import RunStore
     from core.store.records import COMPLETED
     store = RunStore() if store is None else store
-    return [run for run in store.get_runs(statuses=[COMPLETED]).values() if run.task == TOOL_FAMILY][:limit]
+    return [run for run in store.get_runs(statuses=[COMPLETED]).values() if run.task == task][:limit]
 
 
 def search(query: str, lang: str = "en", area: str | None = None,

@@ -17,8 +17,9 @@ import numpy as np
 from core.concepts.learning_demos import gan_2d, policy_gradient
 from core.concepts.optim_race import OPTIMIZERS, SURFACES, optimizer_race
 
+# The last two teach with the reader's own trained run (core.concepts.run_demos), not a toy computed here.
 DEMO_IDS = ("conv_kernel", "activations", "optimizer_race", "residual_gradients", "self_attention",
-            "gan_2d", "policy_gradient")
+            "gan_2d", "policy_gradient", "seq2seq_attention", "text_attributions")
 
 # ---- convolution ------------------------------------------------------------------------------------
 

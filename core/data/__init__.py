@@ -39,7 +39,8 @@ class DatasetInfo:
 # data sets of the other task families. The modules import no torch at import time, so loading is cheap.
 DATASETS: Registry[DatasetInfo] = Registry("data.name", tuple(f"core.data.{name}" for name in (
     "digits", "shapes", "torchvision_sets", "folder",
-    "text", "moving_shapes", "video_folder", "scenes", "captions_folder", "environments", "pairs")))
+    "text", "moving_shapes", "video_folder", "scenes", "captions_folder", "environments", "pairs",
+    "labelled_text")))
 
 
 def register_dataset(name: str, *, description: str, classes=None, channels: int = 0, image_size: int = 0,

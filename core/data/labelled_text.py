@@ -150,7 +150,7 @@ def stdlib_docstrings() -> list[tuple[str, str]]:
 
 
 @register_dataset("docstrings", description="Python's standard-library docstrings, each labelled by its package "
-                  "(asyncio, decimal, email, http, importlib, logging, unittest, xml): ~2,000 real texts, offline",
+                  "(asyncio, decimal, email, http, importlib, logging, unittest, xml): ~1,700 real texts, offline",
                   kind="labelled-text", options=SPLIT_OPTIONS)
 def build_docstrings(cfg, *, seed: int = 0) -> LabelledTexts:
     from core.paths import atomic_write, cache_dir

@@ -4,10 +4,13 @@
     thirty-four");
   - "numbers-zh": the same integers in Chinese characters ("1234" -> "一千二百三十四", "1004" -> "一千零四");
   - "dates": dates between 1950 and 2049 written in one of several formats ("3 March 2021",
-    "March 3, 2021", "3 Mar 2021", "03.03.2021") and their ISO form ("2021-03-03").
+    "March 3, 2021", "3 Mar 2021", "03.03.2021") and their ISO form ("2021-03-03");
+  - "pairs-folder": your own `source<TAB>target` lines, from a .tsv/.txt file, a folder or a .zip of such
+    files (see `read_pair_files`).
 
 Examples are shuffled by the run's seed and split into train and validation by `val_fraction`, so the
-same seed always gives the same split. `CharVocab` is a character vocabulary with pad, bos, eos and unk
+same seed always gives the same split. The number sets keep 0..99 in training, several times over (see
+`_numbers`). `CharVocab` is a character vocabulary with pad, bos, eos and unk
 tokens (ids 0..3). Imports no torch: registering data sets must stay cheap.
 """
 
@@ -15,9 +18,12 @@ from __future__ import annotations
 
 import datetime
 import random
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.data import register_dataset
+from core.errors import DataError
 from core.options import Option
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -45,6 +51,8 @@ class PairSet:
     val: list[tuple[str, str]]
     name: str
     source: str  # what it is, in words
+    skipped: int = 0  # lines of the user's files that gave no pair (pairs-folder); reported, never fatal
+    skipped_notes: list[str] = field(default_factory=list)  # the first MAX_NOTES of them: "file:line: why"
 
 
 class CharVocab:
@@ -160,12 +168,31 @@ def _split(pairs: list[tuple[str, str]], val_fraction: float, seed: int) -> tupl
     return pairs[n_val:], pairs[:n_val]
 
 
+SMALL_NUMBERS = 100  # 0..99 always train, never validate
+# copies of each in the training list: the ten single digits are 0.1% of 10,000 numbers, and models that had
+# learnt every long number still read "0" as "fo" or "six" and "41" as "four hundred forty-one" with fewer
+# ("zero" is also the only target with a "z")
+COPIES_BELOW_10, COPIES_BELOW_100 = 50, 10
+
+
 def _numbers(cfg, seed: int, write, name: str, source: str) -> PairSet:
-    """Every integer 0..9999 paired with `write(n)`, split by the data set's val_fraction and the run's seed."""
+    """Every integer 0..9999 paired with `write(n)`, split by the data set's val_fraction and the run's seed.
+
+    The numbers below SMALL_NUMBERS are the building blocks of every other one, yet only 1% of the data, and
+    single digits like "0" are each one example in 10,000: left to chance, "0" could land in validation and
+    never be seen, and the models misread short sources ("0" -> "four"). So they always go to training,
+    COPIES_BELOW_10 times each for 0..9 and COPIES_BELOW_100 times for 10..99, and validation (the same size,
+    val_fraction of 10,000) is drawn from 100..9999 by the seed."""
     from core.options import resolve
     options = resolve(cfg.options, PAIR_OPTIONS)
-    train, val = _split([(str(n), write(n)) for n in range(10_000)], options["val_fraction"], seed)
-    return PairSet(train, val, name, source)
+    n_val = max(1, int(round(10_000 * options["val_fraction"])))
+    rest = [(str(n), write(n)) for n in range(SMALL_NUMBERS, 10_000)]
+    random.Random(seed).shuffle(rest)
+    small = [(str(n), write(n)) for n in range(SMALL_NUMBERS)
+             for _ in range(COPIES_BELOW_10 if n < 10 else COPIES_BELOW_100)]
+    train = rest[n_val:] + small
+    random.Random(seed + 1).shuffle(train)  # the batches shuffle again; this only keeps the list itself mixed
+    return PairSet(train, rest[:n_val], name, source)
 
 
 @register_dataset("numbers-en", description="Numbers 0 to 9,999 and their English words (\"1234\" -> \"one thousand "
@@ -194,3 +221,137 @@ def build_dates(cfg, *, seed: int = 0) -> PairSet:
         pairs.append((date_text(date, rng.randrange(len(DATE_FORMATS))), date.isoformat()))
     train, val = _split(pairs, options["val_fraction"], seed + 1)
     return PairSet(train, val, "dates", "dates from 1950 to 2049 in five formats, to ISO 8601")
+
+
+# ---- your own pairs -------------------------------------------------------------------------------------
+
+PAIR_SUFFIXES = (".tsv", ".txt")
+MAX_PAIR_BYTES = 256 * 2**20  # all the pair files of one data set together
+MAX_SIDE_CHARS = 500  # longer sources or targets are skipped: models here read characters, one step each
+MAX_NOTES = 20
+
+
+def read_pair_files(path_text: str) -> PairSet:
+    """Every `source<TAB>target` line of a .tsv/.txt file, of the .tsv/.txt files under a folder, or of those in a
+    .zip (members checked against core.data.limits first), in sorted name order. Only the first two columns
+    count: a third (say Tatoeba's attribution) is ignored. Empty lines, lines without a tab, with an empty side,
+    longer than MAX_SIDE_CHARS a side or not UTF-8 are skipped and counted, each noted as "file:line: why"
+    (the first MAX_NOTES); no usable pair at all is a DataError. The split into train and validation is the
+    caller's."""
+    from core.data.roots import readable_path, shown_path
+    if not path_text:
+        raise DataError("data.path is empty: upload a .tsv or .zip of source<TAB>target lines, or give the path "
+                        "of one")
+    path, shown = readable_path(path_text), shown_path(path_text)
+    pairs, notes, skipped = [], [], 0
+    files = list(_pair_files(path, shown))
+    total = 0
+    for name, read in files:
+        data = read()
+        total += len(data)
+        if total > MAX_PAIR_BYTES:
+            raise DataError(f"{shown}: the pair files hold more than {MAX_PAIR_BYTES // 2**20} MB; use a part of them")
+        lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+        if lines[-1] == b"":  # the empty piece after a final newline is not a line
+            lines.pop()
+        for number, line in enumerate(lines, 1):
+            pair, why = _parse_line(line)
+            if pair:
+                pairs.append(pair)
+                continue
+            skipped += 1
+            if len(notes) < MAX_NOTES:
+                notes.append(f"{name}:{number}: {why}")
+    if not pairs:
+        reasons = ("; ".join(notes[:3]) + ("; …" if skipped > 3 else "")) if notes else "its files are empty"
+        raise DataError(f"{shown}: no usable source<TAB>target line in {len(files)} file(s) ({reasons})")
+    return PairSet(pairs, [], Path(shown).stem or "pairs", f"your pairs from {shown}", skipped, notes)
+
+
+def _parse_line(line: bytes):
+    """((source, target), None) or (None, why it gives no pair)."""
+    try:
+        text = line.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 (undecodable byte at position {exc.start})"
+    if not text.strip():
+        return None, "empty line"
+    if "\t" not in text:
+        return None, "no tab between source and target"
+    source, target = (part.strip() for part in text.split("\t")[:2])
+    if not source or not target:
+        return None, "empty source or target"
+    if max(len(source), len(target)) > MAX_SIDE_CHARS:
+        return None, f"longer than {MAX_SIDE_CHARS} characters"
+    return (source, target), None
+
+
+def _pair_files(path: Path, shown: str):
+    """(name as the user knows it, a function reading its bytes) for each pair file, in name order."""
+    if path.is_file() and path.suffix.lower() == ".zip":
+        from core.data.limits import check_zip_members
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DataError(f"{shown} is not a readable zip file ({exc})") from None
+        members = [i for i in archive.infolist() if not i.is_dir() and _is_pair_file(i.filename)]
+        check_zip_members(members, shown, error=DataError)
+        if not members:
+            raise DataError(f"{shown} holds no .tsv or .txt file of source<TAB>target lines")
+        for info in sorted(members, key=lambda i: i.filename):
+            yield f"{shown}/{info.filename}", lambda info=info: _read_member(archive, info, shown)
+    elif path.is_file():
+        yield shown, lambda: _read_file(path, shown)
+    elif path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and _is_pair_file(p.relative_to(path).as_posix()))
+        if not found:
+            raise DataError(f"{shown} holds no .tsv or .txt file of source<TAB>target lines")
+        for file in found:
+            name = f"{shown}/{file.relative_to(path).as_posix()}"
+            yield name, lambda file=file, name=name: _read_file(file, name)
+    else:
+        raise DataError(f"data.path: nothing at '{shown}'; upload a .tsv or .zip of source<TAB>target lines, or "
+                        "give the path of one")
+
+
+def _is_pair_file(relative: str) -> bool:
+    parts = relative.split("/")
+    hidden = any(part.startswith(".") or part == "__MACOSX" for part in parts)
+    return not hidden and parts[-1].lower().endswith(PAIR_SUFFIXES)
+
+
+def _read_file(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+def _read_member(archive, info, shown: str) -> bytes:
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:  # corrupt or encrypted member
+        raise DataError(f"cannot read {info.filename} in {shown} ({exc})") from None
+
+
+def save_pairs_upload(data: bytes, filename: str) -> Path:
+    """Check an uploaded .tsv/.txt/.zip of pairs (at least one usable line) and keep it under the uploads."""
+    from core.data.uploads import keep_upload
+    if len(data) > MAX_PAIR_BYTES:
+        raise DataError(f"{filename} is {len(data) / 2**20:.0f} MB; up to {MAX_PAIR_BYTES // 2**20} MB is supported")
+    if not filename.lower().endswith((".zip", *PAIR_SUFFIXES)):
+        filename += ".tsv"
+    path = keep_upload(data, filename)
+    read_pair_files(str(path))  # refuses a file without a usable pair now, not when a run starts
+    return path
+
+
+@register_dataset("pairs-folder", description="Your own pairs: a .tsv/.txt file of source<TAB>target lines, or a "
+                  "folder or .zip of such files; bad lines are skipped and counted", kind="pairs", needs_path=True,
+                  options=PAIR_OPTIONS)
+def build_pairs_folder(cfg, *, seed: int = 0) -> PairSet:
+    from core.options import resolve
+    data = read_pair_files(cfg.path)
+    options = resolve(cfg.options, PAIR_OPTIONS)
+    data.train, data.val = _split(data.train, options["val_fraction"], seed)
+    return data

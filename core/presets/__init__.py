@@ -15,7 +15,8 @@ from core.errors import ConfigError
 
 
 # Listing order (the Train form offers a family's first preset first); a module not listed here comes last.
-MODULES = ("classification", "captioning", "generative", "language_model", "rl", "video", "seq2seq")
+MODULES = ("classification", "captioning", "generative", "language_model", "rl", "video", "seq2seq",
+           "text_classification")
 
 
 def _load() -> dict[str, tuple[str, RunConfig]]:

@@ -130,6 +130,7 @@ _METRIC_WORDS = {
     "epoch_time_s": "epoch time (s)", "gpu_mem_mb": "GPU memory (MB)", "kl": "KL divergence",
     "d_loss": "discriminator loss", "g_loss": "generator loss", "d_real": "D(real)", "d_fake": "D(fake)",
     "fd_real": "Fréchet distance between real halves (floor)",
+    "bleu": "BLEU",  # seq2seq's corpus BLEU (sacrebleu, 0-100)
 }
 _METRIC_PREFIXES = (("epoch_train_", "training (epoch mean) "), ("train_", "training "), ("val_", "validation "))
 

@@ -50,6 +50,7 @@ TASK_MODULES = {
     "rl": "rl",
     "distillation": "distillation",
     "seq2seq": "seq2seq",
+    "text_classification": "text_classification",
 }
 
 

@@ -105,7 +105,7 @@ def metric_texts() -> set[str]:
     from core.store.records import metric_title
     bases = ["loss", "acc", "robust_acc", "top5", "d_loss", "g_loss", "d_real", "d_fake", "recon", "kl", "bpc", "return", "length",
              "entropy", "value_loss", "fd", "fd_real", "bleu1", "bleu2", "bleu3", "bleu4",
-             "exact"]
+             "exact", "bleu"]
     titles = {metric_title(prefix + base) for prefix in ("", "train_", "val_", "epoch_train_") for base in bases}
     titles |= {metric_title(key) for key in ("lr", "samples_per_s", "epoch_time_s", "gpu_mem_mb")}
     return titles | {title[:1].upper() + title[1:] for title in titles}

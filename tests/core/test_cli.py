@@ -74,3 +74,27 @@ def test_set_name_names_the_run(lab_home, capsys):
     from core.cli import build_parser, config_from_args
     args = build_parser().parse_args(["train", "--dataset", "digits", "--model", "mlp", "--set", "name=my-run"])
     assert config_from_args(args).name == "my-run"
+
+
+def test_translate_prints_the_output_its_log_probability_and_the_beam(lab_home, capsys, one_torch_thread):
+    from conftest import train_in_process
+    from core.config import RunConfig
+    from core.tasks import validate
+    config = validate(RunConfig.from_dict({
+        "task": "seq2seq", "data": {"name": "dates", "options": {"examples": 400}},
+        "model": {"name": "gru_attention", "options": {"embed": 8, "hidden": 16}},
+        "task_options": {"eval_examples": 50}, "optim": {"batch_size": 64, "epochs": 1}, "log_every": 5}))
+    run_id = train_in_process(config)
+    code, out, err = run_cli(capsys, "translate", run_id, "3 March 2021", "--beam", "3", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["run_id"] == run_id and shown["source"] == "3 March 2021" and shown["beam"] == 3
+    assert 1 <= len(shown["alternatives"]) <= 3
+    assert shown["alternatives"][0] == {"text": shown["text"], "score": shown["score"]} and shown["score"] <= 0
+    code, out, _ = run_cli(capsys, "translate", run_id, "3 March 2021", "--beam", "3")
+    assert code == 0 and f"run {run_id}, best checkpoint, beam 3: '3 March 2021' -> " in out
+    assert "log-probability" in out
+    code, _, err = run_cli(capsys, "translate", run_id, "3 March 2021", "--beam", "0")
+    assert code == 2 and "beam width" in err
+    code, _, err = run_cli(capsys, "translate", "no-such-run", "1234")
+    assert code == 2 and "no-such-run" in err

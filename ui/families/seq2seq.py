@@ -1,6 +1,7 @@
-"""The pages' pieces for sequence-to-sequence runs: on the Media page a source to type, its decoding (greedy
-or beam search), the attention heatmap (source characters × output characters) and the beam's alternatives.
-Decoding lives in core.tasks.seq2seq.translate; the Train form is the generic one."""
+"""The pages' pieces for sequence-to-sequence runs: on the Train form an upload of your own pairs (.tsv or .zip,
+for "pairs-folder"); on a finished run the lines of those files that were skipped; on the Media page a source
+to type, its decoding (greedy or beam search), the attention heatmap (source characters × output characters)
+and the beam's alternatives. Decoding lives in core.tasks.seq2seq.translate; the Train form is the generic one."""
 
 from __future__ import annotations
 
@@ -10,10 +11,55 @@ from core.errors import LabError
 from ui.i18n import t, t_core
 from ui.resources import show_error
 
+UPLOAD_KEY = "s2s_pairs_upload"
+ERROR_KEY = "s2s_upload_error"
+
 
 def _shown(char: str) -> str:
     return {" ": "␣", "<eos>": "⏹"}.get(char, char)
 
+
+# ---- Train page and a finished run ----------------------------------------------------------------------
+
+def _save_pairs_upload() -> None:
+    """Keep an uploaded .tsv/.txt/.zip under the uploads and point data.path at it (runs before the redraw)."""
+    from core.data.pairs import save_pairs_upload
+    from ui.forms import PREFIX
+    upload = st.session_state.get(UPLOAD_KEY)
+    if upload is None:
+        return
+    try:
+        path = save_pairs_upload(upload.getvalue(), upload.name)
+    except LabError as exc:
+        st.session_state[ERROR_KEY] = str(exc)
+        return
+    st.session_state.pop(ERROR_KEY, None)
+    st.session_state[PREFIX + "data.path"] = str(path)
+
+
+def form_extras() -> None:
+    from core.data import dataset_info
+    from ui.forms import PREFIX
+    name = st.session_state.get(PREFIX + "data.name")
+    if name is None or not dataset_info(name).needs_path:
+        return
+    st.file_uploader(t("Upload your pairs: one source<TAB>target per line (.tsv or .txt, UTF-8), or a .zip of such "
+                       "files…"), type=["tsv", "txt", "zip"], key=UPLOAD_KEY, on_change=_save_pairs_upload)
+    if st.session_state.get(ERROR_KEY):
+        st.error(t_core(st.session_state[ERROR_KEY]), icon=":material/error:")
+    # the page draws the data.path field ("…or a file on the server") right below
+
+
+def results(run) -> None:
+    """The lines of the user's pair files that gave no pair, with file:line and why (nothing for generated data)."""
+    data = (run.summary or {}).get("data") or {}
+    count, notes = int(data.get("skipped") or 0), list(data.get("skipped_notes") or [])
+    if count:
+        with st.expander(t("{count} lines of the pair files skipped", count=count), icon=":material/warning:"):
+            st.code("\n".join(notes) + ("\n…" if count > len(notes) else ""), language=None, wrap_lines=True)
+
+
+# ---- Media page -------------------------------------------------------------------------------------------
 
 def media(source: dict) -> None:
     from core.tasks.checkpoints import load_run_model

@@ -1,9 +1,12 @@
 """Sequence to sequence with attention: read a character sequence, write another (numbers into words,
-dates into ISO form), with a GRU encoder-decoder that attends over the source (Bahdanau et al. 2014).
+dates into ISO form, your own tab-separated pairs), with a GRU encoder-decoder that attends over the source
+(Bahdanau et al. 2014) or a small Transformer.
 
 Training is teacher-forced cross-entropy over the target characters (padding ignored), in nats per
 character. The watched metric is `val_exact`: the share of validation pairs whose GREEDY decoding equals
-the target exactly; `val_loss` is the teacher-forced loss on the same pairs.
+the target exactly; `val_loss` is the teacher-forced loss on the same pairs, and `val_bleu` the corpus BLEU
+(sacrebleu, 0-100) of the same greedy outputs, which gives credit for nearly right free text where exact
+match gives none.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from contextlib import nullcontext
 import torch
 from torch.nn import functional as F
 
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 from core.options import Option, resolve
 
 OPTIONS = {
@@ -65,8 +68,11 @@ class Seq2SeqTask:
     best_metric = "val_exact"
     best_mode = "max"
 
-    def __init__(self, *, max_tgt: int):
+    def __init__(self, *, max_tgt: int, tgt_tokens=None):
+        from core.data.pairs import CharVocab
         self.max_tgt = max_tgt  # longest target in characters; greedy decoding stops at max_tgt + 1 steps
+        # the target vocabulary, to score BLEU on text; None: no val_bleu
+        self.tgt_vocab = CharVocab(tgt_tokens) if tgt_tokens is not None else None
 
     def training_step(self, model, batch):
         src, tgt_in, tgt_out = batch
@@ -86,6 +92,7 @@ class Seq2SeqTask:
         was_training = model.training
         model.eval()
         loss_sum, tokens, exact, count = 0.0, 0, 0, 0
+        hypotheses, references = [], []
         limit = getattr(batches, "limit", 0)
         for src, tgt_in, tgt_out in batches.epoch(0):
             with autocast() if autocast else nullcontext():
@@ -95,13 +102,30 @@ class Seq2SeqTask:
                                               ignore_index=PAD_ID, reduction="sum"))
             tokens += int((tgt_out != PAD_ID).sum())
             exact += int(sum(_same(ids[i], tgt_out[i]) for i in range(src.size(0))))
+            if self.tgt_vocab is not None:
+                hypotheses += [self.tgt_vocab.decode(row) for row in ids.tolist()]
+                references += [self.tgt_vocab.decode(row) for row in tgt_out.tolist()]
             count += src.size(0)
             if limit and count >= limit:
                 break
         model.train(was_training)
         if not count:
             return {}
-        return {"val_loss": loss_sum / max(tokens, 1), "val_exact": exact / count}
+        metrics = {"val_loss": loss_sum / max(tokens, 1), "val_exact": exact / count}
+        if hypotheses:
+            metrics["val_bleu"] = corpus_bleu(hypotheses, references)
+        return metrics
+
+
+def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
+    """sacrebleu's corpus BLEU (0-100) of one reference per output. Chinese targets are scored per character
+    (sacrebleu's "zh" tokenizer: a Chinese sentence has no spaces, so word n-grams would be whole sentences);
+    anything else with its standard 13a word tokenizer. Outputs of one word only score 0 (BLEU counts up to
+    4-grams), which is why exact match stays the watched metric."""
+    import sacrebleu
+    chinese = any("\u4e00" <= c <= "\u9fff" for text in references for c in text)
+    score = sacrebleu.corpus_bleu(hypotheses, [references], tokenize="zh" if chinese else "13a").score
+    return min(100.0, float(score))  # exp(log) rounding can give 100.00000000000004
 
 
 def _same(decoded, target) -> bool:
@@ -146,10 +170,11 @@ def setup(config, device):
     metadata = {"src_vocab": src_vocab.tokens, "tgt_vocab": tgt_vocab.tokens,
                 "max_src": max(len(s) for s, _ in pairs), "max_tgt": max(len(t) for _, t in pairs),
                 "examples": [list(p) for p in data.val[:8]],
-                "data": {"train": len(data.train), "val": len(data.val), "unit": "pairs", "source": data.source}}
+                "data": {"train": len(data.train), "val": len(data.val), "unit": "pairs", "source": data.source,
+                         "skipped": data.skipped, "skipped_notes": list(data.skipped_notes)}}
     model = build_model(config, metadata)
-    return Setup(task=Seq2SeqTask(max_tgt=metadata["max_tgt"]), model=model, train_batches=train, val_batches=val,
-                 metadata=metadata)
+    return Setup(task=Seq2SeqTask(max_tgt=metadata["max_tgt"], tgt_tokens=tgt_vocab.tokens), model=model,
+                 train_batches=train, val_batches=val, metadata=metadata)
 
 
 def build_model(config, metadata):
@@ -161,6 +186,10 @@ def build_model(config, metadata):
 def _validate(config) -> None:
     from core.tasks import check_family_fields
     check_family_fields(config)
+    options = model_options(config)
+    if "heads" in options and options["d_model"] % options["heads"]:
+        raise ConfigError(f"model.options.heads: the embedding size ({options['d_model']}) must be divisible by the "
+                          f"number of heads ({options['heads']})")
 
 
 def _spec():
@@ -168,7 +197,8 @@ def _spec():
     return TaskSpec(name="seq2seq", watches=(Seq2SeqTask.best_metric, Seq2SeqTask.best_mode),
                     title="Sequence to sequence",
                     description="Read a character sequence and write another (numbers into words, dates into ISO "
-                                "form) with a GRU encoder-decoder and attention; greedy or beam-search decoding",
+                                "form, your own pairs) with a GRU or Transformer encoder-decoder and attention; "
+                                "greedy or beam-search decoding",
                     data_kind="pairs", setup=setup, build_model=build_model, validate=_validate, options=OPTIONS,
                     entry_points={"translate": "translate:translate"})
 

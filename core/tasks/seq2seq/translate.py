@@ -55,7 +55,9 @@ def beam_search(model, src: torch.Tensor, *, width: int, max_len: int):
     """Beam search over one source (1, S): [(ids without eos, score, attention (T, S), ended)], best first.
 
     Scores are summed log-probabilities (no length normalisation), so width 1 is greedy decoding. A search
-    that runs out of `max_len` steps lists its live hypotheses too (ended False)."""
+    that runs out of `max_len` steps lists its live hypotheses too (ended False). The model's state and
+    context are opaque tensors batched along dim 0 (a GRU's hidden state (B, H); a Transformer's decoder
+    inputs so far (B, layers, t, D)): hypotheses are stacked with torch.cat and picked with [i:i + 1]."""
     state, context, memory = model.start(src)
     beams = [([], 0.0, state, context, [])]  # ids, score, state, context, attention rows
     finished = []
