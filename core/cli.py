@@ -1,11 +1,13 @@
 """`python -m core ...`: the app's operations from a terminal (train, runs, resume, cancel, control,
-registries, and what you do with a finished run: export, compress, explain, attack, translate)."""
+registries, and what you do with a finished run: export, compress, explain, attack, translate,
+classify-text)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from core.errors import LabError
@@ -162,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--beam", type=int, default=3, help="beam width, 1 to 32 (1: greedy decoding; default 3)")
     translate.add_argument("--which", default="best", help="checkpoint: best or last")
     translate.add_argument("--json", action="store_true")
+
+    classify = sub.add_parser("classify-text", help="classify a text with a finished text classification run: the "
+                                                   "top classes and, with --explain, each token's integrated gradients")
+    classify.add_argument("run_id")
+    classify.add_argument("text", nargs="?", help="the text (or give --file)")
+    classify.add_argument("--file", help="read the text from this UTF-8 file instead")
+    classify.add_argument("--top-k", type=int, default=5, help="classes to list (default 5)")
+    classify.add_argument("--explain", action="store_true", help="also attribute the top class to the tokens")
+    classify.add_argument("--which", default="best", help="checkpoint: best or last")
+    classify.add_argument("--json", action="store_true")
 
     for name in ("presets", "models", "datasets"):
         registry = sub.add_parser(name, help=f"list the {name} the registry holds")
@@ -498,6 +510,49 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def cmd_classify_text(args) -> int:
+    from core.errors import InputError
+    from core.tasks import task_spec
+    from core.tasks.checkpoints import load_run_model
+    if (args.text is None) == (args.file is None):
+        raise InputError("give the text to classify, or --file with a UTF-8 text file (one of the two)")
+    text = args.text
+    if args.file:
+        try:
+            text = Path(args.file).read_bytes().decode("utf-8-sig")
+        except OSError as exc:
+            raise InputError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{args.file} is not UTF-8 text; save it as UTF-8") from None
+    run = load_run_model(args.run_id, args.which)
+    spec = task_spec(run.task)
+    if "classify_text" not in spec.entry_points:
+        raise InputError(f"run {args.run_id} is a {run.task} run; classify-text works on text classification runs")
+    prediction = spec.entry("classify_text")(run, text, top_k=args.top_k)
+    why = spec.entry("explain_text")(run, text) if args.explain else None
+    if args.json:
+        out = {"run_id": args.run_id, "which": args.which, "top": [{"class": c, "probability": p}
+                                                                   for c, p in prediction.top],
+               "tokens": prediction.tokens, "cut": prediction.cut, "notices": prediction.notices}
+        if why is not None:
+            out["attributions"] = {"class": why.target, "delta": why.delta,
+                                   "tokens": [{"text": why.text[a:b], "start": a, "end": b, "score": score}
+                                              for (a, b), score in zip(why.spans, why.scores)]}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    print(f"run {args.run_id}, {args.which} checkpoint, {prediction.tokens} tokens:")
+    for name, probability in prediction.top:
+        print(f"  {name:<24} {probability:7.2%}")
+    for note in prediction.notices:
+        print(f"  note: {note}")
+    if why is not None:
+        ranked = sorted(zip(why.scores, why.spans), key=lambda pair: -abs(pair[0]))[:10]
+        print(f"tokens that weigh most for {why.target!r} (integrated gradients; + for, - against):")
+        for score, (a, b) in ranked:
+            print(f"  {why.text[a:b]!r:<24} {score:+.4f}")
+    return 0
+
+
 def cmd_registry(args) -> int:
     rows = registry_rows(args.command)
     if args.json:
@@ -560,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_explain(args)
         if args.command == "attack":
             return cmd_attack(args)
+        if args.command == "classify-text":
+            return cmd_classify_text(args)
         if args.command == "translate":
             return cmd_translate(args)
         if args.command == "cancel":

@@ -98,3 +98,31 @@ def test_translate_prints_the_output_its_log_probability_and_the_beam(lab_home, 
     assert code == 2 and "beam width" in err
     code, _, err = run_cli(capsys, "translate", "no-such-run", "1234")
     assert code == 2 and "no-such-run" in err
+
+
+def test_classify_text_prints_the_top_classes_and_the_tokens_behind_them(lab_home, capsys, one_torch_thread,
+                                                                         tmp_path):
+    from conftest import train_in_process
+    from core.config import RunConfig
+    from core.tasks import validate
+    config = validate(RunConfig.from_dict({
+        "task": "text_classification", "data": {"name": "docstrings", "options": {"max_per_class": 20}},
+        "model": {"name": "text_bag", "options": {"embed": 16}},
+        "task_options": {"vocab_size": 300, "max_len": 64}, "optim": {"batch_size": 32, "epochs": 2}, "log_every": 5}))
+    run_id = train_in_process(config)
+    text = "Log a message with severity ERROR on the root logger."
+    code, out, err = run_cli(capsys, "classify-text", run_id, text, "--top-k", "3", "--explain", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert len(shown["top"]) == 3 and shown["top"][0]["probability"] >= shown["top"][2]["probability"]
+    tokens = shown["attributions"]["tokens"]
+    assert shown["attributions"]["class"] == shown["top"][0]["class"] and len(tokens) == shown["tokens"]
+    assert all(text[t["start"]:t["end"]] == t["text"] for t in tokens)
+    (tmp_path / "doc.txt").write_text(text)
+    code, out, _ = run_cli(capsys, "classify-text", run_id, "--file", str(tmp_path / "doc.txt"))
+    assert code == 0 and f"run {run_id}, best checkpoint" in out and shown["top"][0]["class"] in out
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9")
+    code, _, err = run_cli(capsys, "classify-text", run_id, "--file", str(tmp_path / "bad.txt"))
+    assert code == 2 and "not UTF-8" in err
+    code, _, err = run_cli(capsys, "classify-text", run_id)
+    assert code == 2 and "--file" in err

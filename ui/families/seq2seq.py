@@ -16,7 +16,7 @@ ERROR_KEY = "s2s_upload_error"
 
 
 def _shown(char: str) -> str:
-    return {" ": "␣", "<eos>": "⏹"}.get(char, char)
+    return {" ": "␣", "<eos>": "■"}.get(char, char)  # ■ is in every font this app meets; ⏹ was a box
 
 
 # ---- Train page and a finished run ----------------------------------------------------------------------
