@@ -314,8 +314,19 @@ def _runs(concept: Concept, lang: str) -> None:
     if runs.empty:
         st.caption(t("No runs yet. Start one with a button above."))
         return
+    details = store().get_runs()
     for row in runs.head(20).itertuples():
         st.page_link(TRAIN_PAGE, label=row.name, icon=":material/open_in_new:", query_params={"run": row.id})
-        best = "–" if row.best_val_acc != row.best_val_acc else f"{row.best_val_acc:.1%}"
-        st.caption(status_badge(row.status) + " · " + t("best val. accuracy {value}", value=best)
+        st.caption(status_badge(row.status) + " · " + _best(details[row.id].summary if row.id in details else {})
                    + f" · `{row.id}`")
+
+
+def _best(summary: dict) -> str:
+    """The run's best watched metric in words: accuracy as a percentage, anything else as a number."""
+    from core.store.records import metric_title
+    metric = summary.get("best_metric") or "val_acc"
+    value = summary.get(f"best_{metric}")
+    if metric == "val_acc":
+        return t("best val. accuracy {value}", value="–" if value is None else f"{value:.1%}")
+    shown = "–" if not isinstance(value, (int, float)) else f"{value:.1%}" if metric == "val_exact" else f"{value:.4g}"
+    return t("best {metric}", metric=t(metric_title(metric))) + f" {shown}"

@@ -50,13 +50,54 @@ def form_extras() -> None:
     # the page draws the data.path field ("…or a file on the server") right below
 
 
-def results(run) -> None:
-    """The lines of the user's pair files that gave no pair, with file:line and why (nothing for generated data)."""
-    data = (run.summary or {}).get("data") or {}
-    count, notes = int(data.get("skipped") or 0), list(data.get("skipped_notes") or [])
+@st.cache_data(show_spinner=False, max_entries=8)
+def _describe(data_json: str, seed: int) -> dict:
+    import json
+
+    from core.config import DataConfig
+    from core.data import dataset_info
+    raw = json.loads(data_json)
+    pairs = dataset_info(raw["name"]).builder(DataConfig(**raw), seed=seed)
+    every = pairs.train + pairs.val
+    return {"train": len(pairs.train), "val": len(pairs.val), "examples": pairs.val[:6],
+            "longest_source": max((len(a) for a, _ in every), default=0),
+            "longest_target": max((len(b) for _, b in every), default=0),
+            "skipped": pairs.skipped, "skipped_notes": pairs.skipped_notes}
+
+
+def preview(config) -> None:
+    """The Train form's right column: how many pairs, a few of them, and the lines of the user's files skipped."""
+    import json
+
+    import pandas as pd
+    from core.data import dataset_info
+    if dataset_info(config.data.name).needs_path and not config.data.path:
+        st.info(t("Upload a file or give a path to see its pairs."), icon=":material/upload_file:")
+        return
+    try:
+        with st.spinner(t("Reading the pairs…")):
+            info = _describe(json.dumps(config.to_dict()["data"], sort_keys=True), config.seed)
+    except LabError as exc:
+        st.error(t_core(str(exc)), icon=":material/error:")
+        return
+    st.markdown("**" + t("{train} training and {val} validation pairs", train=info["train"], val=info["val"]) + "**")
+    st.caption(t("Sources of up to {src} characters, targets of up to {tgt}", src=info["longest_source"],
+                 tgt=info["longest_target"]))
+    st.dataframe(pd.DataFrame(info["examples"], columns=[t("source"), t("target")]), hide_index=True,
+                 width="stretch")
+    _skipped(info["skipped"], info["skipped_notes"])
+
+
+def _skipped(count: int, notes: list[str]) -> None:
     if count:
         with st.expander(t("{count} lines of the pair files skipped", count=count), icon=":material/warning:"):
             st.code("\n".join(notes) + ("\n…" if count > len(notes) else ""), language=None, wrap_lines=True)
+
+
+def results(run) -> None:
+    """The lines of the user's pair files that gave no pair, with file:line and why (nothing for generated data)."""
+    data = (run.summary or {}).get("data") or {}
+    _skipped(int(data.get("skipped") or 0), list(data.get("skipped_notes") or []))
 
 
 # ---- Media page -------------------------------------------------------------------------------------------
