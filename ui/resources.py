@@ -96,3 +96,11 @@ def table_columns(columns, progress: tuple[str, ...] = (), fmt: str = "%.2f") ->
         config[name] = (st.column_config.ProgressColumn(label, min_value=0, max_value=1, format=fmt)
                         if name in progress else st.column_config.Column(label))
     return config
+
+
+def skipped_box(title: str, count: int, reasons: list[str]) -> None:
+    """What a data set skipped (core.data.text_files.SkipLog), folded away under `title`: one reason a line,
+    each naming the file and line."""
+    if count:
+        with st.expander(title, icon=":material/warning:"):
+            st.code("\n".join(reasons) + ("\n…" if count > len(reasons) else ""), language=None, wrap_lines=True)

@@ -5,11 +5,13 @@ a `LabelledTexts`:
     library (asyncio, decimal, email, http, importlib, logging, unittest, xml), each labelled by the package
     it came from. Read from the source files with `ast` (nothing is imported), cached under LAB_HOME/cache;
   - "text-folder": a folder or .zip of .txt files, one example per file, `train/<class>/*.txt` (and
-    `val/<class>/*.txt`, else the validation share is drawn from train), or simply `<class>/*.txt`;
+    `val/<class>/*.txt`, or `test/`, else the validation share is drawn from train), or simply `<class>/*.txt`
+    (files in folders below a class folder belong to it);
   - "text-csv": a CSV file with a header row naming the columns `text` and `label` (other columns ignored).
 
 Bad input is skipped and counted, never fatal: empty texts, files or lines that are not UTF-8, CSV rows
-without a label, and labels with only one example (a class needs one to learn from and one to check).
+without a label, labels with only one example (a class needs one to learn from and one to check), repeats of a
+text, and texts given with two labels (so no text is on both sides of the split).
 `skipped` keeps the first messages, each naming the file and line. Imports no torch.
 """
 
@@ -20,12 +22,12 @@ import io
 import json
 import random
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from core.data import register_dataset
 from core.data.roots import readable_path, shown_path
+from core.data.text_files import SkipLog, decode_utf8, read_text_files
 from core.errors import DataError
 from core.options import Option
 
@@ -34,7 +36,6 @@ DOCSTRING_PACKAGES = {"asyncio": "asyncio", "decimal": "_pydecimal", "email": "e
 MIN_DOCSTRING_CHARS = 40  # shorter ones ("Return self.") say nothing about where they came from
 MAX_FILE_BYTES = 1 << 20  # one example per file: a longer one is cut to the model's window anyway
 MAX_CSV_BYTES = 64 << 20
-KEPT_MESSAGES = 50
 
 SPLIT_OPTIONS = {
     "val_fraction": Option(0.2, "Share of each class held out for validation (after a shuffle by the seed)",
@@ -51,25 +52,17 @@ class LabelledTexts:
     classes: list[str]
     name: str
     source: str  # where it came from, in words
-    skipped: list[str] = field(default_factory=list)  # the first KEPT_MESSAGES reasons, each naming file and line
+    skipped: list[str] = field(default_factory=list)  # the first reasons (core.data.text_files.SkipLog)
     skipped_count: int = 0
 
 
-class _Skips:
-    def __init__(self):
-        self.messages, self.count = [], 0
-
-    def add(self, message: str) -> None:
-        self.count += 1
-        if len(self.messages) < KEPT_MESSAGES:
-            self.messages.append(message)
-
-
 def split_by_class(examples: list[tuple[str, str]], *, val_fraction: float, seed: int, max_per_class: int = 0,
-                   skips: _Skips, where: dict | None = None, fixed_val: list[tuple[str, str]] | None = None):
+                   skips: SkipLog, where: dict | None = None, fixed_val: list[tuple[str, str]] | None = None):
     """(train, val, classes) from (text, label) pairs: each class shuffled by the seed and split so both sides
     get at least one; a label with a single example is skipped (`where[i]` names example i for the message).
-    With `fixed_val` the validation examples are given and nothing is drawn from train."""
+    With `fixed_val` the validation examples are given and nothing is drawn from train. A text given twice is
+    kept once, and one given with two labels not at all, so no text is on both sides of the split."""
+    examples, fixed_val = _deduplicated(examples, fixed_val, where or {}, skips)
     by_label: dict[str, list[str]] = {}
     for text, label in examples:
         by_label.setdefault(label, []).append(text)
@@ -79,6 +72,9 @@ def split_by_class(examples: list[tuple[str, str]], *, val_fraction: float, seed
     index_of = {}
     for i, (text, label) in enumerate(examples):
         index_of.setdefault(label, i)
+    for label in sorted(set(val_by_label) - set(by_label)):
+        skips.add(f"label {label!r} is only among the validation texts ({len(val_by_label[label])}); skipped: "
+                  "the model cannot learn a class it never sees in training")
     classes = []
     for label in sorted(by_label):
         total = len(by_label[label]) + len(val_by_label.get(label, []))
@@ -107,12 +103,36 @@ def split_by_class(examples: list[tuple[str, str]], *, val_fraction: float, seed
     return train, val, classes
 
 
-def _checked(train, val, classes, name: str, source: str, skips: _Skips) -> LabelledTexts:
+def _deduplicated(examples, fixed_val, where: dict, skips: SkipLog):
+    """(examples, fixed_val) with repeats dropped: a text with one label kept once (training first), a text
+    with several labels dropped everywhere; each drop counted with where the repeat was."""
+    labels: dict[str, set[str]] = {}
+    for text, label in [*examples, *(fixed_val or [])]:
+        labels.setdefault(text, set()).add(label)
+    seen, kept, kept_val = set(), [], []
+    for i, (text, label) in enumerate(examples):
+        name = where.get(i, "")
+        if len(labels[text]) > 1:
+            skips.add(f"{name + ': ' if name else ''}the same text is labelled {', '.join(sorted(labels[text]))}; "
+                      "skipped")
+        elif text in seen:
+            skips.add(f"{name + ': ' if name else ''}a repeat of an earlier text; skipped")
+        else:
+            seen.add(text)
+            kept.append((text, label))
+    for text, label in fixed_val or []:
+        if len(labels[text]) == 1 and text not in seen:
+            seen.add(text)
+            kept_val.append((text, label))
+    return kept, (kept_val if fixed_val is not None else None)
+
+
+def _checked(train, val, classes, name: str, source: str, skips: SkipLog) -> LabelledTexts:
     if len(classes) < 2:
         raise DataError(f"{source} has {len(classes)} usable class{'es' if len(classes) != 1 else ''} "
                         f"({skips.count} examples skipped); a classifier needs at least two classes with two "
-                        "examples each" + (f". First problem: {skips.messages[0]}" if skips.messages else ""))
-    return LabelledTexts(train, val, classes, name, source, skips.messages, skips.count)
+                        "examples each" + (f". First problem: {skips.reasons[0]}" if skips.reasons else ""))
+    return LabelledTexts(train, val, classes, name, source, skips.reasons, skips.count)
 
 
 def _options(cfg) -> dict:
@@ -162,7 +182,7 @@ def build_docstrings(cfg, *, seed: int = 0) -> LabelledTexts:
         examples = stdlib_docstrings()
         atomic_write(path, lambda handle: handle.write(json.dumps(examples).encode()))
     options = _options(cfg)
-    skips = _Skips()
+    skips = SkipLog()
     train, val, classes = split_by_class(examples, val_fraction=options["val_fraction"], seed=seed,
                                          max_per_class=options["max_per_class"], skips=skips)
     return _checked(train, val, classes, "docstrings", f"docstrings of Python {version}'s standard library, "
@@ -171,44 +191,11 @@ def build_docstrings(cfg, *, seed: int = 0) -> LabelledTexts:
 
 # ---- a folder or zip of .txt files ------------------------------------------------------------------------
 
-def _text_files(path_text: str) -> tuple[list[tuple[str, bytes]], str]:
-    """(relative POSIX name, the file's first MAX_FILE_BYTES + 1 bytes) of every .txt file in a folder or zip."""
-    from core.data.folder import safe_member_name
-    from core.data.limits import check_zip_members
-    if not path_text:
-        raise DataError("data.path is empty: upload a .zip or name a folder with train/<class>/*.txt files")
-    path = readable_path(path_text)
-    shown = shown_path(path_text)
-    if path.is_dir():
-        root = path.resolve()
-        files = []
-        for file in sorted(root.rglob("*.txt")):
-            if file.is_file() and root in file.resolve().parents:  # a link out of the folder is not read
-                with open(file, "rb") as handle:
-                    files.append((file.relative_to(root).as_posix(), handle.read(MAX_FILE_BYTES + 1)))
-        return files, shown
-    if path.suffix.lower() == ".zip" and path.is_file():
-        try:
-            with zipfile.ZipFile(path) as archive:
-                infos = [i for i in archive.infolist() if not i.is_dir()]
-                check_zip_members(infos, shown, error=DataError)
-                files = []
-                for info in sorted(infos, key=lambda i: i.filename):
-                    name = safe_member_name(info.filename)
-                    if name and name.lower().endswith(".txt") and not name.startswith("__MACOSX/"):
-                        with archive.open(info) as handle:
-                            files.append((name, handle.read(MAX_FILE_BYTES + 1)))
-                return files, shown
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
-            raise DataError(f"{shown} is not a readable zip file ({exc})") from None
-    raise DataError(f"data.path: no folder or .zip at '{shown}'; upload a .zip or name a folder with "
-                    "train/<class>/*.txt files")
-
-
-def decode_example(data: bytes, where: str, skips: _Skips) -> str | None:
-    """UTF-8 bytes -> stripped text, or None (and a counted reason) when empty or not UTF-8."""
+def decode_example(data: bytes, where: str, skips: SkipLog) -> str | None:
+    """UTF-8 bytes -> stripped text, or None (and a counted reason) when empty or not UTF-8. Bytes cut at
+    MAX_FILE_BYTES may end inside a character: that character is dropped."""
     try:
-        text = data.decode("utf-8-sig").strip()
+        text = decode_utf8(data, cut=len(data) >= MAX_FILE_BYTES).strip()
     except UnicodeDecodeError as exc:
         skips.add(f"{where}: not UTF-8 text (undecodable byte at position {exc.start}); skipped")
         return None
@@ -222,25 +209,24 @@ def decode_example(data: bytes, where: str, skips: _Skips) -> str | None:
                   "file, in train/<class>/ (and val/<class>/), or simply <class>/", needs_path=True,
                   kind="labelled-text", options=SPLIT_OPTIONS)
 def build_text_folder(cfg, *, seed: int = 0) -> LabelledTexts:
-    files, shown = _text_files(cfg.path)
+    files, shown = read_text_files(cfg.path, suffixes=(".txt",), max_file_bytes=MAX_FILE_BYTES,
+                                   what="train/<class>/*.txt files")
     parts = [PurePosixPath(name).parts for name, _ in files]
     # a zip of a folder wraps everything in one top folder: look below it
     while parts and all(len(p) > 2 for p in parts) and len({p[0] for p in parts}) == 1:
         parts = [p[1:] for p in parts]
     has_splits = any(p[0].lower() == "train" and len(p) >= 3 for p in parts)
-    skips, train_pairs, val_pairs, where = _Skips(), [], [], {}
+    skips, train_pairs, val_pairs, where = SkipLog(), [], [], {}
     for (name, data), p in zip(files, parts):
         if has_splits and (len(p) < 3 or p[0].lower() not in ("train", "val", "valid", "validation", "test")):
             continue
         if not has_splits and len(p) < 2:
             skips.add(f"{name}: not inside a class folder; skipped")
             continue
-        if len(data) > MAX_FILE_BYTES:
-            data = data[:MAX_FILE_BYTES]
         text = decode_example(data, name, skips)
         if text is None:
             continue
-        label = p[-2]
+        label = p[1] if has_splits else p[0]  # the class folder, whatever folders lie below it
         if has_splits and p[0].lower() != "train":
             val_pairs.append((text, label))
         else:
@@ -258,10 +244,11 @@ def build_text_folder(cfg, *, seed: int = 0) -> LabelledTexts:
 
 # ---- a CSV file ------------------------------------------------------------------------------------------------
 
-def read_labelled_csv(data: bytes, where: str, skips: _Skips) -> tuple[list[tuple[str, str]], dict[int, str]]:
+def read_labelled_csv(data: bytes, where: str, skips: SkipLog) -> tuple[list[tuple[str, str]], dict[int, str]]:
     """(text, label) rows of CSV bytes with a `text,label` header (or two columns and no header), and each row's
     "file:line" for messages. Rows that are not UTF-8, or lack a text or a label, are skipped and counted."""
     raw = data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_BYTES))  # one long text must not end the file
     reader = csv.reader(io.StringIO(raw, newline=""))
     try:
         header = next(reader)
@@ -313,7 +300,7 @@ def build_text_csv(cfg, *, seed: int = 0) -> LabelledTexts:
     if path.stat().st_size > MAX_CSV_BYTES:
         raise DataError(f"{shown} is {path.stat().st_size / 2**20:.0f} MB; CSV files up to "
                         f"{MAX_CSV_BYTES >> 20} MB are supported")
-    skips = _Skips()
+    skips = SkipLog()
     examples, lines = read_labelled_csv(path.read_bytes(), Path(shown).name, skips)
     options = _options(cfg)
     train, val, classes = split_by_class(examples, val_fraction=options["val_fraction"], seed=seed,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import random
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +51,7 @@ class PairSet:
     name: str
     source: str  # what it is, in words
     skipped: int = 0  # lines of the user's files that gave no pair (pairs-folder); reported, never fatal
-    skipped_notes: list[str] = field(default_factory=list)  # the first MAX_NOTES of them: "file:line: why"
+    skipped_notes: list[str] = field(default_factory=list)  # the first of them (core.data.text_files.SkipLog)
 
 
 class CharVocab:
@@ -228,44 +227,38 @@ def build_dates(cfg, *, seed: int = 0) -> PairSet:
 PAIR_SUFFIXES = (".tsv", ".txt")
 MAX_PAIR_BYTES = 256 * 2**20  # all the pair files of one data set together
 MAX_SIDE_CHARS = 500  # longer sources or targets are skipped: models here read characters, one step each
-MAX_NOTES = 20
 
 
 def read_pair_files(path_text: str) -> PairSet:
     """Every `source<TAB>target` line of a .tsv/.txt file, of the .tsv/.txt files under a folder, or of those in a
-    .zip (members checked against core.data.limits first), in sorted name order. Only the first two columns
-    count: a third (say Tatoeba's attribution) is ignored. Empty lines, lines without a tab, with an empty side,
-    longer than MAX_SIDE_CHARS a side or not UTF-8 are skipped and counted, each noted as "file:line: why"
-    (the first MAX_NOTES); no usable pair at all is a DataError. The split into train and validation is the
-    caller's."""
-    from core.data.roots import readable_path, shown_path
-    if not path_text:
-        raise DataError("data.path is empty: upload a .tsv or .zip of source<TAB>target lines, or give the path "
-                        "of one")
-    path, shown = readable_path(path_text), shown_path(path_text)
-    pairs, notes, skipped = [], [], 0
-    files = list(_pair_files(path, shown))
-    total = 0
-    for name, read in files:
-        data = read()
-        total += len(data)
-        if total > MAX_PAIR_BYTES:
-            raise DataError(f"{shown}: the pair files hold more than {MAX_PAIR_BYTES // 2**20} MB; use a part of them")
+    .zip (core.data.text_files reads them all alike), in sorted name order. Only the first two columns count: a
+    third (say Tatoeba's attribution) is ignored. Empty lines, lines without a tab, with an empty side, longer than
+    MAX_SIDE_CHARS a side, not UTF-8, or repeating an earlier pair are skipped and counted, each noted as
+    "file:line: why"; no usable pair at all is a DataError. The split into train and validation is the caller's."""
+    from core.data.text_files import SkipLog, read_text_files
+    files, shown = read_text_files(path_text, suffixes=PAIR_SUFFIXES, max_file_bytes=MAX_PAIR_BYTES,
+                                   max_total_bytes=MAX_PAIR_BYTES, what="source<TAB>target lines")
+    pairs, seen, skips = [], set(), SkipLog()
+    for name, data in files:
         lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
         if lines[-1] == b"":  # the empty piece after a final newline is not a line
             lines.pop()
         for number, line in enumerate(lines, 1):
             pair, why = _parse_line(line)
+            if pair in seen:
+                pair, why = None, "a repeat of an earlier pair"  # it could land in training and validation
             if pair:
                 pairs.append(pair)
-                continue
-            skipped += 1
-            if len(notes) < MAX_NOTES:
-                notes.append(f"{name}:{number}: {why}")
-    if not pairs:
-        reasons = ("; ".join(notes[:3]) + ("; …" if skipped > 3 else "")) if notes else "its files are empty"
-        raise DataError(f"{shown}: no usable source<TAB>target line in {len(files)} file(s) ({reasons})")
-    return PairSet(pairs, [], Path(shown).stem or "pairs", f"your pairs from {shown}", skipped, notes)
+                seen.add(pair)
+            else:
+                skips.add(f"{name}:{number}: {why}")
+    if len(pairs) < 2:
+        reasons = "; ".join(skips.reasons[:3]) + ("; …" if skips.count > 3 else "") if skips.reasons else \
+            "its files are empty"
+        raise DataError(f"{shown}: {len(pairs)} usable source<TAB>target line{'s' if len(pairs) != 1 else ''} in "
+                        f"{len(files)} file(s); at least two are needed, one to learn from and one to check "
+                        f"({reasons})")
+    return PairSet(pairs, [], Path(shown).stem or "pairs", f"your pairs from {shown}", skips.count, skips.reasons)
 
 
 def _parse_line(line: bytes):
@@ -284,54 +277,6 @@ def _parse_line(line: bytes):
     if max(len(source), len(target)) > MAX_SIDE_CHARS:
         return None, f"longer than {MAX_SIDE_CHARS} characters"
     return (source, target), None
-
-
-def _pair_files(path: Path, shown: str):
-    """(name as the user knows it, a function reading its bytes) for each pair file, in name order."""
-    if path.is_file() and path.suffix.lower() == ".zip":
-        from core.data.limits import check_zip_members
-        try:
-            archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{shown} is not a readable zip file ({exc})") from None
-        members = [i for i in archive.infolist() if not i.is_dir() and _is_pair_file(i.filename)]
-        check_zip_members(members, shown, error=DataError)
-        if not members:
-            raise DataError(f"{shown} holds no .tsv or .txt file of source<TAB>target lines")
-        for info in sorted(members, key=lambda i: i.filename):
-            yield f"{shown}/{info.filename}", lambda info=info: _read_member(archive, info, shown)
-    elif path.is_file():
-        yield shown, lambda: _read_file(path, shown)
-    elif path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and _is_pair_file(p.relative_to(path).as_posix()))
-        if not found:
-            raise DataError(f"{shown} holds no .tsv or .txt file of source<TAB>target lines")
-        for file in found:
-            name = f"{shown}/{file.relative_to(path).as_posix()}"
-            yield name, lambda file=file, name=name: _read_file(file, name)
-    else:
-        raise DataError(f"data.path: nothing at '{shown}'; upload a .tsv or .zip of source<TAB>target lines, or "
-                        "give the path of one")
-
-
-def _is_pair_file(relative: str) -> bool:
-    parts = relative.split("/")
-    hidden = any(part.startswith(".") or part == "__MACOSX" for part in parts)
-    return not hidden and parts[-1].lower().endswith(PAIR_SUFFIXES)
-
-
-def _read_file(path: Path, name: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
-
-
-def _read_member(archive, info, shown: str) -> bytes:
-    try:
-        return archive.read(info)
-    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:  # corrupt or encrypted member
-        raise DataError(f"cannot read {info.filename} in {shown} ({exc})") from None
 
 
 def save_pairs_upload(data: bytes, filename: str) -> Path:

@@ -65,7 +65,8 @@ class TokenVocab:
             spans = [(i, i + 1) for i in range(len(text))]
         else:
             encoding = self._tokenizer.encode(text)
-            ids, spans = list(encoding.ids), [tuple(o) for o in encoding.offsets]
+            # "[PAD]" typed in a text is matched as the special token: read it as unknown, never as padding
+            ids, spans = [i or 1 for i in encoding.ids], [tuple(o) for o in encoding.offsets]
         cut = max(0, len(ids) - max_len)
         return Tokens(ids[:max_len], spans[:max_len], cut)
 

@@ -112,12 +112,19 @@ class TransformerClassifier(nn.Module):
         ids = ids[:, :self.max_len]
         mask = ids != PAD_ID
         positions = torch.arange(ids.size(1), device=ids.device)
-        x = self.encoder(self.embed(ids) + self.position(positions), src_key_padding_mask=~mask)  # (B, T, E)
+        # an all-padding row would mask every key (softmax over nothing: NaN); let it attend to its first position
+        keys = mask.clone()
+        keys[:, 0] |= ~mask.any(1)
+        x = self.encoder(self.embed(ids) + self.position(positions), src_key_padding_mask=~keys)  # (B, T, E)
         return self.head(masked_mean(self.norm(x), mask))
 
 
-def _widths(text) -> tuple[int, ...]:
-    widths = tuple(int(w) for w in str(text).replace(" ", "").split(",") if w)
+def kernel_widths(text) -> tuple[int, ...]:
+    """Kernel widths from text: "3,4,5" -> (3, 4, 5); ValueError unless whole numbers from 1 to 32."""
+    try:
+        widths = tuple(int(w) for w in str(text).replace(" ", "").split(",") if w)
+    except ValueError:
+        widths = ()
     if not widths or any(not 1 <= w <= 32 for w in widths):
         raise ValueError(f"kernel widths must be whole numbers from 1 to 32, comma-separated; got {text!r}")
     return widths
@@ -133,7 +140,7 @@ def text_bag(*, vocab: int, num_classes: int, embed: int = 64, dropout: float = 
                 "(Kim 2014)", family="text", task="text_classification", options=CNN_OPTIONS)
 def text_cnn(*, vocab: int, num_classes: int, embed: int = 64, filters: int = 64, widths: str = "3,4,5",
              dropout: float = 0.3, **_):
-    return KimCNN(vocab=vocab, num_classes=num_classes, embed=embed, filters=filters, widths=_widths(widths),
+    return KimCNN(vocab=vocab, num_classes=num_classes, embed=embed, filters=filters, widths=kernel_widths(widths),
                   dropout=dropout)
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.i18n import t, t_core
-from ui.resources import show_error
+from ui.resources import show_error, skipped_box
 
 UPLOAD_KEY = "s2s_pairs_upload"
 ERROR_KEY = "s2s_upload_error"
@@ -85,19 +85,15 @@ def preview(config) -> None:
                  tgt=info["longest_target"]))
     st.dataframe(pd.DataFrame(info["examples"], columns=[t("source"), t("target")]), hide_index=True,
                  width="stretch")
-    _skipped(info["skipped"], info["skipped_notes"])
-
-
-def _skipped(count: int, notes: list[str]) -> None:
-    if count:
-        with st.expander(t("{count} lines of the pair files skipped", count=count), icon=":material/warning:"):
-            st.code("\n".join(notes) + ("\n…" if count > len(notes) else ""), language=None, wrap_lines=True)
+    skipped_box(t("{count} lines of the pair files skipped", count=info["skipped"]), info["skipped"],
+                info["skipped_notes"])
 
 
 def results(run) -> None:
     """The lines of the user's pair files that gave no pair, with file:line and why (nothing for generated data)."""
     data = (run.summary or {}).get("data") or {}
-    _skipped(int(data.get("skipped") or 0), list(data.get("skipped_notes") or []))
+    count = int(data.get("skipped") or 0)
+    skipped_box(t("{count} lines of the pair files skipped", count=count), count, list(data.get("skipped_notes") or []))
 
 
 # ---- Media page -------------------------------------------------------------------------------------------

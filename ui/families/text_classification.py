@@ -13,7 +13,7 @@ import streamlit as st
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, top_k_figure
 from ui.i18n import t, t_core
-from ui.resources import TRAIN_PAGE, show_error, table_columns
+from ui.resources import TRAIN_PAGE, show_error, skipped_box, table_columns
 
 UPLOAD_KEY = "tc_upload"
 MAX_UPLOAD_CHARS = 20_000
@@ -79,17 +79,11 @@ def preview(config) -> None:
     st.markdown("**" + t("{classes} classes · {train} training and {val} validation texts",
                          classes=len(info["classes"]), train=sum(info["train"]), val=sum(info["val"])) + "**")
     st.plotly_chart(class_counts_figure(info["classes"], info["train"], info["val"]), key="tc_counts")
-    skipped_notes(info["skipped_count"], info["skipped"])
+    skipped_box(t("{count} examples skipped", count=info["skipped_count"]), info["skipped_count"], info["skipped"])
     if info["example"]:
         text, k = info["example"]
         st.caption(t("An example of {label}:", label=info["classes"][k]))
         st.code(text[:600], language=None, wrap_lines=True)
-
-
-def skipped_notes(count: int, notes: list[str]) -> None:
-    if count:
-        with st.expander(t("{count} examples skipped", count=count), icon=":material/warning:"):
-            st.code("\n".join(notes) + ("\n…" if count > len(notes) else ""), language=None, wrap_lines=True)
 
 
 # ---- a finished run -------------------------------------------------------------------------------------
@@ -100,7 +94,8 @@ def results(run) -> None:
     from ui.toolkit import tools
     st.subheader(t("Validation results"), anchor=False)
     data = (run.summary or {}).get("data") or {}
-    skipped_notes(int(data.get("skipped") or 0), list(data.get("skipped_notes") or []))
+    count = int(data.get("skipped") or 0)
+    skipped_box(t("{count} examples skipped", count=count), count, list(data.get("skipped_notes") or []))
     try:
         with st.spinner(t("Evaluating the best checkpoint on the validation set…")):
             report = evaluate_run(run.id, "best")
@@ -119,7 +114,10 @@ def results(run) -> None:
                      column_config=table_columns(report.per_class.columns, progress=("precision", "recall", "f1")))
     points = (event.selection.points if event and event.selection else []) or []
     if points:
-        _cell_texts(run, report, points[0]["y"], points[0]["x"])
+        try:
+            _cell_texts(run, report, points[0]["y"], points[0]["x"])
+        except Exception as exc:  # noqa: BLE001  (the data set may have changed since training)
+            show_error(exc)
     tools(run)
 
 
@@ -257,4 +255,7 @@ def concept_demo(lang: str) -> None:
         return
     example = (run.metadata.get("examples") or [[""]])[0][0]
     text = st.text_area(t("Text to classify"), example, key=f"demo.tc.text.{lang}.{source['run_id']}", height=100)
-    show_text_result(run, text, key=f"demo-tc-{lang}")
+    try:
+        show_text_result(run, text, key=f"demo-tc-{lang}")
+    except Exception as exc:  # noqa: BLE001
+        show_error(exc)

@@ -158,8 +158,9 @@ def setup(config, device):
         raise DataError(f"data set {config.data.name} gave {len(data.train)} training and {len(data.val)} validation "
                         "pairs; both must be non-empty")
     pairs = data.train + data.val
-    src_vocab = CharVocab.from_texts(s for s, _ in pairs)
-    tgt_vocab = CharVocab.from_texts(t for _, t in pairs)
+    # the training pairs' characters only: one that only validation has is unknown, as it would be to a user
+    src_vocab = CharVocab.from_texts(s for s, _ in data.train)
+    tgt_vocab = CharVocab.from_texts(t for _, t in data.train)
     val_pairs = data.val[:options["eval_examples"]] if options["eval_examples"] else data.val
     train_src, train_tgt = encode_pairs(data.train, src_vocab, tgt_vocab)
     val_src, val_tgt = encode_pairs(val_pairs, src_vocab, tgt_vocab)

@@ -173,12 +173,12 @@ def validate(config) -> None:
         raise ConfigError(f"model.options.heads: the embedding size ({options['embed']}) must divide by the number "
                           f"of heads ({options['heads']}); try heads = {_divisor(options['embed'], options['heads'])}")
     if "widths" in options:
+        from core.models.text_classifiers import kernel_widths
         try:
-            widths = [int(w) for w in str(options["widths"]).replace(" ", "").split(",") if w]
+            kernel_widths(options["widths"])
         except ValueError:
-            widths = []
-        if not widths or any(not 1 <= w <= 32 for w in widths):
-            raise ConfigError("model.options.widths: give kernel widths from 1 to 32, comma-separated, e.g. 3,4,5")
+            raise ConfigError("model.options.widths: give kernel widths from 1 to 32, comma-separated, e.g. 3,4,5") \
+                from None
     if config.model.pretrained:
         raise ConfigError("model.pretrained: text classifiers here are trained from scratch; turn it off")
 

@@ -32,10 +32,13 @@ class TextPrediction:
     tokens: int  # tokens the model read
     cut: int = 0  # tokens dropped from the end to fit the window
     unknown: int = 0  # tokens outside the run's vocabulary
+    chars_cut: int = 0  # characters beyond MAX_CHARS, dropped before tokenising
 
     @property
     def notices(self) -> list[str]:
         notes = []
+        if self.chars_cut:
+            notes.append(f"the text was cut to its first {MAX_CHARS:,} characters; {self.chars_cut:,} dropped")
         if self.cut:
             notes.append(f"the text was cut to its first {self.tokens} tokens (this run's window); {self.cut} "
                          "dropped")
@@ -60,6 +63,7 @@ class TokenAttribution:
         and the part cut off) with None."""
         out, at = [], 0
         for (start, end), score in zip(self.spans, self.scores):
+            start = max(start, at)  # normalisation (NFKC) can give two tokens one span: show its text once
             if start > at:
                 out.append((self.text[at:start], None))
             if end > start:
@@ -80,18 +84,20 @@ def _vocab(run_model):
 def _encode(run_model, text):
     if not isinstance(text, str):
         raise InputError(f"the text must be a string, got {type(text).__name__}")
-    text = text.strip()[:MAX_CHARS]
+    text = text.strip()
+    chars_cut = max(0, len(text) - MAX_CHARS)
+    text = text[:MAX_CHARS]
     if not text:
         raise InputError("type or upload some text to classify")
     tokens = _vocab(run_model).encode(text, max_len=int(run_model.metadata["max_len"]))
     if not tokens.ids:
         raise InputError("the text has no tokens this run can read (only spaces?)")
     device = next(run_model.model.parameters()).device
-    return text, tokens, torch.tensor([tokens.ids], dtype=torch.long, device=device)  # (1, T)
+    return text, tokens, torch.tensor([tokens.ids], dtype=torch.long, device=device), chars_cut  # ids (1, T)
 
 
 def classify_text(run_model, text: str, *, top_k: int = 5) -> TextPrediction:
-    text, tokens, ids = _encode(run_model, text)
+    text, tokens, ids, chars_cut = _encode(run_model, text)
     model = run_model.model
     was_training = model.training
     model.eval()
@@ -103,7 +109,8 @@ def classify_text(run_model, text: str, *, top_k: int = 5) -> TextPrediction:
     classes = run_model.metadata["classes"]
     values, indices = probs.topk(min(max(1, int(top_k)), len(classes)))
     return TextPrediction(text=text, top=[(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())],
-                          tokens=len(tokens.ids), cut=tokens.cut, unknown=sum(1 for i in tokens.ids if i == 1))
+                          tokens=len(tokens.ids), cut=tokens.cut, unknown=sum(1 for i in tokens.ids if i == 1),
+                          chars_cut=chars_cut)
 
 
 def explain_text(run_model, text: str, *, target: str | None = None, steps: int = IG_STEPS) -> TokenAttribution:
@@ -112,7 +119,7 @@ def explain_text(run_model, text: str, *, target: str | None = None, steps: int 
 
     from core.tasks.classification.explain import private_copy
 
-    text, tokens, ids = _encode(run_model, text)
+    text, tokens, ids, _ = _encode(run_model, text)
     classes = run_model.metadata["classes"]
     model = private_copy(run_model.model).eval()  # Captum's hooks on a copy: other sessions share the cached model
     with torch.no_grad():

@@ -200,13 +200,13 @@ def test_own_pairs_skip_bad_lines_with_file_and_line_and_reach_the_runs_metadata
     (folder / "pairs.tsv").write_bytes("\n".join(lines).encode() + b"\n\xff\xfe bad\tbytes\n" + b"20\tn20\tCC-BY\n")
     data = build_pairs_folder(DataConfig(name="pairs-folder", path=str(folder / "pairs.tsv"),
                                          options={"val_fraction": 0.2}), seed=0)
-    assert len(data.train) + len(data.val) == 31 and len(data.val) == 6
-    assert ("20", "n20") in data.train + data.val  # a third column (attribution) is ignored
-    assert data.skipped == 4
-    where = folder / "pairs.tsv"  # a path on the server is named as typed (an upload by its own name)
-    assert data.skipped_notes == [f"{where}:11: empty line", f"{where}:12: no tab between source and target",
-                                  f"{where}:13: empty source or target",
-                                  f"{where}:34: not UTF-8 (undecodable byte at position 0)"]
+    assert len(data.train) + len(data.val) == 30 and len(data.val) == 6
+    assert not set(data.train) & set(data.val)
+    assert data.skipped == 5  # the last line repeats "20<TAB>n20" (its third column, an attribution, is ignored)
+    assert data.skipped_notes == ["pairs.tsv:11: empty line", "pairs.tsv:12: no tab between source and target",
+                                  "pairs.tsv:13: empty source or target",
+                                  "pairs.tsv:34: not UTF-8 (undecodable byte at position 0)",
+                                  "pairs.tsv:35: a repeat of an earlier pair"]
     with zipfile.ZipFile(folder / "pairs.zip", "w") as archive:
         archive.writestr("set/a.tsv", "\n".join(good[:20]))
         archive.writestr("set/b.txt", "\n".join(good[20:] + ["oops"]))
@@ -218,7 +218,7 @@ def test_own_pairs_skip_bad_lines_with_file_and_line_and_reach_the_runs_metadata
         "optim": {"batch_size": 8, "epochs": 1}}))
     meta = setup(config, "cpu").metadata["data"]
     assert meta["train"] + meta["val"] == 30 and meta["skipped"] == 1
-    assert meta["skipped_notes"] == [f"{folder / 'pairs.zip'}/set/b.txt:11: no tab between source and target"]
+    assert meta["skipped_notes"] == ["set/b.txt:11: no tab between source and target"]
 
 
 def test_own_pairs_without_a_usable_line_are_a_clear_error(lab_home):
@@ -227,13 +227,15 @@ def test_own_pairs_without_a_usable_line_are_a_clear_error(lab_home):
     folder = lab_home / "data"
     folder.mkdir(parents=True)
     (folder / "words.txt").write_text("just words\nno tabs at all\n")
-    with pytest.raises(DataError, match=r"words\.txt: no usable source<TAB>target line .*words\.txt:1: no tab"):
+    with pytest.raises(DataError, match=r"words\.txt: 0 usable source<TAB>target lines .*words\.txt:1: no tab"):
         build_pairs_folder(DataConfig(name="pairs-folder", path=str(folder / "words.txt")))
     with pytest.raises(DataError, match="nothing at"):
         build_pairs_folder(DataConfig(name="pairs-folder", path=str(folder / "missing.tsv")))
-    with pytest.raises(DataError, match="no usable"):
+    with pytest.raises(DataError, match="0 usable"):
         save_pairs_upload(b"\n\n", "empty.tsv")
-    kept = save_pairs_upload("3\tthree\n".encode(), "mine.tsv")
+    with pytest.raises(DataError, match="1 usable source<TAB>target line in 1 file.*at least two"):
+        save_pairs_upload(b"3\tthree\n", "one.tsv")  # refused at upload, not when the run starts
+    kept = save_pairs_upload("3\tthree\n4\tfour\r\n".encode(), "mine.tsv")
     assert kept.name == "mine.tsv" and build_pairs_folder(DataConfig(name="pairs-folder", path=str(kept))).skipped == 0
 
 

@@ -52,8 +52,32 @@ def test_a_text_folder_skips_bad_files_and_names_them(lab_home, tmp_path, monkey
                                seed=1)
     assert zipped.classes == ["bad", "good"] and zipped.skipped_count == 3
     assert sorted(k for _, k in zipped.val) == [0, 0, 1, 1] and len(zipped.train) == 8
-    with pytest.raises(DataError, match="no folder or .zip"):
+    with pytest.raises(DataError, match="nothing at"):
         build_text_folder(DataConfig(name="text-folder", path=str(tmp_path / "missing")), seed=0)
+
+
+def test_repeats_conflicts_nesting_and_encodings_of_a_text_folder(lab_home, tmp_path, monkeypatch):
+    from core.data.labelled_text import MAX_FILE_BYTES, build_text_folder
+    monkeypatch.setenv("LAB_DATA_ROOTS", str(tmp_path))
+    long_chinese = ("中文" * (MAX_FILE_BYTES // 6 + 10)).encode()  # cut at the limit inside a character
+    _write(tmp_path, {
+        "set/train/pos/2019/a.txt": "good film", "set/train/pos/b.txt": b"\xef\xbb\xbfgreat\r\nfilm\r\n",
+        "set/train/pos/c.txt": "good film", "set/train/pos/big.txt": long_chinese,
+        "set/train/neg/a.txt": "bad film", "set/train/neg/b.txt": "awful film", "set/train/neg/c.txt": "good film?",
+        "set/train/neg/d.txt": "great\nfilm",  # the same text as pos/b.txt once its BOM and CRLF are read
+        "set/val/pos/v.txt": "fine film", "set/val/neg/v.txt": "bad film", "set/val/odd/v.txt": "only here"})
+    data = build_text_folder(DataConfig(name="text-folder", path=str(tmp_path / "set")), seed=0)
+    assert data.classes == ["neg", "pos"]  # pos/2019/a.txt belongs to pos; "odd" is only in val/
+    texts = {data.classes[k]: sorted(t for t, j in data.train if j == k) for k in range(2)}
+    assert texts["pos"][:1] == ["good film"] and texts["pos"][1].startswith("中文中文")
+    # "bad film" is in train/neg and val/neg: it stays on one side only, and neg still gets a validation text
+    assert not {t for t, _ in data.train} & {t for t, _ in data.val}
+    assert sorted(k for _, k in data.val) == [0, 1] and ("fine film", 1) in data.val
+    assert sum(t == "bad film" for t, _ in data.train + data.val) == 1
+    notes = "\n".join(data.skipped)
+    assert "train/pos/c.txt: a repeat of an earlier text" in notes
+    assert "train/neg/d.txt: the same text is labelled neg, pos" in notes and "'odd' is only among the validation" in notes
+    assert not [t for t, _ in data.train if t == "great\nfilm"]  # both copies of the conflicting text are gone
 
 
 def test_a_csv_skips_bad_rows_by_line_and_refuses_one_class(lab_home, tmp_path, monkeypatch):
@@ -71,6 +95,13 @@ def test_a_csv_skips_bad_rows_by_line_and_refuses_one_class(lab_home, tmp_path, 
     assert data.skipped_count == 4, notes
     assert "mail.csv:12: empty text" in notes and "mail.csv:13: 2 columns, no label" in notes
     assert "mail.csv:14: not UTF-8" in notes and "'rare' has only one example (mail.csv:16)" in notes
+    # Windows line ends, a BOM, a field longer than the csv module's default limit, two examples a class
+    huge = "word " * 40_000
+    (tmp_path / "win.csv").write_bytes(("\ufefftext,label\r\nfirst one,x\r\nsecond one,x\r\n"
+                                         f"\"{huge}\",y\r\nanother y,y\r\n").encode())
+    win = build_text_csv(DataConfig(name="text-csv", path=str(tmp_path / "win.csv")), seed=0)
+    assert win.classes == ["x", "y"] and win.skipped_count == 0
+    assert len(win.train) == len(win.val) == 2 and {k for _, k in win.val} == {0, 1}
     (tmp_path / "one.csv").write_text("text,label\nhello there,a\nhi again,a\n")
     with pytest.raises(DataError, match="1 usable class"):
         build_text_csv(DataConfig(name="text-csv", path=str(tmp_path / "one.csv")), seed=0)
@@ -107,6 +138,15 @@ def test_tokens_map_back_onto_the_text_and_long_texts_are_cut(kind):
         assert len(tokens.ids) < len(text.replace(" ", ""))  # learned pieces are longer than one character
     cut = again.encode(text, max_len=3)
     assert len(cut.ids) == 3 and cut.cut == len(tokens.ids) - 3
+    assert 0 not in vocab.encode("see [PAD] here", max_len=100).ids  # typed "[PAD]" is text, never padding
+
+
+def test_attributions_cover_the_text_once_even_when_tokens_share_a_span():
+    from core.tasks.text_classification.predict import TokenAttribution
+    # NFKC turns the ligature "ﬁ" into two letters, two tokens with one span (0, 1)
+    why = TokenAttribution(text="ﬁnance now", spans=[(0, 1), (0, 1), (1, 6), (7, 10)], scores=[0.1, 0.2, 0.3, -0.1],
+                           target="x", probability=0.5, delta=0.0)
+    assert "".join(piece for piece, _ in why.pieces()) == "ﬁnance now"
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -120,6 +160,8 @@ def test_models_ignore_padding_and_overfit_a_small_set(name):
     with torch.no_grad():
         padded = model(torch.cat([ids, torch.zeros(6, 5, dtype=torch.long)], 1))
         assert torch.allclose(model(ids), padded, atol=1e-5)
+    empty = model(torch.zeros(2, 4, dtype=torch.long))  # an all-padding row: defined scores, no NaN
+    assert torch.isfinite(empty).all()
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     model.train()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
