@@ -319,7 +319,7 @@ def _use_example(source_key: str, pills_key: str) -> None:
 
 def _seq2seq_attention(lang: str, presets: tuple[str, ...]) -> None:
     from core.concepts.run_demos import MAX_DEMO_BEAM, attend, runs_for, source_examples
-    from ui.families.seq2seq import attention_heatmap
+    from ui.families.seq2seq import translation_view
     from ui.resources import store
     runs = {run.id: run.name for run in runs_for("seq2seq_attention", store())}
     if not runs:
@@ -353,16 +353,7 @@ def _seq2seq_attention(lang: str, presets: tuple[str, ...]) -> None:
     except LabError as exc:
         st.warning(t_core(str(exc)), icon=":material/warning:")
         return
-    if result.cut:
-        st.warning(t("The input was cut to its first {count} characters, the longest source this run trained on.",
-                     count=len(result.source)), icon=":material/content_cut:")
-    if result.unknown:
-        st.warning(t("Characters this run never saw, read as unknown: {chars}",
-                     chars=", ".join(repr(c) for c in result.unknown)), icon=":material/help:")
-    st.markdown("**" + t("Output") + "**")
-    st.code(result.text or " ", language=None)
-    st.caption(t("log-probability {score:.3f}", score=result.score))
-    attention_heatmap(result, key="demo.s2s.heatmap")
+    translation_view(result, key="demo.s2s.heatmap", heading=False)
     st.caption(t("At every output step the decoder scores each source position and turns the scores into weights "
                  "with a softmax: one row of the map. A well-trained run draws a soft alignment, a band that follows "
                  "the source and jumps where the output reorders it (an ISO date writes the year first), although it "

@@ -104,22 +104,27 @@ class Seq2Seq(nn.Module):
         logits = self.out(torch.cat([torch.stack(states, 1), torch.stack(contexts, 1), embedded], -1))
         return (logits, torch.stack(maps, 1)) if return_attention else logits
 
-    @torch.no_grad()
     def greedy(self, src, max_len: int):
-        """Greedy decoding: (ids (B, T), attention (B, T, S)); a row stops at its first eos (kept)."""
-        state, context, memory = self.start(src)
-        token = torch.full((src.size(0),), BOS_ID, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
-        ids, maps = [], []
-        for _ in range(max_len):
-            logits, state, context, weights = self.step(token, state, context, memory)
-            token = logits.argmax(-1).masked_fill(done, PAD_ID)
-            ids.append(token)
-            maps.append(weights)
-            done |= token == EOS_ID
-            if bool(done.all()):
-                break
-        return torch.stack(ids, 1), torch.stack(maps, 1)
+        return greedy_decode(self, src, max_len)
+
+
+@torch.no_grad()
+def greedy_decode(model, src, max_len: int):
+    """Greedy decoding with any model of the seq2seq interface (start, step): (ids (B, T), attention (B, T, S));
+    a row stops at its first eos (kept), then pads."""
+    state, context, memory = model.start(src)
+    token = torch.full((src.size(0),), BOS_ID, dtype=torch.long, device=src.device)
+    done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+    ids, maps = [], []
+    for _ in range(max_len):
+        logits, state, context, weights = model.step(token, state, context, memory)
+        token = logits.argmax(-1).masked_fill(done, PAD_ID)
+        ids.append(token)
+        maps.append(weights)
+        done |= token == EOS_ID
+        if bool(done.all()):
+            break
+    return torch.stack(ids, 1), torch.stack(maps, 1)
 
 
 @register_model("gru_attention", description="GRU encoder-decoder with attention (Bahdanau additive or Luong dot) "

@@ -156,22 +156,10 @@ class TransformerSeq2Seq(nn.Module):
         state = torch.cat([state, torch.stack(inputs, 1)], 2)
         return self.out(self.final_norm(x[:, 0])), state, context, weights[:, 0]
 
-    @torch.no_grad()
     def greedy(self, src, max_len: int):
-        """Greedy decoding: (ids (B, T), attention (B, T, S)); a row stops at its first eos (kept), then pads."""
-        state, context, memory = self.start(src)
-        token = torch.full((src.size(0),), BOS_ID, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
-        ids, maps = [], []
-        for _ in range(max_len):
-            logits, state, context, weights = self.step(token, state, context, memory)
-            token = logits.argmax(-1).masked_fill(done, PAD_ID)
-            ids.append(token)
-            maps.append(weights)
-            done |= token == EOS_ID
-            if bool(done.all()):
-                break
-        return torch.stack(ids, 1), torch.stack(maps, 1)
+        """Greedy decoding: (ids (B, T), attention (B, T, S)), as core.models.seq2seq.greedy_decode."""
+        from core.models.seq2seq import greedy_decode
+        return greedy_decode(self, src, max_len)
 
 
 @register_model("transformer_seq2seq", description="Small Transformer encoder-decoder (pre-norm, sinusoidal "

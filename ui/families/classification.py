@@ -256,18 +256,9 @@ def results(run) -> None:
         show_error(exc)
         tools(run)  # an export is checked on random inputs when the validation images cannot be read
         return
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        st.caption(t("Click a cell to see the images behind it."))
-        event = st.plotly_chart(confusion_figure(report.classes, report.confusion), key=f"cm-{run.id}",
-                                on_select="rerun", selection_mode="points")
-    with right:
-        st.metric(t("accuracy (best checkpoint)"), f"{report.accuracy:.2%}")
-        st.dataframe(report.per_class, hide_index=True, width="stretch",
-                     column_config=table_columns(report.per_class.columns, progress=("precision", "recall", "f1")))
-    points = (event.selection.points if event and event.selection else []) or []
-    if points:
-        true_name, pred_name = points[0]["y"], points[0]["x"]
+    picked_cell = confusion_section(report, key=f"cm-{run.id}", caption=t("Click a cell to see the images behind it."))
+    if picked_cell:
+        true_name, pred_name = picked_cell
         wrong = report.misclassified
         picked = wrong[(wrong["true"] == true_name) & (wrong["predicted"] == pred_name)]
         if true_name == pred_name:
@@ -280,6 +271,22 @@ def results(run) -> None:
             images = val_images(run.id, picked["index"].tolist()[:24])
             st.image(images, width=96, caption=[f"{c:.0%}" for c in picked["confidence"].tolist()[:24]])
     tools(run)
+
+
+def confusion_section(report, *, key: str, caption: str) -> tuple[str, str] | None:
+    """An EvalReport's confusion matrix (clickable) beside its accuracy and per-class scores; the clicked cell as
+    (true class, predicted class), or None."""
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.caption(caption)
+        event = st.plotly_chart(confusion_figure(report.classes, report.confusion), key=key, on_select="rerun",
+                                selection_mode="points")
+    with right:
+        st.metric(t("accuracy (best checkpoint)"), f"{report.accuracy:.2%}")
+        st.dataframe(report.per_class, hide_index=True, width="stretch",
+                     column_config=table_columns(report.per_class.columns, progress=("precision", "recall", "f1")))
+    points = (event.selection.points if event and event.selection else []) or []
+    return (points[0]["y"], points[0]["x"]) if points else None
 
 
 # ---- Media ---------------------------------------------------------------------------------------

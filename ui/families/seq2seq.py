@@ -129,19 +129,28 @@ def media(source: dict) -> None:
     except Exception as exc:  # noqa: BLE001
         show_error(exc)
         return
+    translation_view(result, key="s2s_attention")
+    st.subheader(t("The beam's alternatives"), anchor=False)
+    st.dataframe([{t("Output"): text, t("Log-probability"): round(score, 4)} for text, score in result.alternatives],
+                 hide_index=True)
+
+
+def translation_view(result, *, key: str, heading: bool = True) -> None:
+    """A Translation: notices (input cut, unknown characters), the output with its log-probability, and the
+    attention heatmap (the Media page and the concept demo draw it alike)."""
     if result.cut:
         st.warning(t("The input was cut to its first {count} characters, the longest source this run trained on.",
                      count=len(result.source)), icon=":material/content_cut:")
     if result.unknown:
         st.warning(t("Characters this run never saw, read as unknown: {chars}",
                      chars=", ".join(repr(c) for c in result.unknown)), icon=":material/help:")
-    st.subheader(t("Output"), anchor=False)
+    if heading:
+        st.subheader(t("Output"), anchor=False)
+    else:
+        st.markdown("**" + t("Output") + "**")
     st.code(result.text or " ", language=None)
     st.caption(t("log-probability {score:.3f}", score=result.score))
-    attention_heatmap(result, key="s2s_attention")
-    st.subheader(t("The beam's alternatives"), anchor=False)
-    st.dataframe([{t("Output"): text, t("Log-probability"): round(score, 4)} for text, score in result.alternatives],
-                 hide_index=True)
+    attention_heatmap(result, key=key)
 
 
 def attention_heatmap(result, *, key: str) -> None:

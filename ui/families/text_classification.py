@@ -11,9 +11,10 @@ import json
 import streamlit as st
 
 from core.errors import LabError
-from ui.charts import class_counts_figure, confusion_figure, top_k_figure
+from ui.charts import class_counts_figure, top_k_figure
+from ui.families.classification import confusion_section
 from ui.i18n import t, t_core
-from ui.resources import TRAIN_PAGE, show_error, skipped_box, table_columns
+from ui.resources import TRAIN_PAGE, show_error, skipped_box
 
 UPLOAD_KEY = "tc_upload"
 MAX_UPLOAD_CHARS = 20_000
@@ -103,19 +104,10 @@ def results(run) -> None:
         show_error(exc)
         tools(run)
         return
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        st.caption(t("Click a cell to see the texts behind it."))
-        event = st.plotly_chart(confusion_figure(report.classes, report.confusion), key=f"tc-cm-{run.id}",
-                                on_select="rerun", selection_mode="points")
-    with right:
-        st.metric(t("accuracy (best checkpoint)"), f"{report.accuracy:.2%}")
-        st.dataframe(report.per_class, hide_index=True, width="stretch",
-                     column_config=table_columns(report.per_class.columns, progress=("precision", "recall", "f1")))
-    points = (event.selection.points if event and event.selection else []) or []
-    if points:
+    picked_cell = confusion_section(report, key=f"tc-cm-{run.id}", caption=t("Click a cell to see the texts behind it."))
+    if picked_cell:
         try:
-            _cell_texts(run, report, points[0]["y"], points[0]["x"])
+            _cell_texts(run, report, *picked_cell)
         except Exception as exc:  # noqa: BLE001  (the data set may have changed since training)
             show_error(exc)
     tools(run)
