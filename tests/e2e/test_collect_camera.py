@@ -98,7 +98,11 @@ def test_camera_shots_uploads_train_and_a_live_test(server, tmp_path):
         time.sleep(1)
         test_shutter.click()
         chart = test.locator(".js-plotly-plot")
-        chart.wait_for(timeout=60_000)
+        try:
+            chart.wait_for(timeout=45_000)
+        except sync_api.TimeoutError:  # on a loaded machine a click during the page's rerun can be lost: once more
+            test_shutter.click()
+            chart.wait_for(timeout=120_000)
         answer = test.get_by_role("heading", name=re.compile(r"(red|blue) · \d+%"))
         answer.wait_for(timeout=10_000)
         page.screenshot(path=tmp_path / "collect-test.png")
