@@ -29,6 +29,7 @@ from core.options import Option, resolve
 
 DEFAULT_FRAMES, DEFAULT_SIZE = 8, 64
 CLIP_TIMEOUT_S = 60.0  # per clip, in the child
+STARTUP_S = 120.0  # seconds a decoder process may take to start before it counts as broken
 _REPO_ROOT = Path(__file__).resolve().parents[2]  # the child runs from here, so `core` imports
 _WORKER_FILE = Path(__file__).with_name("video_worker.py")
 _MAX_DECODED_BYTES = 8 * 1024**3
@@ -102,8 +103,9 @@ def _decode_share(jobs: list[tuple[int, str]], frames: int, side: int, timeout_s
             current, started = None, False
             try:
                 while True:
-                    try:  # the child's start-up (imports) gets one more time limit on top of the clip's
-                        line = lines.get(timeout=timeout_s if started else timeout_s + 30)
+                    try:  # the child's start-up (importing torch and PyAV) gets its own allowance on top of the
+                        # clip's limit: on a busy 2-core machine a fresh interpreter once took over 30 s to start
+                        line = lines.get(timeout=timeout_s if started else timeout_s + STARTUP_S)
                     except queue.Empty:
                         if current is not None:
                             outcome[current] = (None, None, f"decoding took longer than {timeout_s:g} s")
