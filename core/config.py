@@ -17,7 +17,7 @@ from core.errors import ConfigError
 from core.options import parse_option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "triangle")
 AMP_MODES = ("off", "bf16", "fp16")
 MAX_EPOCHS = 10_000
 
@@ -60,14 +60,19 @@ class OptimConfig:
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
     beta1: float = 0.9  # adam/adamw first-moment decay; GANs train better with 0.5 (Radford et al., 2015)
+    beta2: float = 0.999  # adam/adamw second-moment decay; nanoGPT's small char model uses 0.99
     nesterov: bool = False
     weight_decay: float = 0.0
     schedule: str = "constant"
     warmup_epochs: float = 0.0  # linear warm-up from 0, before any schedule
     step_size: int = 10  # "step" schedule: multiply the rate by gamma every step_size epochs
     gamma: float = 0.1
+    min_lr_fraction: float = 0.0  # "cosine" decays to lr x this (nanoGPT: min_lr = lr / 10)
     label_smoothing: float = 0.0
     grad_clip: float | None = None  # max global gradient norm; None leaves gradients alone
+    # learning-rate multiplier for normalisation layers' parameters, their weight decay divided by it (the same
+    # absolute shrink per step as the weights): the speedruns' "bias scaler", 64 in Jordan 2024
+    norm_lr_scale: float = 1.0
     batch_size: int = 64
     epochs: int = 5
 
@@ -84,7 +89,7 @@ class RunConfig:
     devices: int = 1  # processes (one per GPU) trained together by torchrun; optim.batch_size is the global batch
     amp: str = "off"  # autocast precision on CUDA: bf16 or fp16
     channels_last: bool = False
-    compile: bool = False  # torch.compile the model (first steps are slow while it compiles)
+    compile: bool = False  # torch.compile the model on CUDA (first steps are slow while it compiles); no-op elsewhere
     seed: int = 0
     early_stopping_patience: int | None = None  # epochs without val improvement before stopping
     log_every: int = 10  # steps between train-metric rows (each row costs a device sync)
@@ -121,6 +126,8 @@ class RunConfig:
         check_float("optim.lr", o.lr, 0.0, 10.0, low_open=True)
         check_float("optim.momentum", o.momentum, 0.0, 0.999)
         check_float("optim.beta1", o.beta1, 0.0, 0.999)
+        check_float("optim.beta2", o.beta2, 0.0, 0.99999)
+        check_float("optim.min_lr_fraction", o.min_lr_fraction, 0.0, 1.0)
         if o.nesterov and (o.optimizer != "sgd" or o.momentum == 0):
             raise ConfigError("optim.nesterov: needs optimizer 'sgd' with momentum > 0")
         check_float("optim.weight_decay", o.weight_decay, 0.0, 1.0)
@@ -133,6 +140,7 @@ class RunConfig:
         if o.grad_clip is not None:
             check_float("optim.grad_clip", o.grad_clip, 0.0, 1e6, low_open=True)
         check_int("optim.batch_size", o.batch_size, 1, 65_536)
+        check_float("optim.norm_lr_scale", o.norm_lr_scale, 0.0, 1e4, low_open=True)
 
         dev = self.device if isinstance(self.device, str) else repr(self.device)
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):

@@ -67,6 +67,16 @@ def autocast_context(device: torch.device, amp: str):
     return lambda: torch.autocast(device_type="cuda", dtype=dtype)
 
 
+def use_fast_kernels(device: torch.device) -> None:
+    """On CUDA: let cuDNN time its algorithms for each new shape and keep the fastest (batches keep one shape),
+    and let float32 matrix products and convolutions use TF32 (autocast leaves some ops in float32; TF32 keeps
+    10 mantissa bits there, as nanoGPT and airbench train). A process-wide setting; a no-op elsewhere."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 _THREADS = threading.RLock()  # re-entrant: a wrapped demo may call a wrapped rollout
 
 

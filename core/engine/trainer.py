@@ -10,7 +10,7 @@ import torch
 
 from core.engine.callbacks import is_better
 from core.engine.checkpoint import restore_rng_state, rng_state
-from core.engine.devices import autocast_context
+from core.engine.devices import autocast_context, use_fast_kernels
 from core.engine.optim import build_optimizer, build_scheduler
 from core.errors import Cancelled, TrainingError
 from core.paths import storage_error
@@ -27,16 +27,19 @@ class Trainer:
         self.stop_event = stop_event
         self.metadata = metadata or {}
         self.model = model.to(device)
+        use_fast_kernels(device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # the compiled and DDP wrappers share parameters with self.model, whose state dict stays un-prefixed;
         # evaluation (on the leader alone) skips DDP, whose forward could wait for the other ranks
-        self.eval_model = torch.compile(self.model) if config.compile else self.model
+        # compiled on a GPU only: on the CPU the compile time rarely pays back, and needs a C++ compiler
+        compile_model = config.compile and device.type == "cuda"
+        self.eval_model = torch.compile(self.model) if compile_model else self.model
         self.forward_model = self.eval_model
         if self.world.size > 1:
             from core.engine.distributed import wrap
             wrapped = wrap(self.model, device)
-            self.forward_model = torch.compile(wrapped) if config.compile else wrapped
+            self.forward_model = torch.compile(wrapped) if compile_model else wrapped
         self.optimizer = build_optimizer(self.model, config.optim)
         self.steps_per_epoch = len(train_batches)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.steps_per_epoch)
@@ -119,6 +122,9 @@ class Trainer:
                 if epoch_sums:
                     metrics.update({f"epoch_train_{k}": v for k, v in self.task.summarize(epoch_sums).items()})
                 metrics.update(self.task.evaluate(self.eval_model, self.val_batches, self.autocast))
+                if self.epoch + 1 >= self.config.optim.epochs and hasattr(self.task, "final_metrics"):
+                    # the last epoch's extra figures (e.g. accuracy with test-time augmentation)
+                    metrics.update(self.task.final_metrics(self.eval_model, self.val_batches, self.autocast))
                 metrics["epoch_time_s"] = time.perf_counter() - started
                 if self.device.type == "cuda":
                     metrics["gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20

@@ -30,5 +30,5 @@ def assemble(config, *, device: torch.device | None = None, callbacks=(), stop_e
     if finetuned:
         metadata.update(params=finetuned["params"], trainable_params=finetuned["trainable_params"], finetune=finetuned)
     return Trainer(config=config, model=model, task=built.task, train_batches=built.train_batches,
-                   val_batches=built.val_batches, device=device, callbacks=callbacks, stop_event=stop_event,
+                   val_batches=built.val_batches, device=device, callbacks=[*built.callbacks, *callbacks], stop_event=stop_event,
                    metadata=metadata, world=world)

@@ -26,7 +26,7 @@ class ModelSpec:
 
 # Import order is listing order: small image models first, then torchvision's, then the other families'.
 MODELS: Registry[ModelSpec] = Registry("model.name", tuple(f"core.models.{name}" for name in (
-    "small", "resnet_small", "imagenet", "char_lm", "gan", "autoencoder", "video", "captioning", "policy", "seq2seq",
+    "small", "resnet_small", "speedrun", "imagenet", "char_lm", "gan", "autoencoder", "video", "captioning", "policy", "seq2seq",
     "seq2seq_transformer", "text_classifiers")))
 
 

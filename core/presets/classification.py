@@ -25,6 +25,18 @@ PRESETS = {
          "model": {"name": "resnet18_small"},
          "optim": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
                    "schedule": "onecycle", "epochs": 30, "batch_size": 256, "label_smoothing": 0.1}}),
+    "cifar10-speedrun": (
+        "The CIFAR-10 speedrun (Jordan 2024, airbench94): whitened patch layer, lookahead, label smoothing, "
+        "flip and shift test-time augmentation; about 94% in seconds on a GPU (downloaded on first use)",
+        # airbench94's hyperparameters for a mean loss: lr 11.5 per 1024 samples over (1 + 1/(1 - 0.85)) gives
+        # 1.5; its decay of 0.0153 per 1024 samples, decoupled from the lr, gives 0.0153 / 11.5 per unit lr
+        {"task": "classification", "task_options": {"lookahead": True, "tta": "flip_translate"},
+         "data": {"name": "cifar10", "augment_crop": True, "crop_padding": 2, "augment_flip": True},
+         "model": {"name": "speedrun_net"},
+         "optim": {"optimizer": "sgd", "lr": 1.5, "momentum": 0.85, "nesterov": True, "weight_decay": 0.0153 / 11.5,
+                   "norm_lr_scale": 64.0, "schedule": "triangle", "epochs": 10, "batch_size": 1024,
+                   "label_smoothing": 0.2},
+         "amp": "bf16", "channels_last": True, "compile": True, "log_every": 16}),
     "folder-transfer-resnet18": (
         "Fine-tune an ImageNet ResNet-18's new head on your own image folder",
         {"task": "classification",

@@ -80,6 +80,7 @@ class Setup:
     train_batches: Any
     val_batches: Any
     metadata: dict = field(default_factory=dict)
+    callbacks: list = field(default_factory=list)  # the family's own engine callbacks (e.g. lookahead), run first
 
 
 @dataclass(frozen=True)

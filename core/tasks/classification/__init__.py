@@ -23,6 +23,13 @@ OPTIONS = {
                         low=1, high=100, label="PGD steps"),
     "adv_step_size": Option(0.0, "Pixels of 255 per step; 0 picks 2.5 ε / steps for PGD and 1.25 ε for FGSM",
                             low=0.0, high=255.0, label="adversarial step size (pixels of 255)"),
+    # the speedruns' techniques outside the network (core/tasks/classification/speedrun.py)
+    "lookahead": Option(False, "Every 5 steps, average the weights into slow weights and restart from them; the "
+                               "run ends on the slow weights (Zhang et al. 2019, as in Jordan 2024)",
+                        label="lookahead weights"),
+    "tta": Option("off", "After the last epoch, also report the accuracy with test-time augmentation: the logits "
+                         "averaged over each image and its mirror (flip), and its one-pixel shifts (flip_translate)",
+                  choices=("off", "flip", "flip_translate"), label="test-time augmentation"),
 }
 
 
@@ -31,10 +38,11 @@ class ClassificationTask:
     best_metric = "val_acc"
     best_mode = "max"
 
-    def __init__(self, *, num_classes: int, label_smoothing: float = 0.0, adversarial=None):
+    def __init__(self, *, num_classes: int, label_smoothing: float = 0.0, adversarial=None, tta: str = "off"):
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         self.adversarial = adversarial  # core.tasks.adversarial.AdversarialTraining, or None
+        self.tta = tta  # test-time augmentation of the last epoch's extra accuracy (speedrun.tta_logits)
 
     def training_step(self, model, batch):
         inputs, targets = batch
@@ -82,6 +90,22 @@ class ClassificationTask:
         if self.num_classes > 5:
             metrics["val_top5"] = float(correct5) / count
         return metrics
+
+    @torch.inference_mode()
+    def final_metrics(self, model, batches, autocast=None):
+        """After the last epoch: the validation accuracy with test-time augmentation, when it is on."""
+        if self.tta == "off":
+            return {}
+        from core.tasks.classification.speedrun import tta_logits
+        was_training = model.training
+        model.eval()
+        correct = count = 0
+        for inputs, targets in batches.epoch(0) if hasattr(batches, "epoch") else batches:
+            with autocast() if autocast else nullcontext():
+                logits = tta_logits(model, inputs, self.tta)  # (B, K)
+            correct, count = correct + (logits.argmax(dim=1) == targets).sum(), count + targets.numel()
+        model.train(was_training)
+        return {"val_tta_acc": float(correct) / count} if count else {}
 
     @torch.inference_mode()
     def predict(self, model, batches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,10 +196,15 @@ def setup(config, device, splits=None):
         metadata["data"]["loading"] = plan.describe()
     from core.options import resolve
     from core.tasks.adversarial import AdversarialTraining
-    adversarial = AdversarialTraining.from_options(resolve(config.task_options, OPTIONS), pre, config.seed)
+    from core.tasks.classification import speedrun
+    options = resolve(config.task_options, OPTIONS)
+    adversarial = AdversarialTraining.from_options(options, pre, config.seed)
     task = ClassificationTask(num_classes=splits.num_classes, label_smoothing=config.optim.label_smoothing,
-                              adversarial=adversarial)
-    return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata)
+                              adversarial=adversarial, tta=options["tta"])
+    if hasattr(model, "fit_to_data"):  # a resumed run then loads its checkpoint over what this sets
+        speedrun.fit_to_data(model, train, splits.train_x if plan is None or not plan.streamed else None, pre)
+    return Setup(task=task, model=model, train_batches=train, val_batches=val, metadata=metadata,
+                 callbacks=speedrun.callbacks_for(model, options))
 
 
 def build_model(config, metadata):
