@@ -29,7 +29,8 @@ def _series(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
 def live_panels(keys: list[str]) -> list[tuple[str, list[str]]]:
     """(title, metric keys) per panel of the live chart, the titles in English (live_figure translates them):
     every loss together, then one panel per other measure (its training and validation curves side by side, so
-    a Fréchet distance in the hundreds never flattens an accuracy), then learning rate and throughput."""
+    a Fréchet distance in the hundreds never flattens an accuracy), then learning rate and throughput, then a CUDA
+    run's GPU memory (allocated, reserved, peak) and utilisation."""
     from core.store.records import metric_title
 
     def base(key: str) -> str:
@@ -48,7 +49,30 @@ def live_panels(keys: list[str]) -> list[tuple[str, list[str]]]:
     panels += [(metric_title(name)[:1].upper() + metric_title(name)[1:], group) for name, group in list(groups.items())[:6]]
     panels += [(title, [key]) for title, key in ((N_("Learning rate"), "lr"), (N_("Samples / s"), "samples_per_s"))
                if key in keys]
+    memory = [key for key in GPU_MEMORY_KEYS if key in keys]  # CUDA runs only (core.engine.device_stats)
+    if memory:
+        panels.append((GPU_MEMORY, memory))
+    if GPU_USE_KEY in keys:
+        panels.append((GPU_USE, [GPU_USE_KEY]))
     return panels
+
+
+GPU_MEMORY_KEYS = ("gpu_mem_alloc_mb", "gpu_mem_reserved_mb", "gpu_mem_peak_mb")
+GPU_TOTAL_KEY, GPU_USE_KEY = "gpu_mem_total_mb", "gpu_util_pct"
+GPU_MEMORY, GPU_USE = N_("GPU memory (MB)"), N_("GPU utilisation (%)")  # the metric titles of metrics.toml
+
+
+def _gpu_panel_axes(fig: go.Figure, frame: pd.DataFrame, title: str, row: int, col: int) -> None:
+    """The memory panel starts at 0 and shows the device's total as a dotted line; utilisation runs 0-100 %."""
+    if title == GPU_USE:
+        fig.update_yaxes(range=[0, 105], row=row, col=col)
+        return
+    fig.update_yaxes(rangemode="tozero", row=row, col=col)
+    total = frame.value[frame.key == GPU_TOTAL_KEY]
+    if len(total) and np.isfinite(total.iloc[-1]):
+        fig.add_hline(y=float(total.iloc[-1]), line=dict(color="#64748b", width=1, dash="dot"), row=row, col=col,
+                      annotation_text=t("total {mb} MB", mb=f"{total.iloc[-1]:,.0f}"),
+                      annotation_position="bottom left", annotation_font=dict(size=10, color="#475569"))
 
 
 def live_figure(frame: pd.DataFrame) -> go.Figure:
@@ -82,6 +106,8 @@ def live_figure(frame: pd.DataFrame) -> go.Figure:
                                         bgcolor="rgba(255,255,255,0.75)", font=dict(size=11), orientation="v")})
         if title in ("Learning rate", "Samples / s"):
             fig.update_yaxes(rangemode="tozero", exponentformat="e", row=row, col=col)
+        elif title in (GPU_MEMORY, GPU_USE):
+            _gpu_panel_axes(fig, frame, title, row, col)
     fig.update_xaxes(title_text=t("step"), row=rows)
     fig.update_layout(margin=dict(t=40))
     return fig

@@ -274,7 +274,8 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     last = store().last_metrics(run_id)
     headline = watched_metric(run.summary)
     show = (lambda v: f"{v:.2%}") if headline.endswith("acc") else (lambda v: f"{v:.4g}")
-    c1, c2, c3, c4 = st.columns(4)
+    gpu = "gpu_mem_alloc_mb" in last  # a CUDA run (core.engine.device_stats); a CPU run has no such key
+    c1, c2, c3, c4, *rest = st.columns(5 if gpu else 4)
     c1.metric(t("train loss"), f"{last['train_loss']:.4f}" if "train_loss" in last else "–")
     c2.metric(t(metric_title(headline)), show(last[headline]) if headline in last else "–")
     best = best_of(run.summary)
@@ -282,6 +283,8 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
               help=t("epoch {epoch}", epoch=run.summary.get("best_epoch")) if best is not None else None)
     c4.metric(t("samples / s"), f"{last['samples_per_s']:,.0f}" if "samples_per_s" in last else "–",
               help=t("characters per second for language models, environment steps for RL"))
+    if gpu:
+        gpu_tile(rest[0], last)
     changes = store().controls(run_id)
     if not frame.empty:
         figure = live_figure(frame)
@@ -294,7 +297,7 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
     if family_live:
         from core.paths import run_dir
         family_live(run, run_dir(run_id))
-    if "gpu_mem_mb" in last:
+    if "gpu_mem_mb" in last and not gpu:  # a run from before the per-row statistics: its peak per epoch
         st.caption(t("GPU memory (peak): {mb} MB", mb=f"{last['gpu_mem_mb']:,.0f}"))
     if run.status == "failed":
         from core.paths import run_dir
@@ -302,3 +305,16 @@ def _live_panel(run_id: str, status_at_render: str) -> None:
         if log.exists():
             with st.expander(t("Worker log")):
                 st.code(log.read_text(errors="replace")[-4000:])
+
+
+def gpu_tile(column, last: dict[str, float]) -> None:
+    """The run's GPU memory now; the device's total, reserved, peak and utilisation in its tooltip (the chart
+    below draws them over time)."""
+    def gib(key: str) -> str:
+        return f"{last[key] / 1024:.1f}" if key in last and last[key] == last[key] else "–"  # NaN: not read
+    detail = t("allocated now, of {total} GiB; reserved {reserved} GiB, peak {peak} GiB", total=gib("gpu_mem_total_mb"),
+               reserved=gib("gpu_mem_reserved_mb"), peak=gib("gpu_mem_peak_mb"))
+    busy = last.get("gpu_util_pct")
+    if busy is not None and busy == busy:  # NaN when NVML could not say
+        detail += t(", {pct:.0f}% busy", pct=busy)
+    column.metric(t("GPU memory"), f"{gib('gpu_mem_alloc_mb')} GiB", help=detail)

@@ -121,12 +121,14 @@ def execute_run(run_id: str, *, resume: bool = False, progress: bool = False, sl
 
 
 def _callbacks(store, run_id: str, folder, config, heartbeat, progress: bool) -> list:
-    """The callbacks that write (the leader's): store logger, live control, checkpoints, samples."""
+    """The callbacks that write (the leader's): GPU statistics, store logger, live control, checkpoints, samples."""
     from core.engine.callbacks import Checkpointer, EarlyStopping, ProgressBar, StoreLogger
     from core.engine.control import LiveControl
+    from core.engine.device_stats import DeviceStats
     from core.engine.samples import SampleLogger
+    # DeviceStats before the store logger: it adds the GPU's memory to the log row the logger writes (CUDA only);
     # LiveControl before the checkpointer: a stop or an epoch count applied at an epoch's end is saved with it
-    callbacks = [StoreLogger(store, run_id), LiveControl(store, run_id, heartbeat.controls_waiting),
+    callbacks = [DeviceStats(), StoreLogger(store, run_id), LiveControl(store, run_id, heartbeat.controls_waiting),
                  Checkpointer(folder), SampleLogger(folder)]
     if config.early_stopping_patience:
         callbacks.append(EarlyStopping(config.early_stopping_patience))

@@ -34,6 +34,8 @@ GPT_OPTIONS = {
                       label="Dropout"),
     "tie_weights": Option(True, "Share the token embedding with the output layer (fewer parameters)",
                           label="Tie input and output embeddings"),
+    "bias": Option(True, "Biases in the linear layers and LayerNorms (nanoGPT's Shakespeare run has none)",
+                   label="Biases"),
 }
 
 
@@ -89,11 +91,11 @@ char_gru = _register_rnn("char_gru", "gru", "GRU over characters: the LSTM's gat
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention in which position t attends only to positions <= t."""
 
-    def __init__(self, embed: int, heads: int, dropout: float):
+    def __init__(self, embed: int, heads: int, dropout: float, bias: bool = True):
         super().__init__()
         self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(embed, 3 * embed)  # queries, keys and values of every head in one matmul
-        self.proj = nn.Linear(embed, embed)
+        self.qkv = nn.Linear(embed, 3 * embed, bias=bias)  # queries, keys and values of every head in one matmul
+        self.proj = nn.Linear(embed, embed, bias=bias)
         self.attn_drop = nn.Dropout(dropout)
         self.resid_drop = nn.Dropout(dropout)
 
@@ -117,13 +119,13 @@ class CausalSelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: x + attention(ln(x)), then x + MLP(ln(x))."""
 
-    def __init__(self, embed: int, heads: int, dropout: float):
+    def __init__(self, embed: int, heads: int, dropout: float, bias: bool = True):
         super().__init__()
-        self.ln1 = nn.LayerNorm(embed)
-        self.attn = CausalSelfAttention(embed, heads, dropout)
-        self.ln2 = nn.LayerNorm(embed)
-        self.mlp = nn.Sequential(nn.Linear(embed, 4 * embed), nn.GELU(), nn.Linear(4 * embed, embed),
-                                 nn.Dropout(dropout))
+        self.ln1 = nn.LayerNorm(embed, bias=bias)
+        self.attn = CausalSelfAttention(embed, heads, dropout, bias)
+        self.ln2 = nn.LayerNorm(embed, bias=bias)
+        self.mlp = nn.Sequential(nn.Linear(embed, 4 * embed, bias=bias), nn.GELU(),
+                                 nn.Linear(4 * embed, embed, bias=bias), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor, need_weights: bool = False):
         attended, weights = self.attn(self.ln1(x), need_weights)
@@ -137,7 +139,7 @@ class CharGPT(nn.Module):
     has_attention = True
 
     def __init__(self, *, vocab_size: int, context: int, layers: int, heads: int, embed: int, dropout: float,
-                 tie_weights: bool = True):
+                 tie_weights: bool = True, bias: bool = True):
         super().__init__()
         if embed % heads:
             raise ValueError(f"embed ({embed}) must be divisible by heads ({heads})")
@@ -145,8 +147,8 @@ class CharGPT(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size, embed)
         self.position_embedding = nn.Embedding(context, embed)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(embed, heads, dropout) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(embed)
+        self.blocks = nn.ModuleList(Block(embed, heads, dropout, bias) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(embed, bias=bias)
         self.head = nn.Linear(embed, vocab_size, bias=False)
         self.apply(self._init_weights)
         for block in self.blocks:  # GPT-2: residual projections scaled down so the stream's variance stays put
@@ -187,9 +189,9 @@ class CharGPT(nn.Module):
 @register_model("char_gpt", description="Small GPT: causal multi-head self-attention blocks over characters "
                 "(nanoGPT's baby GPT)", family="char_lm", task="language_model", options=GPT_OPTIONS)
 def char_gpt(*, vocab_size: int, context: int, layers: int = 4, heads: int = 4, embed: int = 128,
-             dropout: float = 0.0, tie_weights: bool = True, **_):
+             dropout: float = 0.0, tie_weights: bool = True, bias: bool = True, **_):
     return CharGPT(vocab_size=vocab_size, context=context, layers=layers, heads=heads, embed=embed,
-                   dropout=dropout, tie_weights=tie_weights)
+                   dropout=dropout, tie_weights=tie_weights, bias=bias)
 
 
 def stream_characters(model, vocab, prompt: str, *, length: int, temperature: float = 0.8,

@@ -125,9 +125,13 @@ def watched_metric(summary: dict) -> str:
 
 
 _METRIC_WORDS = {
-    "acc": "accuracy", "robust_acc": "robust accuracy", "top5": "top-5 accuracy", "loss": "loss", "bleu4": "BLEU-4", "fd": "Fréchet distance",
+    "acc": "accuracy", "robust_acc": "robust accuracy", "tta_acc": "accuracy with test-time augmentation", "top5": "top-5 accuracy", "loss": "loss", "bleu4": "BLEU-4", "fd": "Fréchet distance",
     "return": "return", "ppl": "perplexity", "lr": "learning rate", "samples_per_s": "samples / s",
     "epoch_time_s": "epoch time (s)", "gpu_mem_mb": "GPU memory (MB)", "kl": "KL divergence",
+    # a CUDA run's device at each log row (core.engine.device_stats)
+    "gpu_mem_alloc_mb": "GPU memory allocated (MB)", "gpu_mem_reserved_mb": "GPU memory reserved (MB)",
+    "gpu_mem_peak_mb": "GPU memory peak (MB)", "gpu_mem_total_mb": "GPU memory total (MB)",
+    "gpu_util_pct": "GPU utilisation (%)",
     "d_loss": "discriminator loss", "g_loss": "generator loss", "d_real": "D(real)", "d_fake": "D(fake)",
     "fd_real": "Fréchet distance between real halves (floor)",
     "bleu": "BLEU",  # seq2seq's corpus BLEU (sacrebleu, 0-100)

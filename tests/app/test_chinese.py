@@ -103,11 +103,12 @@ def test_every_text_core_gives_the_pages_has_chinese():
 def metric_texts() -> set[str]:
     """Metric names as core.store.records.metric_title writes them, and capitalised as the live chart's titles."""
     from core.store.records import metric_title
-    bases = ["loss", "acc", "robust_acc", "top5", "d_loss", "g_loss", "d_real", "d_fake", "recon", "kl", "bpc", "return", "length",
+    bases = ["loss", "acc", "robust_acc", "tta_acc", "top5", "d_loss", "g_loss", "d_real", "d_fake", "recon", "kl", "bpc", "return", "length",
              "entropy", "value_loss", "fd", "fd_real", "bleu1", "bleu2", "bleu3", "bleu4",
              "exact", "bleu"]
     titles = {metric_title(prefix + base) for prefix in ("", "train_", "val_", "epoch_train_") for base in bases}
-    titles |= {metric_title(key) for key in ("lr", "samples_per_s", "epoch_time_s", "gpu_mem_mb")}
+    titles |= {metric_title(key) for key in ("lr", "samples_per_s", "epoch_time_s", "gpu_mem_mb", "gpu_mem_alloc_mb",
+                                             "gpu_mem_reserved_mb", "gpu_mem_peak_mb", "gpu_mem_total_mb", "gpu_util_pct")}
     return titles | {title[:1].upper() + title[1:] for title in titles}
 
 

@@ -35,7 +35,8 @@ ALLOWED = {
     "optuna", "tpe", "torchrun", "gloo", "nccl", "int",  # int8, a number format
     "safetensors", "captum", "peft", "tensorboard", "hparams",
     # people, companies and systems cited by name
-    "radford", "zalando", "neuraltalk", "bahdanau", "luong", "kim", "fasttext",
+    "radford", "zalando", "neuraltalk", "bahdanau", "luong", "kim", "fasttext", "jordan", "zhang", "airbench",
+    "lookahead",  # the optimiser wrapper's name (Zhang et al. 2019)
     # acronyms
     "cpu", "gpu", "cuda", "cnn", "rnn", "lstm", "gru", "gpt", "gan", "dcgan", "vae", "gae", "fgsm", "pgd", "lora",
     "onnx", "elbo", "bleu", "rgb", "iso", "eta", "flops", "utf", "nvidia", "imagenet", "bce", "mse",

@@ -54,9 +54,9 @@ class LanguageModelTask:
         inputs, targets = batch  # (B, T), (B, T)
         logits = model(inputs)  # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-        with torch.no_grad():
+        with torch.no_grad():  # torch.full, not torch.tensor: a copy from the host would wait for the device
             sums = {"loss": loss.detach().float() * targets.numel(),
-                    "count": torch.tensor(targets.numel(), device=targets.device)}  # characters predicted
+                    "count": torch.full((), targets.numel(), device=targets.device)}  # characters predicted
         return loss, sums
 
     def summarize(self, sums):
@@ -79,6 +79,42 @@ class LanguageModelTask:
             return {}
         loss = float(loss_sum) / count
         return {"val_loss": loss, "val_bpc": loss / LN2}
+
+    @torch.inference_mode()
+    def evaluate_split(self, model, batches, autocast=None) -> dict[str, float]:
+        """The loss over a whole split, every character after the first predicted exactly once.
+
+        `evaluate` averages random windows (nanoGPT's estimate, cheap enough to run every epoch); this pass
+        cuts the split (`batches.data`, a CharBatches) into consecutive windows of the context length, the
+        last one shorter, so the figure covers the split and nothing twice. A GPT sees, as in training,
+        between 0 and context - 1 earlier characters of the window.
+        """
+        data, context, batch_size = batches.data, batches.context, batches.batch_size  # (N,) on the device
+        predicted = len(data) - 1
+        if predicted < 1:
+            return {}
+        was_training = model.training
+        model.eval()
+        full = predicted // context  # windows of exactly `context` predictions
+        starts = torch.arange(full, device=data.device) * context  # (full,)
+        window = torch.arange(context + 1, device=data.device)  # (T + 1,)
+        loss_sum = torch.zeros((), device=data.device, dtype=torch.float64)
+
+        def add(inputs, targets):
+            with autocast() if autocast else nullcontext():
+                logits = model(inputs).float()  # (B, T, V)
+            flat = logits.reshape(-1, logits.size(-1))  # (B * T, V)
+            return F.cross_entropy(flat, targets.reshape(-1), reduction="sum").double()
+
+        for chunk in starts.split(batch_size):  # (B,)
+            windows = data[chunk[:, None] + window].long()  # (B, T + 1)
+            loss_sum += add(windows[:, :-1], windows[:, 1:])
+        if predicted % context:  # the tail: fewer than `context` characters left
+            tail = data[full * context:].long()[None]  # (1, t + 1)
+            loss_sum += add(tail[:, :-1], tail[:, 1:])
+        model.train(was_training)
+        loss = float(loss_sum) / predicted
+        return {"val_loss": loss, "val_bpc": loss / LN2, "val_chars": predicted}
 
     def samples(self, model) -> dict[str, str]:
         """{'text': prompt + continuation}: temperature sampling with a fixed seed (called under no_grad)."""
