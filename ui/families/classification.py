@@ -11,7 +11,7 @@ import streamlit as st
 from core.errors import LabError
 from ui.charts import class_counts_figure, confusion_figure, schedule_figure
 from ui.forms import (PREFIX, TRAIN_SIZE, compute_section, data_plan_note, forget_preset_name, form_config,
-                      native_size_note, note_preview_error, optim_section,
+                      native_size_note, note_preview_error, optim_section, options_section,
                       pretrained_changed, validation_error)
 from ui.i18n import t, t_core
 from ui.resources import TRAIN_PAGE, show_error, table_columns
@@ -139,6 +139,17 @@ def _lora_section() -> None:
                       help=t("Layer names or patterns, comma separated: conv1, stages.2, 0, fc*"))
 
 
+def _techniques_section() -> None:
+    """The family's own options (adversarial training, lookahead, test-time augmentation), open when one is on."""
+    from core.tasks import task_spec
+    schema = task_spec(TASK).options
+    changed = any(st.session_state.get(f"{PREFIX}task_options.{name}", option.default) != option.default
+                  for name, option in schema.items())
+    with st.expander(t("Training techniques: adversarial training, lookahead weights, test-time augmentation"),
+                     expanded=changed):
+        options_section("task_options", schema)
+
+
 def form(has_cuda: bool):
     """The whole Train form of an image classifier; returns the config it describes (not yet validated)."""
     from core.data import dataset_info, list_datasets
@@ -156,6 +167,7 @@ def form(has_cuda: bool):
         with st.container(border=True):
             st.subheader(t("Optimisation"), anchor=False)
             optim_section(label_smoothing=True)
+            _techniques_section()
         with st.container(border=True):
             st.subheader(t("Compute"), anchor=False)
             compute_section(has_cuda)
