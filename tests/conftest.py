@@ -20,6 +20,28 @@ os.environ["LAB_DATA_ROOTS"] = os.pathsep.join([tempfile.gettempdir(), str(SHARE
 os.environ["LAB_BACKGROUND_IMPORTS"] = "0"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: the GPU suite (tests/cuda); skipped without a CUDA GPU, run on the CPU "
+                                       "as a smoke test with LAB_CUDA_SUITE_DEVICE=cpu")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the `cuda` tests where there is no GPU (torch is imported only when some were collected)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    device = os.environ.get("LAB_CUDA_SUITE_DEVICE") or "cuda"
+    if not device.startswith("cuda"):
+        return  # the smoke mode: the suite's code on the CPU (tests/cuda/suite.py)
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False here); "
+                                   "LAB_CUDA_SUITE_DEVICE=cpu runs this suite on the CPU as a smoke test")
+    for item in marked:
+        item.add_marker(skip)
+
+
 @pytest.fixture
 def lab_home(tmp_path, monkeypatch):
     home = tmp_path / "lab"

@@ -28,8 +28,12 @@ class Trainer:
         self.metadata = metadata or {}
         self.model = model.to(device)
         use_fast_kernels(device)
+        # channels_last for 2-D convolutions; a model with 3-D ones (video) gets its 5-D form, channels_last_3d
+        self.memory_format = None
         if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            video = any(p.dim() == 5 for p in self.model.parameters())
+            self.memory_format = torch.channels_last_3d if video else torch.channels_last
+            self.model = self.model.to(memory_format=self.memory_format)
         # the compiled and DDP wrappers share parameters with self.model, whose state dict stays un-prefixed;
         # evaluation (on the leader alone) skips DDP, whose forward could wait for the other ranks
         # compiled on a GPU only: on the CPU the compile time rarely pays back, and needs a C++ compiler
@@ -149,8 +153,9 @@ class Trainer:
         clip = self.config.optim.grad_clip
         log_every = self.config.log_every
         for batch in self.train_batches.epoch(self.epoch, start_batch=self.batch_in_epoch):
-            if self.config.channels_last and isinstance(batch, tuple) and getattr(batch[0], "ndim", 0) == 4:
-                batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
+            if self.memory_format is not None and isinstance(batch, tuple) and getattr(batch[0], "ndim", 0) == (
+                    5 if self.memory_format is torch.channels_last_3d else 4):
+                batch = (batch[0].contiguous(memory_format=self.memory_format), *batch[1:])
             with self.autocast():
                 loss, sums = self.task.training_step(self.forward_model, batch)
             self.optimizer.zero_grad(set_to_none=True)

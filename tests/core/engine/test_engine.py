@@ -165,3 +165,16 @@ def test_weight_decay_spares_biases_and_norms_and_old_single_group_checkpoints_s
     resumed.load_state_dict(payload)
     assert len(resumed.optimizer.param_groups) == 1 and resumed.optimizer.param_groups[0]["weight_decay"] == 0.01
     assert resumed.fit()["best_val_acc"] > 0.5  # and it trains on with the scheduler bound to that optimiser
+
+
+def test_channels_last_trains_a_video_model_with_3d_convolutions(lab_home):
+    """channels_last on a model with 5-D kernels takes their form, channels_last_3d, instead of failing."""
+    config = validate(preset("moving-shapes-r2plus1d").replace(**{
+        "data.options": {"frames": 8, "size": 32, "num_samples": 96}, "optim.batch_size": 16, "optim.epochs": 1,
+        "channels_last": True, "log_every": 1}))
+    recorder = Recorder()
+    trainer = assemble(config, device=torch.device("cpu"), callbacks=[recorder])
+    trainer.fit()
+    kernels = [p for p in trainer.model.parameters() if p.dim() == 5 and p.shape[2:].numel() > 1]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in kernels)
+    assert recorder.logs and all(math.isfinite(loss) for _, loss in recorder.logs)
