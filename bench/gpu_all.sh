@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every GPU figure of issue 14 on the lent machine, in two calls of the device tool (prepare with
 # bench/gpu_prepare.sh here first; each call's tree must stay under 64 MiB):
-#   run(command="bash bench/gpu_all.sh suite",   carry=[".gpu/suite"], timeout_s=420)
-#   run(command="bash bench/gpu_all.sh benches", carry=[".gpu/bench"], timeout_s=540)
+#   run(command="bash bench/gpu_all.sh suite",   carry=[".gpu/suite"], timeout_s=240)
+#   run(command="bash bench/gpu_all.sh benches", carry=[".gpu/bench"], timeout_s=480)
+# The session's device time is 15 minutes, machine starts (a minute or more each) and idle time included: the
+# parts below are sized to fit that (the second call finds the machine warm if it follows within 30 s).
 # Outputs land in $OUT (or ./gpu-out): one log per part, the figures at the end of each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +23,10 @@ date -u +%F | tee -a "$OUT/gpu.txt"
 
 if [[ $part == suite || $part == all ]]; then
   install .gpu/suite
+  export LAB_SHARED_DATA=$PWD/.gpu/suite/data
   # item 1: every preset a few steps on CUDA (bf16, fp16 + GradScaler, channels_last, compile), resume, Media, OOM
-  timeout 360 python3 -m pytest -q -m cuda tests/cuda -p no:cacheprovider 2>&1 | tee "$OUT/suite.log" | tail -25
+  timeout 225 python3 -m pytest -q -m cuda tests/cuda -p no:cacheprovider --durations=15 2>&1 \
+    | tee "$OUT/suite.log" | tail -40
 fi
 if [[ $part == benches || $part == all ]]; then
   install .gpu/bench
@@ -30,12 +34,12 @@ if [[ $part == benches || $part == all ]]; then
   export LAB_DATA_ROOTS=$data
   gunzip -c "$data/tinyshakespeare.txt.gz" > /tmp/tinyshakespeare.txt
   # item 5: the engine against a bare loop and the tutorial loop (the subset is not carried: the full zip is)
-  timeout 120 python3 bench/throughput.py --device cuda --amp bf16 --data "$data/cifar10-jpg-full.zip" 2>&1 \
+  timeout 90 python3 bench/throughput.py --device cuda --amp bf16 --repeats 2 --data "$data/cifar10-jpg-full.zip" 2>&1 \
     | tee "$OUT/throughput.log" | tail -12
   # item 4: our cifar10-speedrun preset against airbench94, 5 seeds each, and watched by the live view
-  timeout 240 python3 bench/speedrun.py --device cuda --seeds 5 --data "$data/cifar10-jpg-full.zip" 2>&1 \
+  timeout 200 python3 bench/speedrun.py --device cuda --seeds 5 --epochs 10,11 --data "$data/cifar10-jpg-full.zip" 2>&1 \
     | tee "$OUT/speedrun.log" | tail -8
   # item 6: nanoGPT's baby GPT on Tiny Shakespeare
-  timeout 200 python3 bench/families.py --shakespeare --device cuda --text /tmp/tinyshakespeare.txt 2>&1 \
+  timeout 180 python3 bench/families.py --shakespeare --device cuda --time-limit 165 --text /tmp/tinyshakespeare.txt 2>&1 \
     | tee "$OUT/shakespeare.log" | tail -6
 fi

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# the shared real data; LAB_SHARED_DATA names another copy (the GPU machine's, carried by bench/gpu_all.sh)
+SHARED_DATA = Path(os.environ.get("LAB_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 # Data paths are read only under allowed roots (core.data.roots): tests make their folders in the temp
 # directory and read the shared data, and the workers and servers they start inherit this.

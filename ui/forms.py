@@ -352,12 +352,9 @@ def optim_section(label_smoothing: bool = False) -> None:
     c2.number_input(t("Learning rate"), step=1e-4, format="%.5f", key=k + "optim.lr")
     c3.number_input(t("Weight decay"), step=1e-4, format="%.5f", key=k + "optim.weight_decay")
     if st.session_state[k + "optim.optimizer"] == "sgd":
-        c1, c2, c3 = st.columns(3)
+        c1, c2 = st.columns(2)
         c1.number_input(t("Momentum"), step=0.05, format="%.3f", key=k + "optim.momentum")
         c2.toggle(t("Nesterov"), key=k + "optim.nesterov")
-        c3.number_input(t("Norm-layer rate ×"), min_value=0.01, step=1.0, format="%.2f", key=k + "optim.norm_lr_scale",
-                        help=t("Learning-rate multiplier for normalisation layers, their weight decay divided by it; "
-                               "the CIFAR-10 speedrun uses 64"))
     else:
         c1, c2 = st.columns(2)
         c1.number_input(t("Adam β1"), step=0.05, format="%.2f", key=k + "optim.beta1",
@@ -379,9 +376,12 @@ def optim_section(label_smoothing: bool = False) -> None:
     c2.number_input(t("Epochs"), step=1, key=k + "optim.epochs")
     if label_smoothing:
         c3.number_input(t("Label smoothing"), step=0.05, format="%.2f", key=k + "optim.label_smoothing")
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.number_input(t("Gradient clipping (max norm, 0 = off)"), step=0.5, format="%.2f", key=k + "optim.grad_clip")
     c2.number_input(t("Early stopping patience (epochs, 0 = off)"), step=1, key=k + "early_stopping_patience")
+    c3.number_input(t("Norm-layer rate ×"), min_value=0.01, step=1.0, format="%.2f", key=k + "optim.norm_lr_scale",
+                    help=t("Learning-rate multiplier for normalisation layers, their weight decay divided by it; "
+                           "the CIFAR-10 speedrun uses 64"))
 
 
 def compute_section(has_cuda: bool) -> None:

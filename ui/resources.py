@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import LabError
 from ui.i18n import N_, t, t_core
 
+MEDIA_DEVICE = "auto"  # Media and the concept demos run trained models on the GPU when there is one
 TRAIN_PAGE = "app_pages/train.py"
 RUNS_PAGE = "app_pages/runs.py"
 MEDIA_PAGE = "app_pages/media.py"

@@ -72,7 +72,10 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     broadcasting them every forward would be one more collective per step, and the leader's are saved."""
     from torch.nn.parallel import DistributedDataParallel
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
+    # a model that freezes parameters as epochs go (set_epoch: the speedrun's whitening bias) leaves them without
+    # gradients from then on; DDP must then look for unused parameters or it waits for their reduction forever
+    return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False,
+                                   find_unused_parameters=hasattr(model, "set_epoch"))
 
 
 def reduce_sums(sums: dict, device: torch.device) -> dict:

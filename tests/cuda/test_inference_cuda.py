@@ -1,9 +1,9 @@
 """The Media paths on the GPU: a tiny run of each family, trained on the suite's device, loaded there through the
 one loader (or the family's own loader that takes a device) and run through the family's inference entry points.
 
-Found while writing this: every entry point takes a loaded model (or a `device=`) and follows it onto the GPU, but
-the Media page itself loads every family's model on the CPU (the loaders' default) except the language models
-(`device="auto"`); RL's `play_run` takes no device at all (its `play` follows the model it is given)."""
+Every entry point takes a loaded model (or a `device=`) and follows it onto the GPU; the pages load models with
+`ui.resources.MEDIA_DEVICE` ("auto": the GPU when there is one). RL's `play_run` takes no device (its `play` follows
+the model it is given)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from core.errors import LabError
 from ui.charts import PALETTE
 from ui.families.gan import enlarge, load_model, real_images_panel, sample_history
 from ui.i18n import N_, t, t_core
+from ui.resources import MEDIA_DEVICE
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 INVERT_CHOICES = {"auto": N_("auto"), "no": N_("no"), "yes": N_("yes")}
@@ -21,7 +22,7 @@ def _codes(run_id: str, which: str, mtime_ns: int):
     """The validation set's codes for one checkpoint (mtime_ns: a new checkpoint is a new cache entry)."""
     from core.tasks.checkpoints import load_run_model
     from core.tasks.autoencoder.reconstruct import encode_validation
-    return encode_validation(load_run_model(run_id, which))
+    return encode_validation(load_run_model(run_id, which, device=MEDIA_DEVICE))
 
 
 def codes_for(run_id: str, which: str = "best"):

@@ -11,7 +11,7 @@ import streamlit as st
 from core.errors import LabError
 from ui.charts import timeline_figure, top_k_figure
 from ui.i18n import N_, t, t_core
-from ui.resources import table_columns
+from ui.resources import MEDIA_DEVICE, table_columns
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]  # what core.data.media decodes
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv"]
@@ -30,7 +30,7 @@ def load_predictor(source: dict):
     one when its file changes."""
     from core.inference import load_source
     with st.spinner(t("Loading the model…")):
-        return load_source(source)
+        return load_source(source, device=MEDIA_DEVICE)
 
 
 def _expand_uploads(files) -> list[tuple[str, object]]:

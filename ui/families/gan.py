@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.i18n import N_, t, t_core
+from ui.resources import MEDIA_DEVICE
 
 
 # ---- shared by the image-generating families ----------------------------------------------------
@@ -87,7 +88,7 @@ def enlarge(image: np.ndarray, target: int = 192) -> np.ndarray:
 def load_model(source: dict):
     from core.tasks.checkpoints import load_run_model
     with st.spinner(t("Loading the checkpoint…")):
-        return load_run_model(source["run_id"], source.get("which", "best"))
+        return load_run_model(source["run_id"], source.get("which", "best"), device=MEDIA_DEVICE)
 
 
 # ---- GAN hooks ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.i18n import t, t_core
-from ui.resources import show_error
+from ui.resources import MEDIA_DEVICE, show_error
 from core.tasks import validate
 
 UPLOAD_KEY = "lm_text_upload"
@@ -149,7 +149,7 @@ def media(source: dict) -> None:
 
     try:
         # "auto": a GPU when there is one; the baby GPT writes ~50x faster there than on a CPU
-        run = load_run_model(source["run_id"], source.get("which", "best"), device="auto")
+        run = load_run_model(source["run_id"], source.get("which", "best"), device=MEDIA_DEVICE)
     except LabError as exc:
         st.error(t_core(str(exc)), icon=":material/error:")
         return

@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 from core.errors import LabError
 from ui.charts import MAX_POINTS, PALETTE, TRAIN_COLOUR, VAL_COLOUR, base_layout
 from ui.i18n import N_, t, t_core
-from ui.resources import table_columns
+from ui.resources import MEDIA_DEVICE, table_columns
 
 RANDOM_COLOUR = "#94a3b8"
 MODES = (N_("greedy"), N_("sampled"))  # the choices of Media's Actions radio, translated where drawn
@@ -143,7 +143,7 @@ def media(source: dict) -> None:
     from core.tasks.checkpoints import load_run_model
     from core.tasks.rl.play import frame_strip, play, to_gif
     try:
-        loaded = load_run_model(source["run_id"], source.get("which", "best"))
+        loaded = load_run_model(source["run_id"], source.get("which", "best"), device=MEDIA_DEVICE)
     except LabError as exc:
         st.error(t_core(str(exc)), icon=":material/error:")
         return

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.i18n import t, t_core
-from ui.resources import show_error, skipped_box
+from ui.resources import MEDIA_DEVICE, show_error, skipped_box
 
 UPLOAD_KEY = "s2s_pairs_upload"
 ERROR_KEY = "s2s_upload_error"
@@ -103,7 +103,7 @@ def media(source: dict) -> None:
     from core.tasks.seq2seq.translate import MAX_BEAM, translate
 
     try:
-        run = load_run_model(source["run_id"], source.get("which", "best"))
+        run = load_run_model(source["run_id"], source.get("which", "best"), device=MEDIA_DEVICE)
     except LabError as exc:
         st.error(t_core(str(exc)), icon=":material/error:")
         return

@@ -14,7 +14,7 @@ from core.errors import LabError
 from ui.charts import class_counts_figure, top_k_figure
 from ui.families.classification import confusion_section
 from ui.i18n import t, t_core
-from ui.resources import TRAIN_PAGE, show_error, skipped_box
+from ui.resources import MEDIA_DEVICE, TRAIN_PAGE, show_error, skipped_box
 
 UPLOAD_KEY = "tc_upload"
 MAX_UPLOAD_CHARS = 20_000
@@ -204,7 +204,7 @@ def _read_text_upload() -> None:
 def media(source: dict) -> None:
     from core.tasks.checkpoints import load_run_model
     try:
-        run = load_run_model(source["run_id"], source.get("which", "best"))
+        run = load_run_model(source["run_id"], source.get("which", "best"), device=MEDIA_DEVICE)
     except LabError as exc:
         st.error(t_core(str(exc)), icon=":material/error:")
         return
@@ -241,7 +241,7 @@ def concept_demo(lang: str) -> None:
     chosen = st.selectbox(t("Run"), labels, key=f"demo.tc.run.{lang}")
     source = sources[labels.index(chosen)]
     try:
-        run = load_run_model(source["run_id"], source.get("which", "best"))
+        run = load_run_model(source["run_id"], source.get("which", "best"), device=MEDIA_DEVICE)
     except LabError as exc:
         st.error(t_core(str(exc)), icon=":material/error:")
         return

@@ -12,7 +12,7 @@ import streamlit as st
 from core.errors import LabError
 from ui.charts import PALETTE, base_layout
 from ui.i18n import N_, t, t_core
-from ui.resources import table_columns
+from ui.resources import MEDIA_DEVICE, table_columns
 
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi"]
 
@@ -113,7 +113,7 @@ def media(source: dict) -> None:
     from core.tasks.checkpoints import load_run_model
     from core.tasks.video.clips import classify_clip, clip_strip, default_every_s
     try:
-        run_model = load_run_model(source["run_id"], source.get("which", "best"))
+        run_model = load_run_model(source["run_id"], source.get("which", "best"), device=MEDIA_DEVICE)
     except LabError as exc:
         st.error(t_core(str(exc)), icon=":material/error:")
         return

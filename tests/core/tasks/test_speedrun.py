@@ -142,3 +142,11 @@ def test_the_speedrun_preset_learns_and_reports_its_augmented_accuracy(lab_home)
     chance = 1.0 / len(dataset_info("shapes").classes)
     assert run.summary["best_val_acc"] > 2 * chance, run.summary  # well above chance
     assert math.isfinite(last["val_loss"])
+    from core.tasks.checkpoints import load_run_model
+    model = load_run_model(run_id, "last").model
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)  # scales never trained
+    assert any(m.bias.abs().max() > 0 for m in norms)  # shifts did
+    half = model.whiten.weight.shape[0] // 2
+    assert torch.equal(model.whiten.weight[:half], -model.whiten.weight[half:])  # the fitted filters, untouched
+    assert model.whiten.weight.abs().max() > 1.0  # and fitted: 1/sqrt(eigenvalue) of normalised patches
