@@ -117,3 +117,14 @@ def test_a_worker_sees_only_the_gpus_it_holds():
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "4,5,6,7"}  # the server itself was given four GPUs
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["[0,", "1]", "5,7"]
+
+
+def test_a_model_that_freezes_a_parameter_mid_run_trains_on_two_processes(lab_home):
+    """The speedrun network stops training its whitening bias after epoch 3: DDP must not wait for its gradient."""
+    from core.models.speedrun import WHITEN_BIAS_EPOCHS
+    config = preset("cifar10-speedrun").replace(**{
+        "data.name": "shapes", "data.num_samples": 256, "data.image_size": 16, "data.augment_crop": False,
+        "optim.batch_size": 32, "optim.epochs": WHITEN_BIAS_EPOCHS + 1, "device": "cpu", "devices": 2, "log_every": 2})
+    run_id = jobs.create(config)
+    assert execute_run(run_id) == "completed", RunStore().get_run(run_id).error
+    assert RunStore().get_run(run_id).summary["epochs_done"] == WHITEN_BIAS_EPOCHS + 1
