@@ -87,17 +87,21 @@ def build_report(run_id: str, which: str, classes: list[str], true: np.ndarray, 
 def evaluate_run(run_id: str, which: str = "best", device="cpu") -> EvalReport:
     """The evaluation report of a run's best.pt or last.pt, from the cache file when it is current."""
     from core.tasks.classification.predictor import load_run_predictor
-    from core.tasks.checkpoints import checkpoint_path
-
     predictor = load_run_predictor(run_id, which, device=device)  # clear errors for missing runs/files
-    checkpoint = checkpoint_path(run_id, which)
-    stat = checkpoint.stat()
+    return cached_report(run_id, which, lambda: _compute_report(predictor, run_id, which))
+
+
+def cached_report(run_id: str, which: str, compute) -> EvalReport:
+    """`compute()`'s report for the run's checkpoint `which`, kept next to it as evaluation_<which>.json and
+    reused while that checkpoint file is unchanged (any family whose report is an EvalReport)."""
+    from core.tasks.checkpoints import checkpoint_path
+    stat = checkpoint_path(run_id, which).stat()
     key = {"version": CACHE_VERSION, "checkpoint_mtime_ns": stat.st_mtime_ns, "checkpoint_size": stat.st_size}
     cache = run_dir(run_id) / f"evaluation_{which}.json"
     cached = _read_cache(cache, key)
     if cached is not None:
         return cached
-    report = _compute_report(predictor, run_id, which)
+    report = compute()
     _write_cache(cache, {**key, "report": report.to_dict()})
     return report
 

@@ -14,12 +14,17 @@ from core.errors import LabError
 
 
 def evaluate_run(run_id: str, which: str = "best", device="cpu"):
+    """The report of the run's best.pt or last.pt, cached next to it until the checkpoint changes."""
     from core.tasks.checkpoints import load_run_model
+    from core.tasks.classification.evaluation import cached_report
+    run = load_run_model(run_id, which, device=device)  # clear errors for missing runs/files
+    return cached_report(run_id, which, lambda: _compute_report(run, run_id, which, device))
+
+
+def _compute_report(run, run_id: str, which: str, device):
+    from core.data.tokens import TokenVocab
     from core.tasks.classification.evaluation import build_report, check_same_classes
     from core.tasks.text_classification import load_texts, predict_batches, val_batches
-
-    run = load_run_model(run_id, which, device=device)
-    from core.data.tokens import TokenVocab
     texts = load_texts(run.config)
     check_same_classes(run_id, list(texts.classes), list(run.metadata["classes"]))
     batches = val_batches(run.config, TokenVocab.from_dict(run.metadata["vocab"]), texts, torch.device(device))

@@ -197,6 +197,11 @@ def test_a_run_learns_classifies_explains_and_evaluates_as_recorded(lab_home):
     assert losses[-1] < 0.7 * losses[0]
     report = evaluate_run(run_id, "best")
     assert report.accuracy == pytest.approx(summary["best_val_acc"], abs=1e-6)
+    import core.tasks.text_classification as family
+    with pytest.MonkeyPatch.context() as patch:  # the second visit reads the report cached beside the checkpoint
+        patch.setattr(family, "predict_batches", lambda *a, **k: pytest.fail("evaluated again"))
+        again = evaluate_run(run_id, "best")
+    assert again.accuracy == report.accuracy and (again.confusion == report.confusion).all()
     assert report.confusion.sum() == len(report.classes) * 12 and list(report.per_class["class"]) == report.classes
     if len(report.misclassified):
         (text,) = val_texts(run_id, report.misclassified["index"][:1])
