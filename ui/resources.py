@@ -105,3 +105,21 @@ def skipped_box(title: str, count: int, reasons: list[str]) -> None:
     if count:
         with st.expander(title, icon=":material/warning:"):
             st.code("\n".join(reasons) + ("\n…" if count > len(reasons) else ""), language=None, wrap_lines=True)
+
+
+def data_summary(config, summarise, *, ask_for_path: str, reading: str, problem=None):
+    """The Train form preview's first steps for data sets summarised by core: ask for a path when the chosen data set
+    needs one (`ask_for_path`), run `summarise(data_json, seed)` (the caller's st.cache_data wrapper) under a spinner
+    saying `reading`, and show a LabError through `problem(message)` (an error box by default). The summary, or None."""
+    import json
+
+    from core.data import dataset_info
+    if dataset_info(config.data.name).needs_path and not config.data.path:
+        st.info(ask_for_path, icon=":material/upload_file:")
+        return None
+    try:
+        with st.spinner(reading):
+            return summarise(json.dumps(config.to_dict()["data"], sort_keys=True), config.seed)
+    except LabError as exc:
+        (problem or (lambda message: st.error(message, icon=":material/error:")))(t_core(str(exc)))
+        return None

@@ -56,6 +56,17 @@ class LabelledTexts:
     skipped_count: int = 0
 
 
+def describe(cfg, seed: int = 0) -> dict:
+    """What the Train form shows of a labelled-text data set before training: its classes with their training and
+    validation counts, where it came from, what was skipped and a first training example (text, class index)."""
+    from core.data import dataset_info
+    data = dataset_info(cfg.name).builder(cfg, seed=seed)
+    train = [sum(1 for _, k in data.train if k == i) for i in range(len(data.classes))]
+    val = [sum(1 for _, k in data.val if k == i) for i in range(len(data.classes))]
+    return {"classes": data.classes, "train": train, "val": val, "source": data.source, "skipped": data.skipped,
+            "skipped_count": data.skipped_count, "example": data.train[0] if data.train else None}
+
+
 def split_by_class(examples: list[tuple[str, str]], *, val_fraction: float, seed: int, max_per_class: int = 0,
                    skips: SkipLog, where: dict | None = None, fixed_val: list[tuple[str, str]] | None = None):
     """(train, val, classes) from (text, label) pairs: each class shuffled by the seed and split so both sides

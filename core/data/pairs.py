@@ -54,6 +54,18 @@ class PairSet:
     skipped_notes: list[str] = field(default_factory=list)  # the first of them (core.data.text_files.SkipLog)
 
 
+def describe(cfg, seed: int = 0) -> dict:
+    """What the Train form shows of a pair data set before training: the split sizes, a few validation pairs, the
+    longest source and target, and the lines of the user's files that were skipped."""
+    from core.data import dataset_info
+    pairs = dataset_info(cfg.name).builder(cfg, seed=seed)
+    every = pairs.train + pairs.val
+    return {"train": len(pairs.train), "val": len(pairs.val), "examples": pairs.val[:6],
+            "longest_source": max((len(a) for a, _ in every), default=0),
+            "longest_target": max((len(b) for _, b in every), default=0),
+            "skipped": pairs.skipped, "skipped_notes": pairs.skipped_notes}
+
+
 class CharVocab:
     """Characters <-> ids; ids 0..3 are pad, bos, eos and unk."""
 

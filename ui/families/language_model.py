@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.i18n import t, t_core
-from ui.resources import MEDIA_DEVICE, show_error
+from ui.resources import MEDIA_DEVICE, data_summary, show_error
 from core.tasks import validate
 
 UPLOAD_KEY = "lm_text_upload"
@@ -77,15 +77,11 @@ def _parameter_count(config_json: str, vocab_size: int) -> int:
 
 
 def preview(config) -> None:
-    from core.data import dataset_info
-    if dataset_info(config.data.name).needs_path and not config.data.path:
-        st.info(t("Upload a .txt file or give a path to see what the model will read."), icon=":material/upload_file:")
-        return
-    try:
-        with st.spinner(t("Reading the text…")):
-            info = _describe(json.dumps(config.to_dict()["data"], sort_keys=True))
-    except LabError as exc:
-        st.warning(t_core(str(exc)), icon=":material/cloud_off:")
+    info = data_summary(config, lambda data_json, seed: _describe(data_json),  # the text's split needs no seed
+                        ask_for_path=t("Upload a .txt file or give a path to see what the model will read."),
+                        reading=t("Reading the text…"),
+                        problem=lambda message: st.warning(message, icon=":material/cloud_off:"))  # often offline
+    if info is None:
         return
     with st.container(border=True):
         st.subheader(t("Text"), anchor=False)

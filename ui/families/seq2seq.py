@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import LabError
 from ui.i18n import t, t_core
-from ui.resources import MEDIA_DEVICE, show_error, skipped_box
+from ui.resources import MEDIA_DEVICE, data_summary, show_error, skipped_box
 
 UPLOAD_KEY = "s2s_pairs_upload"
 ERROR_KEY = "s2s_upload_error"
@@ -50,35 +50,21 @@ def form_extras() -> None:
     # the page draws the data.path field ("…or a file on the server") right below
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)  # the caller's spinner speaks the page's language
 def _describe(data_json: str, seed: int) -> dict:
     import json
 
     from core.config import DataConfig
-    from core.data import dataset_info
-    raw = json.loads(data_json)
-    pairs = dataset_info(raw["name"]).builder(DataConfig(**raw), seed=seed)
-    every = pairs.train + pairs.val
-    return {"train": len(pairs.train), "val": len(pairs.val), "examples": pairs.val[:6],
-            "longest_source": max((len(a) for a, _ in every), default=0),
-            "longest_target": max((len(b) for _, b in every), default=0),
-            "skipped": pairs.skipped, "skipped_notes": pairs.skipped_notes}
+    from core.data.pairs import describe
+    return describe(DataConfig(**json.loads(data_json)), seed)
 
 
 def preview(config) -> None:
     """The Train form's right column: how many pairs, a few of them, and the lines of the user's files skipped."""
-    import json
-
     import pandas as pd
-    from core.data import dataset_info
-    if dataset_info(config.data.name).needs_path and not config.data.path:
-        st.info(t("Upload a file or give a path to see its pairs."), icon=":material/upload_file:")
-        return
-    try:
-        with st.spinner(t("Reading the pairs…")):
-            info = _describe(json.dumps(config.to_dict()["data"], sort_keys=True), config.seed)
-    except LabError as exc:
-        st.error(t_core(str(exc)), icon=":material/error:")
+    info = data_summary(config, _describe, ask_for_path=t("Upload a file or give a path to see its pairs."),
+                        reading=t("Reading the pairs…"))
+    if info is None:
         return
     st.markdown("**" + t("{train} training and {val} validation pairs", train=info["train"], val=info["val"]) + "**")
     st.caption(t("Sources of up to {src} characters, targets of up to {tgt}", src=info["longest_source"],

@@ -14,7 +14,7 @@ from core.errors import LabError
 from ui.charts import class_counts_figure, top_k_figure
 from ui.families.classification import confusion_section
 from ui.i18n import t, t_core
-from ui.resources import MEDIA_DEVICE, TRAIN_PAGE, show_error, skipped_box
+from ui.resources import MEDIA_DEVICE, TRAIN_PAGE, data_summary, show_error, skipped_box
 
 UPLOAD_KEY = "tc_upload"
 MAX_UPLOAD_CHARS = 20_000
@@ -55,27 +55,17 @@ def form_extras() -> None:
         st.error(st.session_state["tc_upload_error"], icon=":material/error:")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)  # the caller's spinner speaks the page's language
 def _describe(data_json: str, seed: int) -> dict:
     from core.config import DataConfig
-    from core.data import dataset_info
-    data = dataset_info(json.loads(data_json)["name"]).builder(DataConfig(**json.loads(data_json)), seed=seed)
-    train = [sum(1 for _, k in data.train if k == i) for i in range(len(data.classes))]
-    val = [sum(1 for _, k in data.val if k == i) for i in range(len(data.classes))]
-    return {"classes": data.classes, "train": train, "val": val, "source": data.source, "skipped": data.skipped,
-            "skipped_count": data.skipped_count, "example": data.train[0] if data.train else None}
+    from core.data.labelled_text import describe
+    return describe(DataConfig(**json.loads(data_json)), seed)
 
 
 def preview(config) -> None:
-    from core.data import dataset_info
-    if dataset_info(config.data.name).needs_path and not config.data.path:
-        st.info(t("Upload a file or give a path to see the texts and their classes."), icon=":material/upload_file:")
-        return
-    try:
-        with st.spinner(t("Reading the texts…")):
-            info = _describe(json.dumps(config.to_dict()["data"], sort_keys=True), config.seed)
-    except LabError as exc:
-        st.error(t_core(str(exc)), icon=":material/error:")
+    info = data_summary(config, _describe, ask_for_path=t("Upload a file or give a path to see the texts and their "
+                                                          "classes."), reading=t("Reading the texts…"))
+    if info is None:
         return
     st.markdown("**" + t("{classes} classes · {train} training and {val} validation texts",
                          classes=len(info["classes"]), train=sum(info["train"]), val=sum(info["val"])) + "**")

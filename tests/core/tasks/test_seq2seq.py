@@ -201,6 +201,10 @@ def test_own_pairs_skip_bad_lines_with_file_and_line_and_reach_the_runs_metadata
     data = build_pairs_folder(DataConfig(name="pairs-folder", path=str(folder / "pairs.tsv"),
                                          options={"val_fraction": 0.2}), seed=0)
     assert len(data.train) + len(data.val) == 30 and len(data.val) == 6
+    from core.data.pairs import describe  # what the Train form's preview shows of it
+    summary = describe(DataConfig(name="pairs-folder", path=str(folder / "pairs.tsv"), options={"val_fraction": 0.2}))
+    assert (summary["train"], summary["val"], summary["skipped"]) == (24, 6, 5) and summary["examples"] == data.val
+    assert summary["longest_source"] == max(len(a) for a, _ in data.train + data.val)
     assert not set(data.train) & set(data.val)
     assert data.skipped == 5  # the last line repeats "20<TAB>n20" (its third column, an attribution, is ignored)
     assert data.skipped_notes == ["pairs.tsv:11: empty line", "pairs.tsv:12: no tab between source and target",

@@ -95,6 +95,11 @@ def test_a_csv_skips_bad_rows_by_line_and_refuses_one_class(lab_home, tmp_path, 
     assert data.skipped_count == 4, notes
     assert "mail.csv:12: empty text" in notes and "mail.csv:13: 2 columns, no label" in notes
     assert "mail.csv:14: not UTF-8" in notes and "'rare' has only one example (mail.csv:16)" in notes
+    from core.data.labelled_text import describe  # what the Train form's preview shows of it
+    summary = describe(DataConfig(name="text-csv", path=str(tmp_path / "mail.csv")), seed=0)
+    assert summary["classes"] == ["ham", "spam"] and sum(summary["train"]) + sum(summary["val"]) == 11
+    assert summary["train"][0] == sum(1 for _, k in data.train if k == 0) and summary["skipped_count"] == 4
+    assert summary["example"] == data.train[0]
     # Windows line ends, a BOM, a field longer than the csv module's default limit, two examples a class
     huge = "word " * 40_000
     (tmp_path / "win.csv").write_bytes(("\ufefftext,label\r\nfirst one,x\r\nsecond one,x\r\n"
