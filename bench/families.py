@@ -60,11 +60,6 @@ class Budget:
         self.started = None
         self.rates: list[float] = []
 
-    def __getattr__(self, name):  # every other hook is a no-op
-        if name.startswith("on_"):
-            return lambda *args: None
-        raise AttributeError(name)
-
     def on_fit_start(self, trainer):
         self.started = time.perf_counter()
 
@@ -134,11 +129,13 @@ def print_rows(rows: list[dict], header: bool = True) -> None:
               f"{row['per_s']:9.0f}  {others}")
 
 
+from core.engine.callbacks import Callback  # noqa: E402 (after sys.path names the project)
+
 NANOGPT_VAL_LOSS = 1.4697  # nanoGPT's README, shakespeare_char after 5,000 iterations
 TARGET_VAL_LOSS = 1.47
 
 
-class SplitScorer:
+class SplitScorer(Callback):
     """After every epoch, the loss over the whole validation split (each character predicted once); stops the
     run when the bench's wall-time limit is reached."""
 
@@ -147,11 +144,6 @@ class SplitScorer:
         self.history: list[tuple[int, float]] = []  # (step, whole-split val loss)
         self.rates: list[float] = []
         self.hit_limit = False
-
-    def __getattr__(self, name):  # every other hook is a no-op
-        if name.startswith("on_"):
-            return lambda *args: None
-        raise AttributeError(name)
 
     def score(self, trainer) -> float:
         return trainer.task.evaluate_split(trainer.model, trainer.val_batches, trainer.autocast)["val_loss"]
