@@ -68,7 +68,12 @@ def test_camera_shots_uploads_train_and_a_live_test(server, tmp_path):
         red_card.get_by_text("Webcam", exact=True).click()
         shutter = red_card.get_by_role("button", name="Take Photo")
         shutter.wait_for(timeout=30_000)
-        time.sleep(1)  # the fake stream's first frames
+        # a click before the fake stream shows a frame takes no photo (on a loaded machine that took over a second)
+        video = red_card.locator("video")
+        video.wait_for(timeout=30_000)
+        page.wait_for_function("v => v.readyState >= 2 && v.videoWidth > 0", arg=video.element_handle(),
+                               timeout=30_000)
+        time.sleep(0.5)
         shutter.click()
         wait_count(red_card, 1)
         assert c.counts(collection)["red"] == 1
